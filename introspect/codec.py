@@ -1,0 +1,288 @@
+"""Frame codec for the probe channel: encoder, streaming decoder, kernel model.
+
+Pure: no I/O.  `Decoder` implements byte for byte the same resynchronising
+algorithm as the kernel's `kernel/chan/frame.c`, so the host can predict the
+kernel's channel statistics for any byte stream (`KernelModel`), which is how
+the fuzz test checks that the kernel counts exactly the frames it rejected.
+
+Decoder algorithm (shared with frame.c):
+  1. while discarding an oversized payload, drop bytes until it is consumed;
+  2. skip bytes up to the first 'U' that is followed by 'K' (or is last):
+     those count as `skipped_bytes`;
+  3. wait for a whole header; header_crc wrong -> BAD_HEADER, drop one byte;
+  4. length > MAX_REQUEST (kernel side) -> OVERSIZED, drop the header and
+     discard `length` more bytes;
+  5. wait for the payload; payload_crc wrong -> BAD_CHECKSUM, drop the frame;
+  6. otherwise deliver the frame.
+  On disconnect, any bytes held (a partial frame) count as TRUNCATED.
+"""
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass, field
+
+from . import protocol as P
+
+_HDR = P.HEADER.struct
+
+
+class ProtocolError(Exception):
+    """A frame or payload the host cannot make sense of."""
+
+
+@dataclass
+class Frame:
+    type: int
+    id: int
+    payload: bytes
+
+    @property
+    def is_reply(self) -> bool:
+        return self.type == P.MsgType.ERROR or bool(self.type & P.REPLY)
+
+
+def encode(mtype: int, rid: int, payload: bytes = b"") -> bytes:
+    """One frame as bytes."""
+    head = _HDR.pack(P.MAGIC, mtype & 0xFFFF, len(payload), rid & 0xFFFFFFFF,
+                     zlib.crc32(payload), 0)[:16]
+    return head + zlib.crc32(head).to_bytes(4, "little") + payload
+
+
+def new_stats() -> dict:
+    return {f: 0 for f, _, _ in P.CHANSTAT_REP.fields}
+
+
+_REJ_FIELD = {r: "rej_" + r.name.lower() for r in P.Reject}
+
+
+@dataclass
+class Decoder:
+    """Streaming frame decoder.  `max_payload` is MAX_REQUEST on the kernel
+    side and MAX_PAYLOAD on the host side."""
+    max_payload: int = P.MAX_PAYLOAD
+    stats: dict = field(default_factory=new_stats)
+    buf: bytearray = field(default_factory=bytearray)
+    discard: int = 0
+
+    def reject(self, why: P.Reject) -> None:
+        self.stats[_REJ_FIELD[why]] += 1
+
+    def feed(self, data: bytes) -> list[Frame]:
+        """Add bytes; return the frames they complete."""
+        self.stats["bytes_in"] += len(data)
+        self.buf += data
+        out: list[Frame] = []
+        while self._step(out):
+            pass
+        return out
+
+    def _step(self, out: list) -> bool:
+        """One decoding step; False when more bytes are needed."""
+        buf = self.buf
+        if self.discard:
+            n = min(self.discard, len(buf))
+            del buf[:n]
+            self.discard -= n
+            if self.discard:
+                return False
+        i = _find_magic(buf)
+        self.stats["skipped_bytes"] += i
+        del buf[:i]
+        if len(buf) < P.HEADER_SIZE:
+            return False
+        magic, mtype, length, rid, pcrc, hcrc = _HDR.unpack_from(buf)
+        if zlib.crc32(bytes(buf[:16])) != hcrc:
+            self.reject(P.Reject.BAD_HEADER)
+            del buf[:1]
+            return True
+        if length > self.max_payload:
+            self.reject(P.Reject.OVERSIZED)
+            del buf[:P.HEADER_SIZE]
+            self.discard = length
+            return True
+        end = P.HEADER_SIZE + length
+        if len(buf) < end:
+            return False
+        payload = bytes(buf[P.HEADER_SIZE:end])
+        del buf[:end]
+        if zlib.crc32(payload) != pcrc:
+            self.reject(P.Reject.BAD_CHECKSUM)
+            return True
+        self.stats["frames_in"] += 1
+        out.append(Frame(mtype, rid, payload))
+        return True
+
+    def disconnect(self) -> None:
+        """The peer left: a partial frame held counts as TRUNCATED."""
+        if self.buf:
+            self.reject(P.Reject.TRUNCATED)
+        self.buf.clear()
+        self.discard = 0
+        self.stats["disconnects"] += 1
+
+
+def _find_magic(buf: bytearray) -> int:
+    """Index of the first possible frame start (len(buf) if none)."""
+    start = 0
+    while True:
+        i = buf.find(b"U", start)
+        if i < 0:
+            return len(buf)
+        if i + 1 == len(buf) or buf[i + 1] == 0x4B:
+            return i
+        start = i + 1
+
+
+class KernelModel:
+    """What the kernel's channel does with a byte stream, minus the replies'
+    contents: used to predict CHANSTAT exactly."""
+
+    def __init__(self) -> None:
+        self.dec = Decoder(max_payload=P.MAX_REQUEST)
+
+    @property
+    def stats(self) -> dict:
+        return self.dec.stats
+
+    def feed(self, data: bytes) -> list[Frame]:
+        """Feed bytes; return the frames the kernel would serve."""
+        served = []
+        for fr in self.dec.feed(data):
+            why = classify(fr)
+            if why is None:
+                served.append(fr)
+            else:
+                self.dec.reject(why)
+        return served
+
+    def disconnect(self) -> None:
+        self.dec.disconnect()
+
+
+def classify(fr: Frame):
+    """Reject reason the kernel gives a well-formed frame, or None."""
+    try:
+        mtype = P.MsgType(fr.type)
+    except ValueError:
+        return P.Reject.UNKNOWN_TYPE
+    if mtype not in P.REQUESTS:
+        return P.Reject.UNKNOWN_TYPE
+    lay = P.REQUESTS[mtype]
+    want = 0 if lay is None else lay.size
+    if len(fr.payload) != want:
+        return P.Reject.BAD_PAYLOAD
+    return None
+
+
+# ------------------------------------------------------------ payloads
+
+def decode_error(payload: bytes) -> dict:
+    if len(payload) < P.ERROR_REP.size:
+        raise ProtocolError(f"ERROR reply of {len(payload)} bytes, want {P.ERROR_REP.size}")
+    d = P.ERROR_REP.unpack(payload)
+    try:
+        d["code_name"] = P.ErrCode(d["code"]).name
+    except ValueError:
+        d["code_name"] = f"code {d['code']}"
+    return d
+
+
+def decode_records(payload: bytes, head: P.Layout, rec: P.Layout,
+                   count_field: str) -> tuple[dict, list[dict]]:
+    """Split a reply made of a head and `head[count_field]` records."""
+    if len(payload) < head.size:
+        raise ProtocolError(f"{head.name}: {len(payload)} bytes, want >= {head.size}")
+    h = head.unpack(payload)
+    n = h[count_field]
+    if len(payload) != head.size + n * rec.size:
+        raise ProtocolError(f"{head.name}: {len(payload)} bytes for {n} records "
+                            f"of {rec.size}")
+    recs = [rec.unpack(payload, head.size + i * rec.size) for i in range(n)]
+    return h, recs
+
+
+def _exact(payload: bytes, lay: P.Layout) -> dict:
+    if len(payload) != lay.size:
+        raise ProtocolError(f"{lay.name}: {len(payload)} bytes, want {lay.size}")
+    return lay.unpack(payload)
+
+
+def _head_and_bytes(payload: bytes, lay: P.Layout, len_field: str) -> tuple[dict, bytes]:
+    if len(payload) < lay.size:
+        raise ProtocolError(f"{lay.name}: {len(payload)} bytes, want >= {lay.size}")
+    h = lay.unpack(payload)
+    data = payload[lay.size:]
+    if len(data) != h[len_field]:
+        raise ProtocolError(f"{lay.name}: {len(data)} bytes follow, head says "
+                            f"{h[len_field]}")
+    return h, data
+
+
+# requests (payloads the host sends)
+
+def hello_request(version: int = P.VERSION) -> bytes:
+    return P.HELLO_REQ.pack(version=version, flags=0)
+
+
+def log_request(offset: int, max_len: int = P.LOG_READ_MAX) -> bytes:
+    return P.LOG_REQ.pack(offset=offset, max_len=max_len, flags=0)
+
+
+def memread_request(addr: int, length: int) -> bytes:
+    return P.MEMREAD_REQ.pack(addr=addr, len=length, flags=0)
+
+
+def subscribe_request(type_lo: int = 0, type_hi: int = 0xFFFF, on: bool = True) -> bytes:
+    return P.MUX_SUBSCRIBE_REQ.pack(type_lo=type_lo, type_hi=type_hi, on=int(on))
+
+
+def error_payload(code: int, req_type: int, msg: str) -> bytes:
+    return P.ERROR_REP.pack(code=int(code), req_type=req_type,
+                            msg=msg.encode()[:55])
+
+
+# replies (payloads the host receives)
+
+def decode_hello(payload: bytes) -> dict:
+    d = _exact(payload, P.HELLO_REP)
+    n = min(d["build_id_len"], 32)
+    d["build_id"] = d["build_id"][:n].hex()
+    return d
+
+
+def decode_threads(payload: bytes) -> tuple[dict, list[dict]]:
+    head, recs = decode_records(payload, P.THREADS_REP, P.THREAD_INFO, "count")
+    for r in recs:
+        try:
+            r["state_name"] = P.ThreadState(r["state"]).name.lower()
+        except ValueError:
+            r["state_name"] = f"?{r['state']}"
+    return head, recs
+
+
+def decode_memstat(payload: bytes) -> tuple[dict, list[dict]]:
+    head, classes = decode_records(payload, P.MEMSTAT_REP, P.HEAP_CLASS, "nclasses")
+    for c in classes:
+        c.pop("pad", None)
+    return head, classes
+
+
+def decode_log(payload: bytes) -> tuple[dict, bytes]:
+    return _head_and_bytes(payload, P.LOG_REP, "len")
+
+
+def decode_memread(payload: bytes) -> tuple[dict, bytes]:
+    h, data = _head_and_bytes(payload, P.MEMREAD_REP, "len")
+    h.pop("pad", None)
+    return h, data
+
+
+def decode_chanstat(payload: bytes) -> dict:
+    return _exact(payload, P.CHANSTAT_REP)
+
+
+def decode_mux_info(payload: bytes) -> dict:
+    h, hello = _head_and_bytes(payload, P.MUX_INFO_REP, "hello_len")
+    h.pop("pad", None)
+    h["hello"] = decode_hello(hello) if hello else None
+    return h

@@ -1,0 +1,316 @@
+"""The wire protocol of the probe channel: the one source of truth.
+
+Everything the kernel and the host must agree on about frames lives here:
+message types, reject reasons, error codes, thread states and the byte
+layout of every payload.  `introspect.wiregen` turns this module into the
+C header the kernel is built with (build/gen/wire.h); `tests/test_drift.py`
+reads the built kernel's DWARF and fails when the two disagree.
+
+Pure data: no I/O.  All integers are little-endian and all structs packed.
+
+Frame = header (20 bytes) + payload (`length` bytes):
+
+    magic u16 'U','K' | type u16 | length u32 | id u32 | payload_crc u32 | header_crc u32
+
+`header_crc` is CRC-32 (IEEE) of the first 16 header bytes, `payload_crc`
+the CRC-32 of the payload.  A reply carries the request's id and the type
+`request | REPLY`; a failed request is answered with type ERROR.
+"""
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from enum import IntEnum
+
+MAGIC = 0x4B55            # the bytes b"UK" read as a little-endian u16
+MAGIC_BYTES = b"UK"
+VERSION = 1               # bumped whenever a layout below changes
+HEADER_SIZE = 20
+MAX_PAYLOAD = 16384       # largest payload either side sends
+MAX_REQUEST = 1024        # largest request payload the kernel accepts
+MEMREAD_MAX = 4096        # cap on one MEMREAD
+LOG_READ_MAX = 8192       # cap on one LOG read
+REPLY = 0x8000            # OR-ed into a request type to form its reply type
+PORT_NAME = "org.unik.probe.0"
+
+
+class MsgType(IntEnum):
+    """Request types (replies are `type | REPLY`)."""
+    HELLO = 0x0001      # version handshake; reply carries build-id
+    THREADS = 0x0002    # ps: one record per kernel thread
+    MEMSTAT = 0x0003    # page allocator and heap statistics
+    LOG = 0x0004        # read the log ring from an offset
+    MEMREAD = 0x0005    # bounded read of guest memory
+    CHANSTAT = 0x0006   # channel statistics
+    ERROR = 0xFFFF      # reply only: the request failed (payload: error)
+
+
+class Reject(IntEnum):
+    """Why the kernel's frame decoder rejected a frame (channel statistics)."""
+    BAD_HEADER = 0      # magic found but header_crc wrong: resync by one byte
+    OVERSIZED = 1       # header fine but length > MAX_REQUEST: payload discarded
+    BAD_CHECKSUM = 2    # payload_crc wrong: whole frame dropped
+    UNKNOWN_TYPE = 3    # well-formed frame of a type the kernel does not serve
+    BAD_PAYLOAD = 4     # known type, payload of the wrong size or bad values
+    TRUNCATED = 5       # the host left in the middle of a frame
+
+
+class ErrCode(IntEnum):
+    """Codes carried by an ERROR reply."""
+    UNKNOWN_TYPE = 1    # no such request type
+    BAD_PAYLOAD = 2     # payload of the wrong size for its type
+    FAULT = 3           # MEMREAD of an unmapped or forbidden address
+    TOO_LARGE = 4       # a length above the request's cap
+    VERSION = 5         # HELLO with a protocol version the kernel lacks
+    BUSY = 6            # the kernel cannot serve this now
+
+
+class ThreadState(IntEnum):
+    RUNNING = 0
+    RUNNABLE = 1
+    SLEEPING = 2
+    DEAD = 3
+
+
+# ---------------------------------------------------------------- layouts
+# Field types: u8 u16 u32 u64 i64, char[N] (NUL-padded text), u8[N] (bytes).
+
+@dataclass(frozen=True)
+class Layout:
+    name: str                      # C: struct wire_<name>
+    fields: tuple                  # ((name, type, comment), ...)
+    doc: str = ""
+
+    @property
+    def fmt(self) -> str:
+        return "<" + "".join(_FMT[_base(t)] if "[" not in t else
+                             f"{_count(t)}s" for _, t, _ in self.fields)
+
+    @property
+    def struct(self) -> struct.Struct:
+        return struct.Struct(self.fmt)
+
+    @property
+    def size(self) -> int:
+        return self.struct.size
+
+    def offsets(self) -> dict:
+        off, out = 0, {}
+        for fname, t, _ in self.fields:
+            out[fname] = off
+            off += _count(t) if "[" in t else struct.calcsize("<" + _FMT[t])
+        return out
+
+    def unpack(self, data: bytes, offset: int = 0) -> dict:
+        vals = self.struct.unpack_from(data, offset)
+        out = {}
+        for (fname, t, _), v in zip(self.fields, vals):
+            if t.startswith("char["):
+                v = v.split(b"\0", 1)[0].decode("utf-8", "replace")
+            out[fname] = v
+        return out
+
+    def pack(self, **kw) -> bytes:
+        vals = []
+        for fname, t, _ in self.fields:
+            v = kw.get(fname, b"" if "[" in t else 0)
+            if isinstance(v, str):
+                v = v.encode()
+            vals.append(v)
+        return self.struct.pack(*vals)
+
+
+_FMT = {"u8": "B", "u16": "H", "u32": "I", "u64": "Q", "i64": "q"}
+
+
+def _base(t: str) -> str:
+    return t.split("[", 1)[0]
+
+
+def _count(t: str) -> int:
+    return int(t.split("[", 1)[1].rstrip("]"))
+
+
+def L(name, doc, *fields):
+    return Layout(name, tuple(fields), doc)
+
+
+HEADER = L("header", "frame header",
+           ("magic", "u16", "MAGIC"),
+           ("type", "u16", "MsgType; OR-ed with REPLY in a reply"),
+           ("length", "u32", "payload bytes that follow"),
+           ("id", "u32", "request id, echoed by the reply"),
+           ("payload_crc", "u32", "CRC-32 of the payload"),
+           ("header_crc", "u32", "CRC-32 of the 16 bytes before it"))
+
+HELLO_REQ = L("hello_req", "HELLO request",
+              ("version", "u32", "protocol version the host speaks"),
+              ("flags", "u32", "reserved, 0"))
+
+HELLO_REP = L("hello_rep", "HELLO reply",
+              ("version", "u32", "protocol version the kernel speaks"),
+              ("build_id_len", "u32", "bytes used in build_id"),
+              ("build_id", "u8[32]", "GNU build-id of the running kernel"),
+              ("uptime_ns", "u64", "time since boot"),
+              ("tsc_hz", "u64", "calibrated TSC frequency"),
+              ("nthreads", "u32", "threads alive"),
+              ("mem_kib", "u32", "guest RAM in KiB"),
+              ("app", "char[16]", "application linked in"),
+              ("kernel", "char[32]", "kernel version string"),
+              ("tsc_entry", "u64", "TSC at the kernel's first instruction"),
+              ("tsc_ready", "u64", "TSC when the probe channel became ready"))
+
+THREADS_REP = L("threads_rep", "THREADS reply head; `count` thread_info follow",
+                ("count", "u32", "records that follow"),
+                ("total", "u32", "threads in the kernel (count may be capped)"),
+                ("uptime_ns", "u64", "time since boot"))
+
+THREAD_INFO = L("thread_info", "one kernel thread",
+                ("tid", "u32", "thread id"),
+                ("state", "u8", "ThreadState"),
+                ("priority", "u8", "scheduling priority, 0 = idle"),
+                ("flags", "u16", "bit0 kernel service, bit1 application"),
+                ("name", "char[24]", "thread name"),
+                ("wchan", "char[24]", "what a sleeping thread waits on"),
+                ("cpu_ns", "u64", "CPU time consumed"),
+                ("switches", "u64", "times switched in"),
+                ("stack_size", "u32", "bytes of stack"),
+                ("stack_hwm", "u32", "deepest stack use seen, bytes"),
+                ("start_ns", "u64", "uptime at creation"))
+
+MEMSTAT_REP = L("memstat_rep", "MEMSTAT reply head; `nclasses` heap_class follow",
+                ("page_size", "u32", "bytes per page"),
+                ("nclasses", "u32", "heap_class records that follow"),
+                ("mem_total", "u64", "bytes of RAM the firmware reported"),
+                ("pages_total", "u64", "pages managed by the allocator"),
+                ("pages_free", "u64", "pages free now"),
+                ("pages_kernel", "u64", "pages holding the kernel image"),
+                ("page_failures", "u64", "page allocations that failed"),
+                ("heap_bytes_total", "u64", "bytes the heap took from the page allocator"),
+                ("heap_bytes_used", "u64", "bytes handed out by the heap"),
+                ("heap_allocs", "u64", "heap allocations made"),
+                ("heap_frees", "u64", "heap frees made"),
+                ("heap_failures", "u64", "heap allocations that failed"))
+
+HEAP_CLASS = L("heap_class", "one heap size class",
+               ("size", "u32", "object size in bytes (0 = large, page-backed)"),
+               ("pad", "u32", "0"),
+               ("in_use", "u64", "objects handed out now"),
+               ("allocs", "u64", "allocations ever"),
+               ("frees", "u64", "frees ever"),
+               ("failures", "u64", "allocations that failed"))
+
+LOG_REQ = L("log_req", "LOG request",
+            ("offset", "u64", "byte offset in the log stream to read from"),
+            ("max_len", "u32", "most bytes wanted (capped at LOG_READ_MAX)"),
+            ("flags", "u32", "reserved, 0"))
+
+LOG_REP = L("log_rep", "LOG reply head; `len` bytes of text follow",
+            ("offset", "u64", "offset of the first byte returned"),
+            ("next", "u64", "offset to ask for next"),
+            ("oldest", "u64", "oldest offset still in the ring"),
+            ("head", "u64", "offset one past the newest byte"),
+            ("len", "u32", "bytes that follow"),
+            ("lost", "u32", "bytes between the asked offset and `offset` lost to wrap"))
+
+MEMREAD_REQ = L("memread_req", "MEMREAD request",
+                ("addr", "u64", "guest physical (= virtual) address"),
+                ("len", "u32", "bytes wanted, at most MEMREAD_MAX"),
+                ("flags", "u32", "reserved, 0"))
+
+MEMREAD_REP = L("memread_rep", "MEMREAD reply head; `len` bytes follow",
+                ("addr", "u64", "address read"),
+                ("len", "u32", "bytes that follow"),
+                ("pad", "u32", "0"))
+
+CHANSTAT_REP = L("chanstat_rep", "CHANSTAT reply",
+                 ("frames_in", "u64", "well-formed frames received"),
+                 ("frames_out", "u64", "frames sent"),
+                 ("bytes_in", "u64", "bytes received"),
+                 ("bytes_out", "u64", "bytes sent"),
+                 ("skipped_bytes", "u64", "bytes skipped while resynchronising"),
+                 ("rej_bad_header", "u64", "Reject.BAD_HEADER"),
+                 ("rej_oversized", "u64", "Reject.OVERSIZED"),
+                 ("rej_bad_checksum", "u64", "Reject.BAD_CHECKSUM"),
+                 ("rej_unknown_type", "u64", "Reject.UNKNOWN_TYPE"),
+                 ("rej_bad_payload", "u64", "Reject.BAD_PAYLOAD"),
+                 ("rej_truncated", "u64", "Reject.TRUNCATED"),
+                 ("tx_dropped", "u64", "frames the kernel could not send (no host)"),
+                 ("connects", "u64", "host connections seen"),
+                 ("disconnects", "u64", "host disconnections seen"))
+
+ERROR_REP = L("error_rep", "ERROR reply",
+              ("code", "u32", "ErrCode"),
+              ("req_type", "u32", "type of the failed request"),
+              ("msg", "char[56]", "human-readable reason"))
+
+LAYOUTS = (HEADER, HELLO_REQ, HELLO_REP, THREADS_REP, THREAD_INFO, MEMSTAT_REP,
+           HEAP_CLASS, LOG_REQ, LOG_REP, MEMREAD_REQ, MEMREAD_REP,
+           CHANSTAT_REP, ERROR_REP)
+
+# Request payload layout per type (None = empty payload).
+REQUESTS = {
+    MsgType.HELLO: HELLO_REQ,
+    MsgType.THREADS: None,
+    MsgType.MEMSTAT: None,
+    MsgType.LOG: LOG_REQ,
+    MsgType.MEMREAD: MEMREAD_REQ,
+    MsgType.CHANSTAT: None,
+}
+
+# Constants exported to C as #define WIRE_<NAME>.
+CONSTANTS = {
+    "MAGIC": MAGIC, "VERSION": VERSION, "HEADER_SIZE": HEADER_SIZE,
+    "MAX_PAYLOAD": MAX_PAYLOAD, "MAX_REQUEST": MAX_REQUEST,
+    "MEMREAD_MAX": MEMREAD_MAX, "LOG_READ_MAX": LOG_READ_MAX, "REPLY": REPLY,
+}
+
+ENUMS = (("MSG", MsgType), ("REJ", Reject), ("ERR", ErrCode), ("TS", ThreadState))
+
+
+# ================================================================ mux-local
+# Request types MUX_FIRST..MUX_LAST are answered by the per-instance
+# multiplexer (introspect/muxd.py) and never reach the kernel.  They are host
+# only: deliberately NOT in ENUMS or LAYOUTS, so wire.h does not carry them.
+# Replies follow the same rules (type | REPLY, ERROR on failure).
+
+MUX_FIRST = 0x4000
+MUX_LAST = 0x4FFF
+
+
+class MuxType(IntEnum):
+    MUX_INFO = 0x4000       # mux statistics and the cached kernel HELLO reply
+    MUX_SUBSCRIBE = 0x4001  # (un)subscribe to unsolicited kernel frames (id 0)
+
+
+def is_mux_local(mtype: int) -> bool:
+    """True for a request (or reply) type the mux serves itself."""
+    return MUX_FIRST <= (mtype & ~REPLY & 0xFFFF) <= MUX_LAST
+
+
+MUX_INFO_REP = L("mux_info_rep", "MUX_INFO reply head; `hello_len` bytes of the "
+                 "kernel's cached HELLO reply payload follow",
+                 ("version", "u32", "protocol version the mux speaks"),
+                 ("pid", "u32", "mux process id"),
+                 ("clients", "u32", "host clients connected now"),
+                 ("pending", "u32", "requests forwarded and not yet answered"),
+                 ("clients_total", "u64", "host clients ever connected"),
+                 ("frames_up", "u64", "client frames forwarded to the kernel"),
+                 ("frames_down", "u64", "kernel replies routed to a client"),
+                 ("frames_broadcast", "u64", "unsolicited kernel frames delivered"),
+                 ("frames_dropped", "u64", "kernel frames no client wanted"),
+                 ("frames_local", "u64", "mux-local requests served"),
+                 ("uptime_ns", "u64", "time since the mux started"),
+                 ("hello_len", "u32", "bytes of cached HELLO reply that follow"),
+                 ("pad", "u32", "0"))
+
+MUX_SUBSCRIBE_REQ = L("mux_subscribe_req", "MUX_SUBSCRIBE request: unsolicited "
+                      "kernel frames whose type is in [type_lo, type_hi]",
+                      ("type_lo", "u16", "first frame type wanted"),
+                      ("type_hi", "u16", "last frame type wanted"),
+                      ("on", "u32", "1 subscribe, 0 unsubscribe the range"))
+
+MUX_REQUESTS = {
+    MuxType.MUX_INFO: None,
+    MuxType.MUX_SUBSCRIBE: MUX_SUBSCRIBE_REQ,
+}

@@ -1,0 +1,136 @@
+"""Render docs/protocol.md from `protocol` so the reference never drifts.
+
+`python3 -m introspect.protodoc docs/protocol.md` rewrites it;
+tests/test_drift.py fails when the committed file differs from render().
+"""
+from __future__ import annotations
+
+import sys
+
+from . import protocol as P
+
+_INTRO = """# The probe-channel wire protocol
+
+GENERATED from `introspect/protocol.py` by `make docs`; do not edit by hand.
+
+The host talks to a unik kernel over a virtio-serial port named
+`{port}`.  The channel does not use the guest's network stack.  Each
+instance's multiplexer (`muxd`) owns QEMU's socket and serves any number of
+host clients on `chan.sock` with the same framing, rewriting request ids.
+
+## Framing
+
+Every frame is a {hsize}-byte header and `length` payload bytes.  Integers are
+little-endian; structs are packed.  Protocol version **{version}**.
+
+| offset | field | type | meaning |
+| --- | --- | --- | --- |
+{header_rows}
+
+* CRC-32 is IEEE 802.3 (zlib's `crc32`).
+* A reply has the request's `id` and type `request | 0x{reply:04x}`; a failed
+  request is answered with type `ERROR` (0xffff) and an error payload.
+* Request payloads larger than {maxreq} bytes are refused (OVERSIZED); replies
+  carry at most {maxpay} bytes.
+
+## Resynchronisation and rejected frames
+
+The kernel's decoder (kernel/chan/frame.c, mirrored by
+`introspect.codec.Decoder`) never stalls on garbage:
+
+1. bytes before the next `U` that is followed by `K` are skipped
+   (counted in `skipped_bytes`);
+2. a header whose `header_crc` is wrong is rejected (BAD_HEADER) and the
+   search restarts one byte later;
+3. a header announcing more than {maxreq} bytes is rejected (OVERSIZED) and
+   its payload discarded;
+4. a payload whose CRC is wrong drops the frame (BAD_CHECKSUM);
+5. a well-formed frame of an unknown type (UNKNOWN_TYPE) or with a payload of
+   the wrong size (BAD_PAYLOAD) gets an ERROR reply;
+6. bytes of a partial frame held when the host disconnects count as TRUNCATED.
+
+Every rejected frame is counted by reason in CHANSTAT.
+
+| reason | value | meaning |
+| --- | --- | --- |
+{reject_rows}
+
+## Requests
+
+| type | value | request payload | reply payload |
+| --- | --- | --- | --- |
+{request_rows}
+
+## Error codes
+
+| code | value | meaning |
+| --- | --- | --- |
+{error_rows}
+
+## Thread states
+
+| state | value |
+| --- | --- |
+{state_rows}
+
+## Payload layouts
+"""
+
+_REPLIES = {
+    "HELLO": "hello_rep", "THREADS": "threads_rep + count × thread_info",
+    "MEMSTAT": "memstat_rep + nclasses × heap_class",
+    "LOG": "log_rep + len bytes of text", "MEMREAD": "memread_rep + len bytes",
+    "CHANSTAT": "chanstat_rep",
+}
+
+
+def _enum_rows(enum) -> str:
+    return "\n".join(f"| {m.name} | {int(m)} | {_comment(enum, m)} |" for m in enum)
+
+
+def _comment(enum, member) -> str:
+    import inspect
+    src = inspect.getsource(enum).splitlines()
+    for line in src:
+        if line.strip().startswith(member.name + " ") and "#" in line:
+            return line.split("#", 1)[1].strip()
+    return ""
+
+
+def render() -> str:
+    """The whole document (pure)."""
+    offs = P.HEADER.offsets()
+    header_rows = "\n".join(f"| {offs[f]} | `{f}` | {t} | {c} |"
+                            for f, t, c in P.HEADER.fields)
+    req_rows = []
+    for m, lay in P.REQUESTS.items():
+        req = "empty" if lay is None else f"`{lay.name}`"
+        req_rows.append(f"| {m.name} | 0x{int(m):04x} | {req} | `{_REPLIES[m.name]}` |")
+    text = _INTRO.format(
+        port=P.PORT_NAME, hsize=P.HEADER_SIZE, version=P.VERSION,
+        header_rows=header_rows, reply=P.REPLY, maxreq=P.MAX_REQUEST,
+        maxpay=P.MAX_PAYLOAD, reject_rows=_enum_rows(P.Reject),
+        request_rows="\n".join(req_rows), error_rows=_enum_rows(P.ErrCode),
+        state_rows="\n".join(f"| {m.name.lower()} | {int(m)} |" for m in P.ThreadState))
+    parts = [text]
+    for lay in P.LAYOUTS[1:]:
+        offs = lay.offsets()
+        parts.append(f"\n### `{lay.name}` ({lay.size} bytes) — {lay.doc}\n")
+        parts.append("| offset | field | type | meaning |\n| --- | --- | --- | --- |")
+        parts.extend(f"| {offs[f]} | `{f}` | {t} | {c} |" for f, t, c in lay.fields)
+    return "\n".join(parts) + "\n"
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    text = render()
+    if argv:
+        with open(argv[0], "w") as f:
+            f.write(text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
