@@ -1,0 +1,201 @@
+/* The panic report: every CPU exception (from trap_dispatch) and every
+ * panic() call prints the cause, the current thread, all registers and a
+ * frame-pointer backtrace with function names, on COM1 and into the log
+ * ring, then halts with interrupts off so the host can take a core. */
+#include <stdarg.h>
+#include "arch.h"
+#include "kernel.h"
+#include "kprintf.h"
+#include "lib.h"
+#include "mm.h"
+#include "thread.h"
+#include "x86.h"
+
+#define PANIC_BT_MAX 32
+#define VEC_PF 14
+#define PANIC_PROLOGUE_SCAN 32            /* bytes searched for push %rbp */
+
+static const char *const panic_exc[32][2] = {
+    {"#DE", "divide error"}, {"#DB", "debug"}, {"NMI", "non-maskable interrupt"},
+    {"#BP", "breakpoint"}, {"#OF", "overflow"}, {"#BR", "bound range exceeded"},
+    {"#UD", "invalid opcode"}, {"#NM", "device not available"},
+    {"#DF", "double fault"}, {"#09", "coprocessor segment overrun"},
+    {"#TS", "invalid TSS"}, {"#NP", "segment not present"},
+    {"#SS", "stack-segment fault"}, {"#GP", "general protection fault"},
+    {"#PF", "page fault"}, {"#15", "reserved"},
+    {"#MF", "x87 floating-point error"}, {"#AC", "alignment check"},
+    {"#MC", "machine check"}, {"#XM", "SIMD floating-point exception"},
+    {"#VE", "virtualization exception"}, {"#CP", "control protection"},
+    {"#22", "reserved"}, {"#23", "reserved"}, {"#24", "reserved"},
+    {"#25", "reserved"}, {"#26", "reserved"}, {"#27", "reserved"},
+    {"#HV", "hypervisor injection"}, {"#VC", "VMM communication"},
+    {"#SX", "security exception"}, {"#31", "reserved"},
+};
+
+static volatile int panic_depth;
+static bool panic_exit;
+
+/* Selftest mode: a panic exits QEMU (status 5) instead of halting. */
+void panic_set_exit(bool on)
+{
+    panic_exit = on;
+}
+
+/* Stop for good: interrupts off, hlt forever (NMIs just loop). */
+void panic_halt(void)
+{
+    if (panic_exit)
+        outb(DEBUG_EXIT_PORT, 2);
+    for (;;) {
+        cpu_cli();
+        cpu_hlt();
+    }
+}
+
+/* One backtrace line: "  #i 0x... name+0xoff".  Return addresses are
+ * looked up one byte back so a call at a function's end names it. */
+static void panic_frame(int i, u64 pc, bool is_ret)
+{
+    u64 off = 0;
+    const char *name = ksyms_lookup(is_ret ? pc - 1 : pc, &off);
+    if (name)
+        kprintf("  #%d 0x%016lx %s+0x%lx\n", i, pc, name, is_ret ? off + 1 : off);
+    else
+        kprintf("  #%d 0x%016lx ?\n", i, pc);
+}
+
+/* Where the return address of a trapping function sits when its frame is
+ * not (or never) set up: gcc emits no push %rbp/mov %rsp,%rbp in a leaf
+ * that uses no stack, and may schedule a few instructions before the
+ * prologue; a fault at a ret also finds it at [rsp].  0 when the rbp chain
+ * is right. */
+static u64 panic_leaf_slot(const struct trap_frame *f)
+{
+    static const u8 prologue[4] = {0x55, 0x48, 0x89, 0xe5};
+    u64 off, p;
+    const char *name = ksyms_lookup(f->rip, &off);
+    const u8 *fn = (const u8 *)(f->rip - off);
+    u64 scan = MIN(off, (u64)PANIC_PROLOGUE_SCAN);
+
+    if (!name || !mm_readable((u64)fn, off + 1))
+        return 0;
+    if (fn[off] == 0xc3)                /* at ret: frame already gone */
+        return f->rsp;
+    for (p = 0; p < scan; p++)
+        if (!memcmp(fn + p, prologue, sizeof prologue))
+            break;
+    if (p == scan || off <= p)          /* frameless, or before push %rbp */
+        return f->rsp;
+    return off < p + sizeof prologue ? f->rsp + 8 : 0;
+}
+
+/* Walk the rbp chain; every frame is checked with mm_readable first so a
+ * corrupt chain ends the walk instead of faulting inside the panic.  For a
+ * trap, frame 0 is the faulting instruction (maybe in a frameless leaf);
+ * for panic() it is the caller's return address. */
+static void panic_backtrace(const struct trap_frame *f, bool trap)
+{
+    u64 rbp = f->rbp, slot = trap ? panic_leaf_slot(f) : 0;
+    int i = 1;
+
+    kprintf("backtrace:\n");
+    panic_frame(0, f->rip, !trap);
+    if (slot && mm_readable(slot, 8))
+        panic_frame(i++, *(u64 *)slot, true);
+    for (; i < PANIC_BT_MAX && rbp; i++) {
+        if ((rbp & 7) || !mm_readable(rbp, 16)) {
+            kprintf("  (frame pointer 0x%lx not readable)\n", rbp);
+            return;
+        }
+        u64 next = ((u64 *)rbp)[0], ret = ((u64 *)rbp)[1];
+        if (!ret)
+            return;
+        panic_frame(i, ret, true);
+        if (next <= rbp)
+            return;
+        rbp = next;
+    }
+}
+
+/* Registers, three per line. */
+static void panic_regs(const struct trap_frame *f)
+{
+    kprintf("  rax=0x%016lx rbx=0x%016lx rcx=0x%016lx\n", f->rax, f->rbx, f->rcx);
+    kprintf("  rdx=0x%016lx rsi=0x%016lx rdi=0x%016lx\n", f->rdx, f->rsi, f->rdi);
+    kprintf("  rbp=0x%016lx rsp=0x%016lx  r8=0x%016lx\n", f->rbp, f->rsp, f->r8);
+    kprintf("   r9=0x%016lx r10=0x%016lx r11=0x%016lx\n", f->r9, f->r10, f->r11);
+    kprintf("  r12=0x%016lx r13=0x%016lx r14=0x%016lx\n", f->r12, f->r13, f->r14);
+    kprintf("  r15=0x%016lx rip=0x%016lx rfl=0x%016lx\n", f->r15, f->rip, f->rflags);
+    kprintf("   cs=0x%04lx ss=0x%04lx cr0=0x%08lx cr3=0x%08lx cr4=0x%08lx\n",
+            f->cs, f->ss, read_cr0(), read_cr3(), read_cr4());
+}
+
+/* Everything after the headline: thread, registers, rip, backtrace. */
+static void panic_report(const struct trap_frame *f, bool trap)
+{
+    struct thread *t = thread_current();
+    u64 off = 0;
+    const char *fn = ksyms_lookup(trap ? f->rip : f->rip - 1, &off);
+
+    if (t)
+        kprintf("thread %u \"%s\"\n", thread_id(t), thread_name(t));
+    else
+        kprintf("thread - \"boot\"\n");
+    kprintf("registers:\n");
+    panic_regs(f);
+    kprintf("rip 0x%016lx %s+0x%lx\n", f->rip, fn ? fn : "?", trap ? off : off + 1);
+    panic_backtrace(f, trap);
+    kprintf("kernel halted (uptime %lu ms)\n", time_ns() / 1000000);
+}
+
+/* First thing in any panic: block interrupts, catch recursion. */
+static bool panic_enter(void)
+{
+    cpu_cli();
+    if (++panic_depth > 1) {
+        if (panic_depth == 2)
+            kprintf("PANIC: recursive panic, halting\n");
+        return false;
+    }
+    return true;
+}
+
+/* A CPU exception: called by trap_dispatch for vectors 0-31. */
+void panic_trap(struct trap_frame *f)
+{
+    if (!panic_enter())
+        panic_halt();
+    const char *const *e = panic_exc[f->vector & 31];
+    kprintf("PANIC: %s %s (vector %lu) err=0x%lx cr2=0x%016lx\n",
+            e[0], e[1], f->vector, f->err, read_cr2());
+    if (f->vector == VEC_PF)
+        kprintf("page fault: %s of a %s page at 0x%lx\n",
+                (f->err & 16) ? "instruction fetch" : (f->err & 2) ? "write" : "read",
+                (f->err & 1) ? "protected" : "not-present", read_cr2());
+    panic_report(f, true);
+    panic_halt();
+}
+
+/* panic(fmt, ...): the same report, for the caller of panic. */
+void panic(const char *fmt, ...)
+{
+    struct trap_frame f = {0};
+    char msg[160];
+    va_list ap;
+
+    __asm__ volatile("mov %%rbx, %0; mov %%r12, %1; mov %%r13, %2; mov %%r14, %3; mov %%r15, %4"
+                     : "=m"(f.rbx), "=m"(f.r12), "=m"(f.r13), "=m"(f.r14), "=m"(f.r15));
+    __asm__ volatile("pushfq; popq %0; mov %%cs, %1; mov %%ss, %2"
+                     : "=r"(f.rflags), "=r"(f.cs), "=r"(f.ss));
+    if (!panic_enter())
+        panic_halt();
+    va_start(ap, fmt);
+    kvsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    f.rip = (u64)__builtin_return_address(0);
+    f.rbp = *(u64 *)__builtin_frame_address(0);
+    f.rsp = (u64)__builtin_frame_address(0) + 16;
+    kprintf("PANIC: %s\n", msg);
+    panic_report(&f, false);
+    panic_halt();
+}

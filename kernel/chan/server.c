@@ -1,0 +1,260 @@
+/* The probe channel: the "probe-chan" kernel thread.
+ *
+ * It polls the virtio-console (control first, then data; see vcons.h),
+ * feeds received bytes to the frame decoder (frame.c), classifies each frame
+ * as codec.classify() does and answers it.  Replies are built in place in
+ * the transmit buffer and sent synchronously; a reply that cannot be sent
+ * because no host is connected is counted in tx_dropped, never lost
+ * silently.  The CHANSTAT reply carries the counters as they are when the
+ * request is served (the request itself counted in, its reply not yet). */
+#include "frame.h"
+#include "vcons.h"
+#include "kernel.h"
+#include "kprintf.h"
+#include "lib.h"
+#include "log.h"
+#include "mm.h"
+#include "thread.h"
+#include "tunables.h"
+#include "wire.h"
+#include "x86.h"
+
+#define HDR WIRE_HEADER_SIZE
+
+static struct wire_chanstat_rep stats;
+static struct frame_dec dec;
+static u64 tsc_ready;                   /* TSC when the channel became ready */
+
+/* TSC at the kernel's first instruction, if the boot code records it (weak:
+ * 0 until it is linked in). */
+u64 kernel_tsc_entry(void) __attribute__((weak));
+
+/* Where a reply's payload is built: just after the header in the tx buffer. */
+static u8 *payload(u32 *cap)
+{
+    u32 c;
+    u8 *b = vcons_tx_buffer(&c);
+    *cap = c > HDR ? c - HDR : 0;
+    if (*cap > WIRE_MAX_PAYLOAD)
+        *cap = WIRE_MAX_PAYLOAD;
+    return b + HDR;
+}
+
+static void send_reply(u16 type, u32 id, u32 len)
+{
+    u32 cap;
+    u8 *buf = vcons_tx_buffer(&cap);
+    u32 n = frame_encode(buf, cap, type, id, buf + HDR, len);
+    if (n && vcons_send(n)) {
+        stats.frames_out++;
+        stats.bytes_out += n;
+    } else {
+        stats.tx_dropped++;
+    }
+}
+
+static void send_error(u16 req_type, u32 id, u32 code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void send_error(u16 req_type, u32 id, u32 code, const char *fmt, ...)
+{
+    struct wire_error_rep e;
+    memset(&e, 0, sizeof(e));
+    e.code = code;
+    e.req_type = req_type;
+    va_list ap;
+    va_start(ap, fmt);
+    kvsnprintf(e.msg, sizeof(e.msg), fmt, ap);
+    va_end(ap);
+    u32 cap;
+    memcpy(payload(&cap), &e, sizeof(e));
+    send_reply(WIRE_MSG_ERROR, id, sizeof(e));
+}
+
+static void do_hello(u16 type, u32 id, const u8 *p)
+{
+    struct wire_hello_req rq;
+    memcpy(&rq, p, sizeof(rq));
+    if (rq.version != WIRE_VERSION) {
+        send_error(type, id, WIRE_ERR_VERSION, "host speaks protocol %u, kernel %u",
+                   rq.version, (unsigned)WIRE_VERSION);
+        return;
+    }
+    struct wire_hello_rep r;
+    memset(&r, 0, sizeof(r));
+    r.version = WIRE_VERSION;
+    r.build_id_len = kernel_build_id(r.build_id, sizeof(r.build_id));
+    r.uptime_ns = time_ns();
+    r.tsc_hz = time_tsc_hz();
+    r.nthreads = thread_count();
+    r.mem_kib = (u32)(mm_total_bytes() / 1024);
+    str_copy(r.app, kernel_app_name(), sizeof(r.app));
+    str_copy(r.kernel, kernel_version(), sizeof(r.kernel));
+    r.tsc_entry = kernel_tsc_entry ? kernel_tsc_entry() : 0;
+    r.tsc_ready = tsc_ready;
+    u32 cap;
+    memcpy(payload(&cap), &r, sizeof(r));
+    send_reply(type | WIRE_REPLY, id, sizeof(r));
+}
+
+static void do_threads(u16 type, u32 id)
+{
+    u32 cap;
+    u8 *pl = payload(&cap);
+    struct wire_threads_rep h;
+    memset(&h, 0, sizeof(h));
+    u32 max = (cap - sizeof(h)) / sizeof(struct wire_thread_info);
+    u32 total = 0;
+    u32 n = thread_list((struct wire_thread_info *)(pl + sizeof(h)), max, &total);
+    h.count = n;
+    h.total = total;
+    h.uptime_ns = time_ns();
+    memcpy(pl, &h, sizeof(h));
+    send_reply(type | WIRE_REPLY, id, sizeof(h) + n * sizeof(struct wire_thread_info));
+}
+
+static void do_memstat(u16 type, u32 id)
+{
+    u32 cap;
+    u8 *pl = payload(&cap);
+    struct wire_memstat_rep h;
+    memset(&h, 0, sizeof(h));
+    u32 max = (cap - sizeof(h)) / sizeof(struct wire_heap_class);
+    u32 n = mm_stats(&h, (struct wire_heap_class *)(pl + sizeof(h)), max);
+    h.nclasses = n;                     /* records that follow, whatever mm said */
+    memcpy(pl, &h, sizeof(h));
+    send_reply(type | WIRE_REPLY, id, sizeof(h) + n * sizeof(struct wire_heap_class));
+}
+
+static void do_log(u16 type, u32 id, const u8 *p)
+{
+    struct wire_log_req rq;
+    memcpy(&rq, p, sizeof(rq));
+    u32 cap;
+    u8 *pl = payload(&cap);
+    struct wire_log_rep r;
+    memset(&r, 0, sizeof(r));
+    u32 max = MIN(rq.max_len, (u32)WIRE_LOG_READ_MAX);
+    max = MIN(max, cap - (u32)sizeof(r));
+    struct log_span span;
+    memset(&span, 0, sizeof(span));
+    u32 n = log_read(rq.offset, pl + sizeof(r), max, &span);
+    if (n > max)
+        n = max;
+    r.offset = span.offset;
+    r.next = span.next;
+    r.oldest = span.oldest;
+    r.head = span.head;
+    r.len = n;
+    r.lost = span.lost;
+    memcpy(pl, &r, sizeof(r));
+    send_reply(type | WIRE_REPLY, id, sizeof(r) + n);
+}
+
+static void do_memread(u16 type, u32 id, const u8 *p)
+{
+    struct wire_memread_req rq;
+    memcpy(&rq, p, sizeof(rq));
+    if (rq.len > WIRE_MEMREAD_MAX) {
+        send_error(type, id, WIRE_ERR_TOO_LARGE, "MEMREAD of %u bytes, limit %u",
+                   rq.len, (unsigned)WIRE_MEMREAD_MAX);
+        return;
+    }
+    if (rq.addr + rq.len < rq.addr || !mm_readable(rq.addr, rq.len)) {
+        send_error(type, id, WIRE_ERR_FAULT, "cannot read 0x%llx+%u: not readable RAM",
+                   (unsigned long long)rq.addr, rq.len);
+        return;
+    }
+    u32 cap;
+    u8 *pl = payload(&cap);
+    struct wire_memread_rep r;
+    memset(&r, 0, sizeof(r));
+    r.addr = rq.addr;
+    r.len = rq.len;
+    /* memmove: the range may be the tx buffer itself */
+    memmove(pl + sizeof(r), (const void *)(uintptr_t)rq.addr, rq.len);
+    memcpy(pl, &r, sizeof(r));
+    send_reply(type | WIRE_REPLY, id, sizeof(r) + rq.len);
+}
+
+static void do_chanstat(u16 type, u32 id)
+{
+    u32 cap;
+    struct wire_chanstat_rep s = stats;
+    memcpy(payload(&cap), &s, sizeof(s));
+    send_reply(type | WIRE_REPLY, id, sizeof(s));
+}
+
+/* One well-formed frame from the decoder. */
+static void on_frame(void *ctx, u16 type, u32 id, const u8 *p, u32 len)
+{
+    (void)ctx;
+    int why = frame_classify(type, len);
+    if (why == WIRE_REJ_UNKNOWN_TYPE) {
+        frame_reject(&dec, why);
+        send_error(type, id, WIRE_ERR_UNKNOWN_TYPE, "unknown request type 0x%x", type);
+        return;
+    }
+    if (why == WIRE_REJ_BAD_PAYLOAD) {
+        frame_reject(&dec, why);
+        send_error(type, id, WIRE_ERR_BAD_PAYLOAD, "type 0x%x: payload of %u bytes is wrong",
+                   type, len);
+        return;
+    }
+    switch (type) {
+    case WIRE_MSG_HELLO: do_hello(type, id, p); break;
+    case WIRE_MSG_THREADS: do_threads(type, id); break;
+    case WIRE_MSG_MEMSTAT: do_memstat(type, id); break;
+    case WIRE_MSG_LOG: do_log(type, id, p); break;
+    case WIRE_MSG_MEMREAD: do_memread(type, id, p); break;
+    case WIRE_MSG_CHANSTAT: do_chanstat(type, id); break;
+    default: break;                     /* frame_classify() said it was known */
+    }
+}
+
+static void chan_main(void *arg)
+{
+    (void)arg;
+    if (!vcons_init(WIRE_PORT_NAME)) {
+        kprintf("chan: probe channel disabled\n");
+        thread_exit();
+    }
+    tsc_ready = rdtsc();
+    frame_init(&dec, &stats);
+    kprintf("chan: probe channel ready on %s\n", WIRE_PORT_NAME);
+    u32 idle = 0;
+    for (;;) {
+        struct vcons_ev ev;
+        switch (vcons_next(&ev)) {
+        case VCONS_EV_NONE:
+            if (++idle < CHAN_IDLE_SPINS) {
+                cpu_relax();
+            } else {
+                idle = 0;
+                thread_sleep_ms(CHAN_SLEEP_MS, "chan-rx");
+            }
+            continue;
+        case VCONS_EV_OPEN:
+            stats.connects++;
+            kprintf("chan: host connected (connection %lu)\n", (unsigned long)stats.connects);
+            break;
+        case VCONS_EV_CLOSE: {
+            u64 trunc = stats.rej_truncated;
+            frame_disconnect(&dec);             /* counts the disconnect */
+            kprintf("chan: host disconnected%s\n",
+                    stats.rej_truncated != trunc ? " (partial frame dropped)" : "");
+            break;
+        }
+        case VCONS_EV_DATA:
+            frame_feed(&dec, ev.data, ev.len, on_frame, NULL);
+            break;
+        }
+        idle = 0;
+    }
+}
+
+void chan_start(void)
+{
+    if (!thread_spawn("probe-chan", chan_main, NULL, THREAD_F_SERVICE, 0))
+        kprintf("chan: cannot create the probe-chan thread\n");
+}

@@ -1,0 +1,18 @@
+/* Scheduler internals used by kmain and the timer tick (arch/time.c);
+ * threads themselves use thread.h. */
+#ifndef UNIK_SCHED_H
+#define UNIK_SCHED_H
+#include "types.h"
+struct thread;
+/* Turn the boot context into the "idle" thread (stack = the boot stack). */
+void sched_init(void);
+/* Timer tick, interrupts off: wake sleepers, preempt when the slice ends. */
+void sched_tick(u64 ticks);
+/* kmain's last call: the idle loop, never returns. */
+void sched_idle(void) __attribute__((noreturn));
+/* Deepest stack use of thread t in bytes (scans the fill pattern). */
+u32 sched_stack_used(struct thread *t);
+/* arch-independent context switch (sched/switch.S): save callee-saved
+ * registers on the current stack, store rsp in *save, load rsp = next. */
+void sched_switch(u64 *save, u64 next);
+#endif

@@ -1,0 +1,8 @@
+/* In-guest self-test, run instead of the app when the command line has
+ * unik.selftest=1: checks the core subsystems, prints
+ * "selftest: N passed, M failed" and exits QEMU through isa-debug-exit
+ * (status 1 = all passed, 3 = some failed, 5 = panic). */
+#ifndef UNIK_SELFTEST_H
+#define UNIK_SELFTEST_H
+void selftest_main(void *arg);
+#endif

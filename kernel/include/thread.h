@@ -1,0 +1,22 @@
+/* Kernel threads and the preemptive scheduler. */
+#ifndef UNIK_THREAD_H
+#define UNIK_THREAD_H
+#include "types.h"
+#include "wire.h"
+#define THREAD_F_SERVICE 0x1       /* a kernel service (probe channel, idle) */
+#define THREAD_F_APP 0x2           /* an application thread */
+struct thread;
+typedef void (*thread_fn)(void *arg);
+/* Create a runnable thread; NULL on failure.  stack 0 = default size. */
+struct thread *thread_spawn(const char *name, thread_fn fn, void *arg, u32 flags, u32 stack);
+void thread_yield(void);
+/* Sleep at least ms milliseconds; wchan names what the thread waits on. */
+void thread_sleep_ms(u32 ms, const char *wchan);
+void thread_exit(void) __attribute__((noreturn));
+struct thread *thread_current(void);
+const char *thread_name(struct thread *t);
+u32 thread_id(struct thread *t);
+/* Fill up to max records; *total gets the number of threads. */
+u32 thread_list(struct wire_thread_info *out, u32 max, u32 *total);
+u32 thread_count(void);
+#endif

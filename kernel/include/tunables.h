@@ -1,0 +1,26 @@
+/* Every kernel tunable, one per line with what it controls.
+ * Sections are owned by subsystems; keep each value next to its comment. */
+#ifndef UNIK_TUNABLES_H
+#define UNIK_TUNABLES_H
+
+/* --- time and scheduling --- */
+#define TIMER_HZ 1000                 /* PIT interrupts per second (the scheduler tick) */
+#define SCHED_SLICE_TICKS 10          /* ticks a thread runs before preemption */
+#define THREAD_STACK_DEFAULT 16384    /* bytes of stack for a thread unless asked */
+#define THREAD_MAX 64                 /* most threads alive at once */
+
+/* --- memory --- */
+#define LOG_RING_SIZE 65536           /* bytes of kernel log kept in memory (power of 2) */
+#define HEAP_NCLASSES 9               /* size classes 16..4096; larger goes to pages */
+
+/* --- probe channel --- */
+#define CHAN_RX_BUFS 16               /* receive buffers posted on the probe port */
+#define CHAN_RX_BUF_SIZE 2048         /* bytes per receive buffer */
+#define CHAN_IDLE_SPINS 64            /* polls with nothing to do before sleeping */
+#define CHAN_SLEEP_MS 1               /* sleep between polls when idle */
+#define CHAN_CTRL_BUFS 8              /* control-queue receive buffers kept posted */
+#define CHAN_CTRL_BUF_SIZE 256        /* bytes per control buffer (PORT_NAME carries the name) */
+#define CHAN_VQ_SIZE 64               /* most descriptors per virtqueue (QueueNumMax may be lower) */
+#define CHAN_HANDSHAKE_MS 2000        /* give up on the port handshake after this long */
+
+#endif

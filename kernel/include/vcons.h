@@ -1,0 +1,60 @@
+/* virtio-console (virtio-serial) with VIRTIO_CONSOLE_F_MULTIPORT, one named
+ * port, polled (kernel/drivers/vcons.c).
+ *
+ * Queues: 2/3 control rx/tx; port n uses 2(n+1) rx and 2(n+1)+1 tx.  The
+ * port is found by the PORT_NAME control message, not by assuming its nr.
+ * Control receive buffers stay posted at all times, so QEMU can report host
+ * clients connecting (PORT_OPEN 1) and leaving (PORT_OPEN 0).
+ *
+ * Ordering: data and control arrive on different queues.  vcons_next()
+ * takes a snapshot of the control ring, then of the data ring, and within it
+ * reports a host connect before the data that follows it and a host
+ * disconnect after the data that preceded it (QEMU pushes a client's data
+ * before its PORT_OPEN 0).  What a snapshot cannot order is a disconnect,
+ * a reconnect and the new client's data all arriving within one poll: that
+ * data is reported before the disconnect. */
+#ifndef UNIK_VCONS_H
+#define UNIK_VCONS_H
+#include "types.h"
+
+/* virtio-console control events (virtio 1.x, 5.3.6.2). */
+#define VCONS_DEVICE_READY 0
+#define VCONS_DEVICE_ADD 1
+#define VCONS_DEVICE_REMOVE 2
+#define VCONS_PORT_READY 3
+#define VCONS_CONSOLE_PORT 4
+#define VCONS_RESIZE 5
+#define VCONS_PORT_OPEN 6
+#define VCONS_PORT_NAME 7
+#define VIRTIO_CONSOLE_F_MULTIPORT (1ULL << 1)
+
+enum vcons_ev_kind {
+    VCONS_EV_NONE = 0,       /* nothing to do */
+    VCONS_EV_OPEN,           /* a host client connected */
+    VCONS_EV_CLOSE,          /* the host client left */
+    VCONS_EV_DATA,           /* bytes received: data, len */
+};
+
+struct vcons_ev {
+    int kind;
+    const u8 *data;          /* valid until the next vcons_next() */
+    u32 len;
+};
+
+/* Find the device, negotiate, do the control handshake until the port named
+ * `name` is open on the guest side.  False (and a log line) on failure. */
+bool vcons_init(const char *name);
+/* The next event, in arrival order; VCONS_EV_NONE when idle. */
+int vcons_next(struct vcons_ev *ev);
+/* The transmit buffer (cap bytes) that vcons_send() sends from. */
+u8 *vcons_tx_buffer(u32 *cap);
+/* Send len bytes of the tx buffer and wait until the device has them.
+ * False when no host is connected (QEMU would discard them) or it left
+ * before taking them: the caller counts the frame as dropped. */
+bool vcons_send(u32 len);
+/* Is a host client connected now (counting control messages not yet
+ * returned by vcons_next)? */
+bool vcons_host_connected(void);
+/* Our port id (-1 before the handshake) and the virtio-mmio slot. */
+int vcons_port_id(void);
+#endif

@@ -1,0 +1,185 @@
+/* The kernel heap.  Requests up to 4096 bytes come from HEAP_NCLASSES
+ * power-of-two size classes (16..4096), each a free list over whole pages
+ * carved into equal objects; larger requests take contiguous pages with a
+ * 16-byte header.  A byte per page frame records what the page holds, so
+ * kfree needs no per-object header.  Safe from threads and interrupts. */
+#include "kernel.h"
+#include "lib.h"
+#include "mm_int.h"
+#include "tunables.h"
+#include "x86.h"
+
+#define HEAP_MIN_SHIFT 4                /* smallest class: 16 bytes */
+#define HEAP_LARGE (HEAP_NCLASSES + 1)  /* page tag: first page of a large block */
+#define HEAP_LARGE_HDR 16
+
+_Static_assert((16 << (HEAP_NCLASSES - 1)) == PAGE_SIZE, "classes 16..4096");
+
+struct heap_free { struct heap_free *next; };
+struct heap_large { u64 npages; u64 size; };
+
+struct heap_class {
+    struct heap_free *free;
+    u64 in_use, allocs, frees, failures;
+};
+
+static struct heap_class heap_cls[HEAP_NCLASSES + 1];   /* last = large */
+static u8 *heap_tag;            /* per frame: 0, class + 1, or HEAP_LARGE */
+static u64 heap_total, heap_used;
+
+/* The page-tag array, one byte per frame (called by mm_init). */
+void heap_init(void)
+{
+    u64 n = page_limit();
+    heap_tag = page_alloc_n((n + PAGE_SIZE - 1) / PAGE_SIZE);
+    if (!heap_tag)
+        panic("heap: no memory for %lu page tags", n);
+}
+
+static u32 heap_size(int c)
+{
+    return 1u << (c + HEAP_MIN_SHIFT);
+}
+
+/* Carve a fresh page into objects of class c; false when out of pages. */
+static bool heap_refill(int c)
+{
+    u8 *page = page_alloc();
+    if (!page)
+        return false;
+    heap_tag[(u64)page / PAGE_SIZE] = (u8)(c + 1);
+    heap_total += PAGE_SIZE;
+    for (u32 off = 0; off < PAGE_SIZE; off += heap_size(c)) {
+        struct heap_free *o = (struct heap_free *)(page + off);
+        o->next = heap_cls[c].free;
+        heap_cls[c].free = o;
+    }
+    return true;
+}
+
+/* A small object of class c (interrupts off). */
+static void *heap_small(int c)
+{
+    struct heap_class *k = &heap_cls[c];
+    if (!k->free && !heap_refill(c)) {
+        k->failures++;
+        return NULL;
+    }
+    struct heap_free *o = k->free;
+    k->free = o->next;
+    k->in_use++;
+    k->allocs++;
+    heap_used += heap_size(c);
+    return o;
+}
+
+/* A page-backed block for n bytes (interrupts off). */
+static void *heap_big(size_t n)
+{
+    struct heap_class *k = &heap_cls[HEAP_NCLASSES];
+    u64 np = (n + HEAP_LARGE_HDR + PAGE_SIZE - 1) / PAGE_SIZE;
+    struct heap_large *h = n < (1ull << 40) ? page_alloc_n(np) : NULL;
+    if (!h) {
+        k->failures++;
+        return NULL;
+    }
+    h->npages = np;
+    h->size = n;
+    heap_tag[(u64)h / PAGE_SIZE] = HEAP_LARGE;
+    heap_total += np * PAGE_SIZE;
+    heap_used += n;
+    k->in_use++;
+    k->allocs++;
+    return (u8 *)h + HEAP_LARGE_HDR;
+}
+
+/* n bytes (not zeroed), or NULL; every failure is counted. */
+void *kmalloc(size_t n)
+{
+    int c = 0;
+    while (c < HEAP_NCLASSES && heap_size(c) < n)
+        c++;
+    u64 f = irq_save();
+    void *p = c < HEAP_NCLASSES ? heap_small(c) : heap_big(n);
+    irq_restore(f);
+    return p;
+}
+
+void *kzalloc(size_t n)
+{
+    void *p = kmalloc(n);
+    if (p)
+        memset(p, 0, n);
+    return p;
+}
+
+/* Return a large block's pages (interrupts off). */
+static void heap_free_big(void *p)
+{
+    struct heap_large *h = (struct heap_large *)((u8 *)p - HEAP_LARGE_HDR);
+    if ((u64)h % PAGE_SIZE)
+        panic("kfree: %p is not a heap block", p);
+    struct heap_class *k = &heap_cls[HEAP_NCLASSES];
+    heap_tag[(u64)h / PAGE_SIZE] = 0;
+    heap_total -= h->npages * PAGE_SIZE;
+    heap_used -= h->size;
+    k->in_use--;
+    k->frees++;
+    page_free_n(h, h->npages);
+}
+
+/* Free what kmalloc returned; NULL is fine, a foreign pointer panics. */
+void kfree(void *p)
+{
+    if (!p)
+        return;
+    u64 pfn = (u64)p / PAGE_SIZE;
+    u8 tag = pfn < page_limit() ? heap_tag[pfn] : 0;
+    if (tag == 0 || (tag <= HEAP_NCLASSES && (u64)p % heap_size(tag - 1)))
+        panic("kfree: %p is not a heap pointer", p);
+    u64 f = irq_save();
+    if (tag == HEAP_LARGE) {
+        heap_free_big(p);
+    } else {
+        struct heap_class *k = &heap_cls[tag - 1];
+        struct heap_free *o = p;
+        o->next = k->free;
+        k->free = o;
+        k->in_use--;
+        k->frees++;
+        heap_used -= heap_size(tag - 1);
+    }
+    irq_restore(f);
+}
+
+/* Heap totals for the MEMSTAT head (mm_stats). */
+void heap_stats(struct wire_memstat_rep *head)
+{
+    u64 f = irq_save();
+    head->heap_bytes_total = heap_total;
+    head->heap_bytes_used = heap_used;
+    head->heap_allocs = head->heap_frees = head->heap_failures = 0;
+    for (int c = 0; c <= HEAP_NCLASSES; c++) {
+        head->heap_allocs += heap_cls[c].allocs;
+        head->heap_frees += heap_cls[c].frees;
+        head->heap_failures += heap_cls[c].failures;
+    }
+    irq_restore(f);
+}
+
+/* One record per class, then the large class (size 0). */
+u32 heap_classes(struct wire_heap_class *cls, u32 max)
+{
+    u32 n = 0;
+    u64 f = irq_save();
+    for (int c = 0; c <= HEAP_NCLASSES && n < max; c++, n++) {
+        memset(&cls[n], 0, sizeof cls[n]);
+        cls[n].size = c < HEAP_NCLASSES ? heap_size(c) : 0;
+        cls[n].in_use = heap_cls[c].in_use;
+        cls[n].allocs = heap_cls[c].allocs;
+        cls[n].frees = heap_cls[c].frees;
+        cls[n].failures = heap_cls[c].failures;
+    }
+    irq_restore(f);
+    return n;
+}

@@ -1,0 +1,23 @@
+/* Internal interface between the mm files (mm.c, page.c, heap.c). */
+#ifndef UNIK_MM_INT_H
+#define UNIK_MM_INT_H
+#include "arch.h"
+#include "mm.h"
+
+struct mm_page_stats {
+    u64 total;      /* pages managed */
+    u64 free;       /* pages free now */
+    u64 kernel;     /* pages of the kernel image */
+    u64 failures;   /* failed allocations */
+};
+
+/* page.c: manage the RAM regions above reserve_end. */
+void page_init(const struct pvh_region *ram, u32 n, u64 reserve_end);
+void page_stats(struct mm_page_stats *s);
+u64 page_limit(void);           /* page frame numbers are < this */
+
+/* heap.c */
+void heap_init(void);
+void heap_stats(struct wire_memstat_rep *head);
+u32 heap_classes(struct wire_heap_class *cls, u32 max);
+#endif

@@ -1,0 +1,42 @@
+/* Internal: the thread table shared by sched.c (switching, the tick) and
+ * thread.c (the thread API).  Everything here is touched with interrupts
+ * off. */
+#ifndef UNIK_SCHED_INT_H
+#define UNIK_SCHED_INT_H
+#include "sched.h"
+#include "thread.h"
+#include "tunables.h"
+
+#define THREAD_NAME_LEN 24
+#define THREAD_PRIO_IDLE 0
+#define THREAD_PRIO_NORMAL 1
+#define THREAD_STACK_FILL 0x57ac57ac57ac57acull   /* unused stack words */
+
+struct thread {
+    bool used;                  /* slot holds a thread (maybe dead) */
+    u8 state;                   /* WIRE_TS_* */
+    u8 prio;
+    u16 flags;                  /* THREAD_F_* */
+    u32 tid;
+    char name[THREAD_NAME_LEN];
+    char wchan[THREAD_NAME_LEN];
+    u64 rsp;                    /* saved by sched_switch */
+    u8 *stack;                  /* lowest byte */
+    u32 stack_size;
+    bool stack_owned;           /* allocated by thread_spawn (not the boot stack) */
+    u32 stack_hwm;              /* recorded at exit, once the stack is gone */
+    u64 cpu_cycles;             /* TSC cycles run, up to the last switch-out */
+    u64 run_tsc;                /* TSC when last switched in */
+    u64 switches;
+    u64 start_ns;
+    u64 wake_tick;              /* while SLEEPING */
+};
+
+extern struct thread sched_threads[THREAD_MAX];
+extern struct thread *sched_cur;
+
+/* Pick the next thread and switch to it (interrupts off). */
+void sched_resched(void);
+/* Note a new sleeper's wake tick. */
+void sched_note_wake(u64 tick);
+#endif

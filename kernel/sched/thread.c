@@ -1,0 +1,206 @@
+/* Kernel threads: creation, sleeping, exit and the listing the probe
+ * channel's THREADS request reports.  Dead threads stay listed until their
+ * slot is needed (THREAD_MAX bounds the table); their stacks are freed by
+ * the next thread_spawn. */
+#include "arch.h"
+#include "kernel.h"
+#include "lib.h"
+#include "mm.h"
+#include "sched_int.h"
+#include "x86.h"
+
+static u32 thread_next_tid = 1;         /* idle is tid 0 */
+
+void sched_thread_start(void);          /* switch.S */
+
+/* Free the stacks of dead threads (never the running one's). */
+static void thread_reap(void)
+{
+    for (u32 i = 1; i < THREAD_MAX; i++) {
+        struct thread *t = &sched_threads[i];
+        u64 f = irq_save();
+        u8 *stk = NULL;
+        u32 size = 0;
+        if (t->used && t->state == WIRE_TS_DEAD && t->stack_owned && t != sched_cur) {
+            stk = t->stack;
+            size = t->stack_size;
+            t->stack = NULL;
+            t->stack_owned = false;
+        }
+        irq_restore(f);
+        if (stk)
+            page_free_n(stk, size / PAGE_SIZE);
+    }
+}
+
+/* A free slot, else the oldest dead thread's (interrupts off). */
+static struct thread *thread_slot(void)
+{
+    struct thread *oldest = NULL;
+    for (u32 i = 1; i < THREAD_MAX; i++) {
+        struct thread *t = &sched_threads[i];
+        if (!t->used)
+            return t;
+        if (t->state == WIRE_TS_DEAD && !t->stack && (!oldest || t->tid < oldest->tid))
+            oldest = t;
+    }
+    return oldest;
+}
+
+/* The first frame sched_switch pops: callee-saved registers, with r12 =
+ * fn and r13 = arg, returning into sched_thread_start. */
+static u64 thread_initial_stack(u8 *top, thread_fn fn, void *arg)
+{
+    u64 *sp = (u64 *)top;
+    *--sp = (u64)sched_thread_start;    /* return address */
+    *--sp = 0;                          /* rbp */
+    *--sp = 0;                          /* rbx */
+    *--sp = (u64)fn;                    /* r12 */
+    *--sp = (u64)arg;                   /* r13 */
+    *--sp = 0;                          /* r14 */
+    *--sp = 0;                          /* r15 */
+    return (u64)sp;
+}
+
+/* Create a runnable thread; NULL when out of memory or slots. */
+struct thread *thread_spawn(const char *name, thread_fn fn, void *arg, u32 flags, u32 stack)
+{
+    u32 size = (u32)ALIGN_UP(stack ? stack : THREAD_STACK_DEFAULT, PAGE_SIZE);
+    thread_reap();
+    u8 *stk = page_alloc_n(size / PAGE_SIZE);
+    if (!stk)
+        return NULL;
+    for (u64 *p = (u64 *)stk; p < (u64 *)(stk + size); p++)
+        *p = THREAD_STACK_FILL;
+
+    u64 f = irq_save();
+    struct thread *t = thread_slot();
+    if (!t) {
+        irq_restore(f);
+        page_free_n(stk, size / PAGE_SIZE);
+        return NULL;
+    }
+    memset(t, 0, sizeof *t);
+    t->used = true;
+    t->tid = thread_next_tid++;
+    t->prio = THREAD_PRIO_NORMAL;
+    t->flags = (u16)flags;
+    str_copy(t->name, name, sizeof t->name);
+    t->stack = stk;
+    t->stack_size = size;
+    t->stack_owned = true;
+    t->start_ns = time_ns();
+    t->rsp = thread_initial_stack(stk + size, fn, arg);
+    t->state = WIRE_TS_RUNNABLE;
+    irq_restore(f);
+    return t;
+}
+
+/* Give up the CPU to the next runnable thread (if any). */
+void thread_yield(void)
+{
+    u64 f = irq_save();
+    sched_resched();
+    irq_restore(f);
+}
+
+/* Sleep at least ms milliseconds (rounded up to ticks, plus one so a
+ * partial current tick never counts).  Before the scheduler runs, spins. */
+void thread_sleep_ms(u32 ms, const char *wchan)
+{
+    if (!sched_cur) {
+        u64 until = time_ns() + (u64)ms * 1000000;
+        while (time_ns() < until)
+            cpu_relax();
+        return;
+    }
+    u64 ticks = ((u64)ms * TIMER_HZ + 999) / 1000 + 1;
+    u64 f = irq_save();
+    struct thread *t = sched_cur;
+    t->wake_tick = time_ticks() + ticks;
+    t->state = WIRE_TS_SLEEPING;
+    str_copy(t->wchan, wchan ? wchan : "sleep", sizeof t->wchan);
+    sched_note_wake(t->wake_tick);
+    sched_resched();
+    t->wchan[0] = 0;
+    irq_restore(f);
+}
+
+/* End the calling thread; it stays listed as dead. */
+void thread_exit(void)
+{
+    cpu_cli();
+    struct thread *t = sched_cur;
+    t->stack_hwm = sched_stack_used(t);
+    t->state = WIRE_TS_DEAD;
+    t->wchan[0] = 0;
+    sched_resched();
+    panic("thread %u: resumed after exit", t->tid);
+}
+
+struct thread *thread_current(void)
+{
+    return sched_cur;
+}
+
+const char *thread_name(struct thread *t)
+{
+    return t ? t->name : "?";
+}
+
+u32 thread_id(struct thread *t)
+{
+    return t ? t->tid : 0;
+}
+
+/* One wire record for t (interrupts off). */
+static void thread_fill(struct wire_thread_info *w, struct thread *t)
+{
+    u64 cycles = t->cpu_cycles;
+    if (t == sched_cur)
+        cycles += rdtsc() - t->run_tsc;
+    memset(w, 0, sizeof *w);
+    w->tid = t->tid;
+    w->state = t->state;
+    w->priority = t->prio;
+    w->flags = t->flags;
+    str_copy(w->name, t->name, sizeof w->name);
+    if (t->state == WIRE_TS_SLEEPING)
+        str_copy(w->wchan, t->wchan, sizeof w->wchan);
+    w->cpu_ns = time_cycles_to_ns(cycles);
+    w->switches = t->switches;
+    w->stack_size = t->stack_size;
+    w->stack_hwm = sched_stack_used(t);
+    w->start_ns = t->start_ns;
+}
+
+/* Fill up to max records (table order); *total = threads listed. */
+u32 thread_list(struct wire_thread_info *out, u32 max, u32 *total)
+{
+    u32 n = 0, all = 0;
+    u64 f = irq_save();
+    for (u32 i = 0; i < THREAD_MAX; i++) {
+        struct thread *t = &sched_threads[i];
+        if (!t->used)
+            continue;
+        if (n < max)
+            thread_fill(&out[n++], t);
+        all++;
+    }
+    irq_restore(f);
+    if (total)
+        *total = all;
+    return n;
+}
+
+/* Threads alive (not dead). */
+u32 thread_count(void)
+{
+    u32 n = 0;
+    u64 f = irq_save();
+    for (u32 i = 0; i < THREAD_MAX; i++)
+        if (sched_threads[i].used && sched_threads[i].state != WIRE_TS_DEAD)
+            n++;
+    irq_restore(f);
+    return n;
+}

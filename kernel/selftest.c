@@ -1,0 +1,227 @@
+/* The in-guest self-test (see selftest.h): quick checks of the heap, the
+ * page allocator, the log ring, printf, CRC-32, address checks, threads,
+ * sleeping and preemption.  Spawned by kmain as thread "selftest". */
+#include "arch.h"
+#include "kernel.h"
+#include "kprintf.h"
+#include "lib.h"
+#include "log.h"
+#include "mm.h"
+#include "selftest.h"
+#include "thread.h"
+#include "tunables.h"
+#include "x86.h"
+
+#define SELFTEST_MAX_CLASSES (HEAP_NCLASSES + 1)
+
+static u32 selftest_pass, selftest_fail;
+
+/* Record one check; failures are printed with their line. */
+static void selftest_check(bool ok, const char *what, int line)
+{
+    if (ok) {
+        selftest_pass++;
+        return;
+    }
+    selftest_fail++;
+    kprintf("selftest: FAIL %s (line %d)\n", what, line);
+}
+#define CHECK(cond) selftest_check((cond), #cond, __LINE__)
+
+static void selftest_memstat(struct wire_memstat_rep *h, struct wire_heap_class *c)
+{
+    mm_stats(h, c, SELFTEST_MAX_CLASSES);
+}
+
+/* Heap: allocations of every class and a large one, then frees; the
+ * statistics must balance. */
+static void selftest_heap(void)
+{
+    static const u32 sizes[] = {1, 16, 17, 100, 512, 2048, 4096, 5000, 40000};
+    struct wire_memstat_rep h0, h1, h2;
+    struct wire_heap_class c0[SELFTEST_MAX_CLASSES], c1[SELFTEST_MAX_CLASSES];
+    void *p[ARRAY_SIZE(sizes)];
+
+    selftest_memstat(&h0, c0);
+    CHECK(h0.nclasses == HEAP_NCLASSES + 1);
+    for (u32 i = 0; i < ARRAY_SIZE(sizes); i++) {
+        p[i] = kmalloc(sizes[i]);
+        CHECK(p[i] != NULL);
+        if (p[i])
+            memset(p[i], (int)i, sizes[i]);
+    }
+    selftest_memstat(&h1, c1);
+    CHECK(h1.heap_allocs == h0.heap_allocs + ARRAY_SIZE(sizes));
+    CHECK(h1.heap_bytes_used > h0.heap_bytes_used);
+    CHECK(c1[HEAP_NCLASSES].in_use == c0[HEAP_NCLASSES].in_use + 2);
+    for (u32 i = 0; i < ARRAY_SIZE(sizes); i++) {
+        const u8 *b = p[i];
+        CHECK(b && b[0] == (u8)i && b[sizes[i] - 1] == (u8)i);
+        kfree(p[i]);
+    }
+    selftest_memstat(&h2, c1);
+    CHECK(h2.heap_frees == h0.heap_frees + ARRAY_SIZE(sizes));
+    CHECK(h2.heap_bytes_used == h0.heap_bytes_used);
+    for (u32 c = 0; c < SELFTEST_MAX_CLASSES; c++)
+        CHECK(c1[c].in_use == c0[c].in_use);
+    u8 *z = kzalloc(64);
+    CHECK(z && z[0] == 0 && z[63] == 0);
+    kfree(z);
+    kfree(NULL);
+}
+
+/* Pages: single and contiguous allocations come back zeroed and the free
+ * count returns to where it was. */
+static void selftest_pages(void)
+{
+    struct wire_memstat_rep h0, h1;
+    struct wire_heap_class c[SELFTEST_MAX_CLASSES];
+
+    selftest_memstat(&h0, c);
+    CHECK(h0.page_size == PAGE_SIZE && h0.pages_total > 0 && h0.pages_kernel > 0);
+    CHECK(h0.mem_total >= 16ull << 20);
+    u8 *a = page_alloc(), *b = page_alloc_n(4);
+    CHECK(a && b && ((u64)a % PAGE_SIZE) == 0 && ((u64)b % PAGE_SIZE) == 0);
+    CHECK(a && a[0] == 0 && a[PAGE_SIZE - 1] == 0);
+    CHECK(b && b[4 * PAGE_SIZE - 1] == 0);
+    selftest_memstat(&h1, c);
+    CHECK(h1.pages_free == h0.pages_free - 5);
+    page_free(a);
+    page_free_n(b, 4);
+    selftest_memstat(&h1, c);
+    CHECK(h1.pages_free == h0.pages_free);
+    CHECK(page_alloc_n(h0.pages_total + 1) == NULL);
+    selftest_memstat(&h1, c);
+    CHECK(h1.page_failures == h0.page_failures + 1);
+}
+
+/* Log ring: a small private ring wraps and reports lost bytes; the
+ * kernel ring holds what kprintf just wrote. */
+static void selftest_log(void)
+{
+    char mem[16], out[32];
+    struct log_ring r;
+    struct log_span s;
+
+    log_ring_init(&r, mem, sizeof mem);
+    log_ring_write(&r, "0123456789", 10);
+    CHECK(log_ring_read(&r, 0, out, sizeof out, &s) == 10 && !memcmp(out, "0123456789", 10));
+    log_ring_write(&r, "abcdefghij", 10);          /* head 20, oldest 4 */
+    CHECK(log_ring_read(&r, 0, out, sizeof out, &s) == 16);
+    CHECK(s.offset == 4 && s.lost == 4 && s.oldest == 4 && s.head == 20 && s.next == 20);
+    CHECK(!memcmp(out, "456789abcdefghij", 16));
+    CHECK(log_ring_read(&r, 18, out, 1, &s) == 1 && out[0] == 'i' && s.next == 19);
+    CHECK(log_ring_read(&r, 99, out, 8, &s) == 0 && s.offset == 20);
+    log_ring_write(&r, "ABCDEFGHIJKLMNOPQRSTUVWXYZ", 26);  /* longer than the ring */
+    CHECK(log_ring_read(&r, 0, out, sizeof out, &s) == 16 && !memcmp(out, "KLMNOPQRSTUVWXYZ", 16));
+
+    u64 before = log_head();
+    kprintf("selftest: log marker\n");
+    char line[64];
+    u32 n = log_read(before, line, sizeof line - 1, &s);
+    line[n] = 0;
+    CHECK(s.offset == before && n > 20 && line[0] == '[');
+    CHECK(n > 20 && !strncmp(line + 15, "selftest: log marker", 20));
+}
+
+/* printf subset, CRC-32 and mm_readable. */
+static void selftest_lib(void)
+{
+    char b[64];
+    extern char __kernel_start[];
+    ksnprintf(b, sizeof b, "%d|%5u|%-4x|%08lX|%s|%c|%%", -42, 7u, 0xabu, 0xdeadbeeful, "hi", 'z');
+    CHECK(!strcmp(b, "-42|    7|ab  |DEADBEEF|hi|z|%"));
+    ksnprintf(b, sizeof b, "%p %zu %lld %.3s", (void *)0x1000, (size_t)5, -1ll, "abcdef");
+    CHECK(!strcmp(b, "0x0000000000001000 5 -1 abc"));
+    CHECK(ksnprintf(b, 4, "%s", "truncated") == 9 && !strcmp(b, "tru"));
+    CHECK(crc32_update(0, "123456789", 9) == 0xcbf43926u);
+    CHECK(crc32_update(crc32_update(0, "1234", 4), "56789", 5) == 0xcbf43926u);
+    CHECK(!mm_readable(0, 8) && !mm_readable(8, 8) && !mm_readable(0xfeb00000, 4));
+    CHECK(mm_readable((u64)__kernel_start, 4096));
+    CHECK(!mm_readable(mm_total_bytes() + (64ull << 20), 1));
+    CHECK(!mm_readable(~0ull - 4, 8));
+    u8 id[32];
+    CHECK(kernel_build_id(id, sizeof id) == 20);
+}
+
+static volatile u32 selftest_flag;
+static volatile u64 selftest_spins;
+static volatile bool selftest_stop;
+
+/* Child thread: set a flag, sleep, set it again, exit. */
+static void selftest_sleeper(void *arg)
+{
+    selftest_flag = 1;
+    thread_sleep_ms((u32)(u64)arg, "selftest-nap");
+    selftest_flag = 2;
+}
+
+/* Child thread: spin without ever yielding (only preemption lets the
+ * parent run again). */
+static void selftest_spinner(void *arg)
+{
+    (void)arg;
+    while (!selftest_stop)
+        selftest_spins++;
+}
+
+/* Thread records for the two children, by name. */
+static bool selftest_find(const char *name, struct wire_thread_info *out)
+{
+    static struct wire_thread_info list[THREAD_MAX];
+    u32 total, n = thread_list(list, THREAD_MAX, &total);
+    for (u32 i = 0; i < n; i++)
+        if (!strcmp(list[i].name, name)) {
+            *out = list[i];
+            return true;
+        }
+    return false;
+}
+
+/* Threads: spawn, sleep with a wchan, exit (listed dead), preemption. */
+static void selftest_threads(void)
+{
+    struct wire_thread_info ti;
+    u32 alive = thread_count();
+    u64 t0 = time_ns();
+
+    CHECK(thread_spawn("st-sleeper", selftest_sleeper, (void *)50, 0, 0) != NULL);
+    thread_sleep_ms(10, "selftest");
+    CHECK(selftest_flag == 1);
+    CHECK(selftest_find("st-sleeper", &ti) && ti.state == WIRE_TS_SLEEPING &&
+          !strcmp(ti.wchan, "selftest-nap") && ti.stack_size == THREAD_STACK_DEFAULT);
+    thread_sleep_ms(100, "selftest");
+    CHECK(selftest_flag == 2);
+    CHECK(time_ns() - t0 >= 110ull * 1000000);
+    CHECK(selftest_find("st-sleeper", &ti) && ti.state == WIRE_TS_DEAD && ti.stack_hwm > 0);
+    CHECK(thread_count() == alive);
+
+    CHECK(thread_spawn("st-spinner", selftest_spinner, NULL, 0, 0) != NULL);
+    thread_sleep_ms(5, "selftest");
+    u64 s0 = selftest_spins, ticks0 = time_ticks();
+    while (time_ticks() < ticks0 + 3 * SCHED_SLICE_TICKS)
+        cpu_relax();                    /* busy: only preemption runs the spinner */
+    CHECK(selftest_spins > s0);
+    selftest_stop = true;
+    thread_sleep_ms(20, "selftest");
+    CHECK(selftest_find("st-spinner", &ti) && ti.state == WIRE_TS_DEAD && ti.cpu_ns > 0);
+    CHECK(selftest_find("selftest", &ti) && ti.state == WIRE_TS_RUNNING && ti.switches > 1);
+    CHECK(time_tsc_hz() > 0 && time_ticks() > 0);
+}
+
+/* Run every check, report, and leave QEMU through isa-debug-exit. */
+void selftest_main(void *arg)
+{
+    (void)arg;
+    panic_set_exit(true);
+    kprintf("selftest: start\n");
+    selftest_lib();
+    selftest_heap();
+    selftest_pages();
+    selftest_log();
+    selftest_threads();
+    kprintf("selftest: %u passed, %u failed\n", selftest_pass, selftest_fail);
+    outb(DEBUG_EXIT_PORT, selftest_fail ? 1 : 0);
+    kprintf("selftest: no isa-debug-exit device; halting\n");
+    panic_halt();
+}
