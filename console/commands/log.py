@@ -1,0 +1,64 @@
+import json
+import time
+
+from ..registry import Command
+
+
+def args(p):
+    p.add_argument("-f", "--follow", action="store_true",
+                   help="keep printing new log text (poll the kernel)")
+    p.add_argument("--interval", type=float, default=0.25, metavar="SECONDS",
+                   help="poll interval with -f (default 0.25)")
+    p.add_argument("--from", dest="start", type=int, default=0, metavar="OFFSET",
+                   help="log stream offset to start at (default: the oldest kept)")
+
+
+def _drain(ch, off):
+    """Read from `off` until caught up; yield (head, data) pieces."""
+    while True:
+        h, data = ch.log(off)
+        yield h, data
+        off = h["next"]
+        if not data or off >= h["head"]:
+            return
+
+
+def run(ctx, args):
+    if args.interval <= 0:
+        from ..registry import UsageError
+        raise UsageError(f"bad --interval {args.interval}", "give a positive number of seconds")
+    with ctx.channel(args) as ch:
+        off, first = args.start, True
+        text, last = [], None
+        while True:
+            for h, data in _drain(ch, off):
+                lost = h["lost"]
+                off = h["next"]
+                last = h
+                if args.json and args.follow:
+                    if data or lost:
+                        ctx.write(json.dumps({"offset": h["offset"], "next": h["next"],
+                                              "lost": lost,
+                                              "text": data.decode("utf-8", "replace")}))
+                    continue
+                if args.json:
+                    text.append(data)
+                    continue
+                if lost and not first:
+                    ctx.err.write(f"unik: {lost} log bytes lost (overwritten before read)\n")
+                    ctx.err.flush()
+                if data:
+                    ctx.out.write(data.decode("utf-8", "replace"))
+                    ctx.out.flush()
+                first = False
+            if not args.follow:
+                break
+            first = False
+            time.sleep(args.interval)
+    if args.json and not args.follow:
+        ctx.json({"instance": ch.name, "oldest": last["oldest"], "head": last["head"],
+                  "next": last["next"], "text": b"".join(text).decode("utf-8", "replace")})
+
+
+COMMAND = Command("log", "print the kernel log (dmesg); -f follows it", run,
+                  args=args, instance="optional", aliases=("dmesg",))

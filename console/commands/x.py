@@ -1,0 +1,62 @@
+import re
+
+from introspect.errors import UnikError
+
+from ..registry import Command, UsageError
+from ..render import hexdump
+
+MAX_DUMP = 1 << 20
+
+
+def args(p):
+    p.add_argument("-n", "--name", dest="name", metavar="NAME",
+                   help="instance (default: the only running one)")
+    p.add_argument("addr", metavar="ADDR", help="address (0x...) or symbol[+offset]")
+    p.add_argument("length", metavar="LEN", nargs="?",
+                   help="bytes (default: the symbol's size, or 64)")
+
+
+def parse_int(text: str, what: str) -> int:
+    try:
+        v = int(text, 0)
+    except ValueError:
+        raise UsageError(f"bad {what} {text!r}", f"give a number like 64 or 0x40") from None
+    if v < 0:
+        raise UsageError(f"bad {what} {text!r}: negative", "give a positive number")
+    return v
+
+
+def resolve(text: str, kernel: str) -> tuple[int, int | None]:
+    """ADDR as a number, or symbol[+off] looked up in the kernel ELF."""
+    if re.match(r"^(0x[0-9a-fA-F]+|[0-9]+)$", text):
+        return parse_int(text, "address"), None
+    m = re.match(r"^([A-Za-z_.$][\w.$]*)(?:\+(0x[0-9a-fA-F]+|[0-9]+))?$", text)
+    if not m:
+        raise UsageError(f"bad address {text!r}", "give 0xADDR or a symbol name")
+    from introspect.elfinfo import symbols
+    syms = symbols(kernel)
+    if m.group(1) not in syms:
+        raise UnikError(f"no symbol {m.group(1)!r} in {kernel}",
+                        "give a hex address, or a function/variable name of the kernel")
+    addr, size = syms[m.group(1)]
+    off = int(m.group(2), 0) if m.group(2) else 0
+    return addr + off, (size - off if size > off else None)
+
+
+def run(ctx, args):
+    inst = ctx.find(args)
+    addr, size = resolve(args.addr, inst.kernel)
+    n = parse_int(args.length, "length") if args.length else (size or 64)
+    if n == 0 or n > MAX_DUMP:
+        raise UsageError(f"bad length {n}", f"give 1 to {MAX_DUMP} bytes")
+    from introspect.client import Channel
+    with Channel.for_instance(inst) as ch:
+        data = ch.memread(addr, n)
+    if args.json:
+        ctx.json({"instance": inst.name, "addr": addr, "len": len(data), "hex": data.hex()})
+    else:
+        ctx.write(hexdump(addr, data))
+
+
+COMMAND = Command("x", "hex dump of guest memory: x [-n NAME] ADDR|SYMBOL [LEN]", run,
+                  args=args)

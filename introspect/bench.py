@@ -1,0 +1,153 @@
+"""The benchmarks behind `unik bench`: each returns rows of
+{"name", "value", "unit", "detail"}; console/commands/bench.py draws them.
+
+Under TCG absolute times are not the machine's speed, so guest-side costs are
+measured in guest instructions with `-icount shift=0` (the TSC then advances
+by exactly one per instruction); host-side times are medians and p99s.
+"""
+from __future__ import annotations
+
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from . import build, instance, qemu
+from . import protocol as P
+from .client import Channel, wait_ready
+from .elfinfo import build_id
+
+
+def _row(name, value, unit, detail="", target=None):
+    return {"name": name, "value": value, "unit": unit, "detail": detail, "target": target}
+
+
+def _pct(xs, q):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(round(q / 100 * (len(xs) - 1))))]
+
+
+def image_rows(elf: Path) -> list[dict]:
+    """Kernel image size, whole file (symbols and DWARF kept for the host)."""
+    from elftools.elf.elffile import ELFFile
+    size = elf.stat().st_size
+    alloc = debug = 0
+    with open(elf, "rb") as f:
+        for s in ELFFile(f).iter_sections():
+            if s["sh_flags"] & 2:          # SHF_ALLOC: loaded into guest memory
+                alloc += s["sh_size"]
+            elif s.name.startswith(".debug"):
+                debug += s["sh_size"]
+    return [_row("kernel image size", round(size / 1024, 1), "KiB",
+                 f"loaded {alloc // 1024} KiB, DWARF {debug // 1024} KiB",
+                 target="<= 1024 KiB")]
+
+
+def _boot(elf, name, base, icount=False, mux=False):
+    opts = qemu.BootOptions(mem="32M", icount=icount)
+    return instance.boot(app="demo", kernel=elf, build_id=build_id(elf), name=name,
+                         opts=opts, mux=mux, base=base)
+
+
+def _direct_hello(inst, timeout=60.0):
+    """HELLO straight over QEMU's chardev, retrying until the kernel answers."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            with Channel(inst.probe_sock, timeout=0.5, direct=True, name=inst.name) as ch:
+                return ch.hello()
+        except Exception:
+            if not inst.running:
+                raise
+            time.sleep(0.005)
+    raise TimeoutError(f"{inst.name}: no HELLO within {timeout}s")
+
+
+def boot_rows(elf: Path, base: Path, runs: int = 10) -> list[dict]:
+    """QEMU start to channel handshake (host, median of runs) and kernel
+    entry to channel ready (guest instructions, icount)."""
+    times = []
+    for i in range(runs):
+        t0 = time.monotonic()
+        inst = _boot(elf, f"bench-boot-{i}", base)
+        try:
+            _direct_hello(inst)
+            times.append((time.monotonic() - t0) * 1000)
+        finally:
+            instance.stop(inst)
+    inst = _boot(elf, "bench-icount", base, icount=True)
+    try:
+        h = _direct_hello(inst)
+        instr = h["tsc_ready"] - h["tsc_entry"]
+    finally:
+        instance.stop(inst)
+    return [_row("boot: QEMU start to channel handshake", round(statistics.median(times), 1),
+                 "ms", f"median of {runs}, TCG, -M microvm, 32M; p90 "
+                 f"{_pct(times, 90):.1f} ms"),
+            _row("boot: kernel entry to channel ready", instr, "instructions",
+                 "guest instructions, -icount shift=0")]
+
+
+def channel_rows(inst, n: int = 1000) -> list[dict]:
+    """Round trips of THREADS (ps) and MEMSTAT through the mux."""
+    rows = []
+    with Channel.for_instance(inst, timeout=10) as ch:
+        for label, fn in (("ps round trip (THREADS)", ch.threads),
+                          ("mem round trip (MEMSTAT)", ch.memstat)):
+            lat = []
+            for _ in range(n):
+                t0 = time.perf_counter()
+                fn()
+                lat.append((time.perf_counter() - t0) * 1000)
+            rows.append(_row(label, round(statistics.median(lat), 3), "ms",
+                             f"p99 {_pct(lat, 99):.3f} ms over {n}, through the mux"))
+        head, threads = ch.threads()
+        ms = ch.memstat()[0]
+    used = (ms["pages_total"] - ms["pages_free"]) * ms["page_size"]
+    rows.append(_row("guest memory", int(qemu.parse_mem("32M")[:-1]), "MiB",
+                     f"--mem 32M; {used // 1024} KiB of pages in use, heap "
+                     f"{ms['heap_bytes_used']} B in use, {head['total']} threads"))
+    return rows
+
+
+def cli_rows(name: str, runs: int = 10) -> list[dict]:
+    """`unik ps` as a whole command: process start to exit."""
+    exe = Path(sys.executable).parent / "unik"
+    cmd = [str(exe), "ps", name] if exe.exists() else [sys.executable, "-m", "console.cli", "ps", name]
+    times = []
+    for _ in range(runs):
+        t0 = time.monotonic()
+        subprocess.run(cmd, capture_output=True, check=True, timeout=60)
+        times.append((time.monotonic() - t0) * 1000)
+    imp = subprocess.run([sys.executable, "-X", "importtime", "-c", "import console.cli"],
+                         capture_output=True, text=True)
+    total_us = sum(int(l.split("|")[1]) for l in imp.stderr.splitlines()
+                   if l.startswith("import time:") and l.split("|")[1].strip().isdigit())
+    return [_row("`unik ps` whole command", round(statistics.median(times), 1), "ms",
+                 f"median of {runs}, process start to exit; importing console.cli "
+                 f"{total_us / 1000:.1f} ms")]
+
+
+def run_all(base: Path, app: str = "demo", quick: bool = False) -> list[dict]:
+    """Every benchmark; `quick` trims repetitions (for the test suite)."""
+    elf = build.ensure_built(app, auto=True)
+    rows = image_rows(elf)
+    rows += boot_rows(elf, base, runs=3 if quick else 10)
+    inst = _boot(elf, "bench-chan", base, mux=True)
+    try:
+        wait_ready(inst, 60)
+        rows += channel_rows(inst, n=50 if quick else 1000)
+        rows += cli_rows(inst.name, runs=2 if quick else 10)
+    finally:
+        instance.stop(inst)
+    return rows
+
+
+def render(rows: list[dict]) -> str:
+    """Markdown table (pure): the README's benchmark table is this output."""
+    out = ["| benchmark | value | detail |", "| --- | --- | --- |"]
+    for r in rows:
+        tgt = f" (target {r['target']})" if r.get("target") else ""
+        out.append(f"| {r['name']} | {r['value']} {r['unit']} | {r['detail']}{tgt} |")
+    return "\n".join(out)
