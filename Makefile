@@ -1,0 +1,62 @@
+# unik — top-level build.  `make run` and `make test` work on a fresh Debian
+# machine: they install what is missing (apt-get), make .venv, build kernels.
+SHELL := /bin/bash
+ROOT := $(abspath .)
+APP ?= demo
+APPS := $(notdir $(wildcard kernel/apps/*))
+VENV := $(ROOT)/.venv
+PY := $(VENV)/bin/python
+UNIK := $(VENV)/bin/unik
+PYTEST_ARGS ?=
+# Debian packages and the command that proves each one is there.
+DEPS := qemu-system-x86:qemu-system-x86_64 gcc:gcc binutils:ld make:make \
+        gdb:gdb tshark:tshark tcpdump:tcpdump python3-venv:python3
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: all run test kernel kernels bench deps venv clean docs
+
+all: kernel
+
+# Install the Debian packages that are missing (only those).
+deps:
+	@missing=""; for d in $(DEPS); do pkg=$${d%%:*}; cmd=$${d##*:}; \
+	  command -v $$cmd >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
+	python3 -c 'import venv, ensurepip' 2>/dev/null || missing="$$missing python3-venv"; \
+	if [ -n "$$missing" ]; then echo "deps: installing$$missing"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+# The virtualenv with the unik package (editable) and its test extra.
+venv: $(VENV)/.stamp
+$(VENV)/.stamp: pyproject.toml | deps
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e '.[test]'
+	touch $@
+
+# The kernel for APP (default demo) and every app's kernel.
+kernel: deps
+	$(MAKE) -C kernel APP=$(APP) O=$(ROOT)/build/$(APP)
+kernels: deps
+	@for a in $(APPS); do $(MAKE) -s -C kernel APP=$$a O=$(ROOT)/build/$$a || exit 1; done
+
+# Boot the demo unikernel (or reuse it) and open the debug shell on it.
+run: venv kernel
+	@$(UNIK) ls --json 2>/dev/null | $(PY) -c 'import json,sys; sys.exit(0 if any(i["name"]=="$(APP)" and i["state"]=="running" for i in json.load(sys.stdin)) else 1)' \
+	  || $(UNIK) boot --app $(APP) --name $(APP) --detach
+	$(UNIK) shell $(APP)
+	@echo "instance '$(APP)' is still running: 'unik stop $(APP)' stops it"
+
+# The whole suite: units, host-compiled kernel C, runtime tests under QEMU.
+test: venv kernels
+	$(PY) -m pytest -q $(PYTEST_ARGS) tests
+
+bench: venv kernels
+	$(UNIK) bench
+
+docs: venv
+	$(PY) -m introspect.protodoc docs/protocol.md
+
+clean:
+	rm -rf build

@@ -1,0 +1,51 @@
+"""Shared fixtures: the repo root, kernels built on demand, QEMU required.
+
+Tests that need QEMU fail (never skip) when it is missing: CI must not go
+green on a machine that could not run them.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def build_kernel(app: str = "demo") -> Path:
+    """Build (or bring up to date) build/<app>/kernel.elf and return it."""
+    out = ROOT / "build" / app
+    r = subprocess.run(["make", "-s", "-C", str(ROOT / "kernel"), f"APP={app}",
+                        f"O={out}"], capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.fail(f"kernel build for {app} failed:\n{r.stdout}\n{r.stderr}")
+    return out / "kernel.elf"
+
+
+def require_qemu() -> str:
+    q = shutil.which("qemu-system-x86_64")
+    if not q:
+        pytest.fail("qemu-system-x86_64 not found: `make test` installs it "
+                    "(apt-get install qemu-system-x86)")
+    return q
+
+
+@pytest.fixture(scope="session")
+def root() -> Path:
+    return ROOT
+
+
+@pytest.fixture(scope="session")
+def demo_elf() -> Path:
+    return build_kernel("demo")
+
+
+@pytest.fixture(scope="session")
+def state_dir(tmp_path_factory) -> Path:
+    """A private UNIK_STATE_DIR for the whole session."""
+    d = tmp_path_factory.mktemp("unik-state")
+    os.environ["UNIK_STATE_DIR"] = str(d)
+    return d
