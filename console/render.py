@@ -204,7 +204,8 @@ def render_info(inst: dict, hello: dict | None, status: str | None) -> str:
     rows = [("name", inst["name"]), ("app", inst.get("app")), ("state", inst.get("state")),
             ("qemu", f"pid {inst.get('qemu_pid')}" + (f", {status}" if status else "")),
             ("mux", f"pid {inst.get('mux_pid')}" if inst.get("mux_pid") else "-"),
-            ("kernel", inst.get("kernel")), ("build-id", inst.get("build_id") or "-"),
+            ("kernel", inst.get("kernel_src") or inst.get("kernel")),
+            ("image", inst.get("kernel")), ("build-id", inst.get("build_id") or "-"),
             ("mem", inst.get("mem")), ("accel", inst.get("accel")),
             ("dir", inst.get("dir"))]
     if hello:

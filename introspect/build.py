@@ -6,6 +6,7 @@ apps are the directories under `kernel/apps/`.
 """
 from __future__ import annotations
 
+import fcntl
 import os
 import subprocess
 import sys
@@ -87,11 +88,14 @@ def build(app: str, *, verbose: bool = False) -> Path:
     check_app(app)
     out = build_dir() / app
     cmd = ["make", "-C", str(kernel_dir()), f"APP={app}", f"O={out}"]
-    try:
-        r = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                           stderr=subprocess.STDOUT, text=True, errors="replace")
-    except FileNotFoundError:
-        raise BuildError("make is not installed", "apt-get install make gcc") from None
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / ".unik-build.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)        # one make per output directory
+        try:
+            r = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True, errors="replace")
+        except FileNotFoundError:
+            raise BuildError("make is not installed", "apt-get install make gcc") from None
     if verbose or r.returncode != 0:
         print(r.stdout, end="" if r.stdout.endswith("\n") else "\n",
               file=sys.stdout if r.returncode == 0 else sys.stderr)

@@ -241,7 +241,33 @@ def start_instance(base, name: str = "fake", *, build_id: str = "ab" * 20,
     return inst, proc
 
 
+def as_qemu(argv: list[str]) -> int:
+    """Pretend to be QEMU (UNIK_QEMU pointing at a script running
+    `python -m introspect.fakekernel --as-qemu "$@"`): serve the probe chardev
+    named on the command line, with the build-id of the -kernel ELF, write a
+    banner to the -serial file and the -pidfile.  No QMP: `stop` signals it."""
+    import signal
+    from .elfinfo import build_id
+    opt = {}
+    for i, a in enumerate(argv[:-1]):
+        if a.startswith("-") and not argv[i + 1].startswith("-"):
+            opt.setdefault(a, []).append(argv[i + 1])
+    sock = next(c.split("path=", 1)[1].split(",", 1)[0] for c in opt["-chardev"])
+    serial = opt["-serial"][0].removeprefix("file:")
+    with open(serial, "a") as f:
+        f.write("fake qemu: booting\n")
+    with open(opt["-pidfile"][0], "w") as f:
+        f.write(f"{os.getpid()}\n")
+    fk = FakeKernel(sock, build_id(opt["-kernel"][0]) or "ab" * 20)
+    signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))
+    fk.serve_forever()
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--as-qemu"]:
+        return as_qemu(argv[1:])
     ap = argparse.ArgumentParser(prog="python -m introspect.fakekernel")
     ap.add_argument("sock")
     ap.add_argument("--build-id", default="ab" * 20)

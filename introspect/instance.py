@@ -1,9 +1,10 @@
 """Instances: the state directory, naming, listing, booting and stopping.
 
 One directory per instance under the state base (`$UNIK_STATE_DIR` or
-`~/.local/state/unik`), named after it, holding instance.json, the QEMU
-sockets (qmp.sock, probe.sock), the mux's chan.sock, serial.log, qemu.log
-and muxd.log.  An instance whose QEMU is gone is *stale* until `unik stop`
+`~/.local/state/unik`), named after it, holding instance.json, kernel.elf
+(a copy of the booted image, so symbols stay right after a rebuild), the
+QEMU sockets (qmp.sock, probe.sock), the mux's chan.sock, serial.log,
+qemu.log and muxd.log.  An instance whose QEMU is gone is *stale* until `unik stop`
 removes its directory.
 """
 from __future__ import annotations
@@ -111,7 +112,8 @@ def _reap(pid: int) -> None:
 class Instance:
     name: str
     app: str
-    kernel: str
+    kernel: str                     # the image QEMU booted (a copy in the state dir)
+    kernel_src: str = ""            # where it was copied from (build/<app>/kernel.elf)
     build_id: str = ""
     mem: str = qemu.DEFAULT_MEM
     accel: str = "tcg"
@@ -289,14 +291,19 @@ def boot(*, app: str, kernel: Path, build_id: str, name: str | None = None,
     Does not wait for the kernel: see `wait_ready`."""
     opts = opts or qemu.BootOptions(accel=qemu.default_accel())
     name, d = create_dir(name, app, base)
-    inst = Instance(name=name, app=app, kernel=str(kernel), build_id=build_id,
-                    mem=opts.mem, accel=opts.accel, boot=opts.to_json(),
-                    created=time.time(), mux=mux, dir=d)
+    snap = d / "kernel.elf"
+    inst = Instance(name=name, app=app, kernel=str(snap), kernel_src=str(kernel),
+                    build_id=build_id, mem=opts.mem, accel=opts.accel,
+                    boot=opts.to_json(), created=time.time(), mux=mux, dir=d)
     try:
-        argv = qemu.command_line(kernel, d, opts)
+        # Boot a private copy: a rebuild cannot change the symbols under a
+        # running instance (unik x, gdb and cores read inst.kernel).
+        shutil.copy2(kernel, snap)
+        argv = qemu.command_line(snap, d, opts)
         inst.save()
         (d / "qemu.cmdline").write_text(" ".join(_quote(a) for a in argv) + "\n")
         proc = qemu.spawn(argv, d)
+        _wait_exec(proc, str(d))
         inst.qemu_pid = proc.pid
         inst.save()
         inst.proc = proc            # not persisted: lets the booting process reap QEMU
@@ -309,6 +316,15 @@ def boot(*, app: str, kernel: Path, build_id: str, name: str | None = None,
         while not inst.mux_running() and time.monotonic() < end:
             time.sleep(0.01)
     return inst
+
+
+def _wait_exec(proc: subprocess.Popen, needle: str, timeout: float = 5.0) -> None:
+    """Until the child has exec'd (its argv names `needle`) or exited: before
+    that, /proc shows the parent's argv and the instance would look stale."""
+    end = time.monotonic() + timeout
+    while proc.poll() is None and not pid_alive(proc.pid, needle) \
+            and time.monotonic() < end:
+        time.sleep(0.002)
 
 
 def _quote(a: str) -> str:
@@ -412,9 +428,10 @@ def stop(inst: Instance, timeout: float = 5.0) -> bool:
     if was_running:
         try:
             qemu.Monitor(inst.qmp_sock, timeout=min(timeout, 3.0)).quit()
+            asked = True
         except UnikError:
-            pass
-        if not _wait_gone(inst.qemu_pid, needle, timeout):
+            asked = False                # no monitor: go straight to signals
+        if not asked or not _wait_gone(inst.qemu_pid, needle, timeout):
             _signal(inst.qemu_pid, signal.SIGTERM)
             if not _wait_gone(inst.qemu_pid, needle, 2.0):
                 _signal(inst.qemu_pid, signal.SIGKILL)

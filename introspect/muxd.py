@@ -139,7 +139,11 @@ class Mux:
 
     async def pump_kernel(self) -> None:
         while True:
-            data = await self.kr.read(65536)
+            try:
+                data = await self.kr.read(65536)
+            except OSError as e:
+                data = b""
+                log.info("kernel side: %s", e)
             if not data:
                 log.info("kernel side closed: instance gone")
                 return

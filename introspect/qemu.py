@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from . import protocol as P
@@ -26,7 +26,7 @@ class BootOptions:
     accel: str = "tcg"             # "tcg" or "kvm" (kvm falls back to tcg)
     icount: bool = False           # deterministic instruction counting (benchmarks)
     append: str = ""               # kernel command line
-    qemu: str = QEMU
+    qemu: str = field(default_factory=lambda: os.environ.get("UNIK_QEMU") or QEMU)
 
     def to_json(self) -> dict:
         return asdict(self)

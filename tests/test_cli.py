@@ -197,3 +197,63 @@ def test_top_once(capsys, fake):
     assert "unik-top fake" in out and "probe-chan" in out
     rc, out, _ = run(capsys, "top", "--once", "--json")
     assert json.loads(out)["instance"] == "fake"
+
+
+# ------------------------------------------------------------ boot/stop, fake QEMU
+
+@pytest.fixture
+def fake_qemu(tmp_path, monkeypatch, state):
+    """UNIK_QEMU = a script that runs the fake kernel in QEMU's place, and a
+    real (tiny) ELF with a build-id to boot."""
+    import shutil
+    if not shutil.which("gcc"):
+        pytest.fail("gcc is needed (apt-get install gcc)")
+    script = tmp_path / "fake-qemu"
+    script.write_text(f"#!/bin/sh\nexport PYTHONPATH={ROOT}\n"
+                      f"exec {sys.executable} -m introspect.fakekernel --as-qemu \"$@\"\n")
+    script.chmod(0o755)
+    (tmp_path / "k.c").write_text("int main(void) { return 0; }\n")
+    elf = tmp_path / "kernel.elf"
+    subprocess.run(["gcc", "-Wl,--build-id=sha1", "-o", str(elf), str(tmp_path / "k.c")],
+                   check=True)
+    monkeypatch.setenv("UNIK_QEMU", str(script))
+    return elf
+
+
+def test_boot_detach_ps_stop(capsys, state, fake_qemu):
+    from introspect.elfinfo import build_id
+    rc, out, err = run(capsys, "boot", "--kernel", str(fake_qemu), "--app", "demo",
+                       "--detach", "--timeout", "30")
+    assert rc == 0, err
+    name, _, pid, _, bid = out.split()
+    assert name == "demo" and bid == build_id(fake_qemu)
+    rc, out, err = run(capsys, "boot", "--kernel", str(fake_qemu), "--app", "demo",
+                       "--detach", "--json")
+    assert rc == 0 and json.loads(out)["name"] == "demo-2"
+    d = json.loads((state / "demo" / "instance.json").read_text())
+    assert d["kernel"] == str(state / "demo" / "kernel.elf")
+    assert d["kernel_src"] == str(fake_qemu) and d["build_id"] == bid
+    rc, out, _ = run(capsys, "ps", "demo")
+    assert rc == 0 and "probe-chan" in out
+    rc, _, err = run(capsys, "boot", "--kernel", str(fake_qemu), "--name", "demo",
+                     "--detach")
+    assert_one_line_error(rc, err, "taken by a running instance")
+    rc, out, _ = run(capsys, "stop", "--all")
+    assert rc == 0 and "stopped demo" in out and "stopped demo-2" in out
+    assert not I.pid_alive(int(pid))
+    assert I.list_instances() == []
+
+
+def test_boot_rebuilt_kernel_mismatch_refused(capsys, state, fake_qemu, monkeypatch):
+    """The kernel answers with another build-id than the booted image."""
+    rc, out, err = run(capsys, "boot", "--kernel", str(fake_qemu), "--app", "x", "--detach")
+    assert rc == 0, err
+    inst = I.find()
+    # pretend the record says otherwise, then make the mux re-handshake
+    inst.build_id = "00" * 20
+    inst.save()
+    os.kill(inst.reload().mux_pid, 9)
+    time.sleep(0.3)
+    rc, _, err = run(capsys, "ps")
+    assert_one_line_error(rc, err, "build-id mismatch")
+    run(capsys, "stop")

@@ -38,11 +38,22 @@ def test_state_base(monkeypatch, tmp_path):
     assert I.state_base() == tmp_path / "x" / "unik"
 
 
+def _spawn(*args):
+    """A sleeping process with `args` in its command line, once it has exec'd."""
+    p = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", *args])
+    end = time.monotonic() + 10
+    while time.monotonic() < end:
+        with open(f"/proc/{p.pid}/cmdline", "rb") as f:
+            if b"time.sleep(60)" in f.read():
+                break
+        time.sleep(0.005)
+    return p
+
+
 @pytest.fixture
 def live_proc(tmp_path):
     """A process whose command line names tmp_path (stands in for QEMU)."""
-    p = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)",
-                          *(f"{tmp_path}/{n}/qmp.sock" for n in ("live", "a", "b", "busy"))])
+    p = _spawn(*(f"{tmp_path}/{n}/qmp.sock" for n in ("live", "a", "b", "busy")))
     yield p
     p.kill()
     p.wait()
@@ -79,7 +90,6 @@ def test_running_and_stale(tmp_path, live_proc):
 
 def test_zombie_is_not_alive(tmp_path):
     p = subprocess.Popen([sys.executable, "-c", "pass", str(tmp_path)])
-    assert I.pid_alive(p.pid, str(tmp_path)) or True
     time.sleep(0.5)                      # exited, not reaped: a zombie
     assert not I.pid_alive(p.pid, str(tmp_path))
     p.wait()
@@ -148,8 +158,7 @@ def test_stop_stale_removes_dir(tmp_path):
 
 
 def test_stop_running_kills_process(tmp_path):
-    p = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)",
-                          str(tmp_path / "live")])
+    p = _spawn(str(tmp_path / "live"))
     inst = _record(tmp_path, "live", pid=p.pid)
     t0 = time.monotonic()
     assert I.stop(inst, timeout=0.5) is True     # no QMP: falls back to signals
@@ -159,8 +168,7 @@ def test_stop_running_kills_process(tmp_path):
 
 
 def test_pid_alive_needle_is_a_directory(tmp_path):
-    p = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)",
-                          f"file:{tmp_path}/demo-2/serial.log"])
+    p = _spawn(f"file:{tmp_path}/demo-2/serial.log")
     try:
         assert I.pid_alive(p.pid, f"{tmp_path}/demo-2")
         assert not I.pid_alive(p.pid, f"{tmp_path}/demo")

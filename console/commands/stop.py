@@ -8,10 +8,16 @@ def args(p):
 
 
 def run(ctx, args):
+    name = ctx.name(args)
+    insts = I.list_instances()
     if args.all:
-        targets = I.list_instances()
+        targets = insts
+    elif name:
+        targets = [I.find(name, need_running=False)]
+    elif len(insts) == 1:                # the only instance, running or stale
+        targets = insts
     else:
-        targets = [I.find(ctx.name(args), need_running=False)]
+        targets = [I.find(None)]         # the only running one, or the usual error
     done = []
     for inst in targets:
         was = I.stop(inst)

@@ -20,7 +20,7 @@ def parse_int(text: str, what: str) -> int:
     try:
         v = int(text, 0)
     except ValueError:
-        raise UsageError(f"bad {what} {text!r}", f"give a number like 64 or 0x40") from None
+        raise UsageError(f"bad {what} {text!r}", "give a number like 64 or 0x40") from None
     if v < 0:
         raise UsageError(f"bad {what} {text!r}: negative", "give a positive number")
     return v
