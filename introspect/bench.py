@@ -111,18 +111,20 @@ def channel_rows(inst, n: int = 1000) -> list[dict]:
     return rows
 
 
-def cli_rows(name: str, runs: int = 10) -> list[dict]:
+def cli_rows(name: str, base: Path, runs: int = 10) -> list[dict]:
     """`unik ps` as a whole command: process start to exit."""
+    import os
+    env = dict(os.environ, UNIK_STATE_DIR=str(base))
     exe = Path(sys.executable).parent / "unik"
     cmd = [str(exe), "ps", name] if exe.exists() else [sys.executable, "-m", "console.cli", "ps", name]
     times = []
     for _ in range(runs):
         t0 = time.monotonic()
-        subprocess.run(cmd, capture_output=True, check=True, timeout=60)
+        subprocess.run(cmd, capture_output=True, check=True, timeout=60, env=env)
         times.append((time.monotonic() - t0) * 1000)
     imp = subprocess.run([sys.executable, "-X", "importtime", "-c", "import console.cli"],
                          capture_output=True, text=True)
-    total_us = sum(int(l.split("|")[1]) for l in imp.stderr.splitlines()
+    total_us = sum(int(l[len("import time:"):].split("|")[0]) for l in imp.stderr.splitlines()
                    if l.startswith("import time:") and l.split("|")[1].strip().isdigit())
     return [_row("`unik ps` whole command", round(statistics.median(times), 1), "ms",
                  f"median of {runs}, process start to exit; importing console.cli "
@@ -138,7 +140,7 @@ def run_all(base: Path, app: str = "demo", quick: bool = False) -> list[dict]:
     try:
         wait_ready(inst, 60)
         rows += channel_rows(inst, n=50 if quick else 1000)
-        rows += cli_rows(inst.name, runs=2 if quick else 10)
+        rows += cli_rows(inst.name, base, runs=2 if quick else 10)
     finally:
         instance.stop(inst)
     return rows

@@ -121,3 +121,30 @@ def test_kernel_not_built_is_an_error(tmp_path):
     assert r.returncode == 2
     assert r.stderr.startswith("unik: error:") and "hint:" in r.stderr
     assert "unik build" in r.stderr
+
+
+def test_foreground_boot_shows_console_and_ctrl_c_stops(tmp_path):
+    """`unik boot` without --detach streams the serial console; Ctrl-C
+    (SIGINT) stops the instance cleanly and removes its state."""
+    require_qemu()
+    build_kernel("demo")
+    env = dict(os.environ, UNIK_STATE_DIR=str(tmp_path))
+    p = subprocess.Popen([UNIK, "boot", "--app", "demo", "--name", "fg"], env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        end = time.monotonic() + 60
+        while time.monotonic() < end:
+            ls = json.loads(unik(env, "ls", "--json").stdout)
+            if ls and (tmp_path / "fg" / "serial.log").exists() and \
+                    "probe channel ready" in (tmp_path / "fg" / "serial.log").read_text():
+                break
+            time.sleep(0.2)
+        time.sleep(0.5)
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=30)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert "unik: kernel ready" in out
+    assert "Traceback" not in err
+    assert json.loads(unik(env, "ls", "--json").stdout) == []
