@@ -54,6 +54,12 @@ class Context:
     def channel(self, args, timeout: float | None = None):
         from introspect.client import Channel, DEFAULT_TIMEOUT
         inst = self.find(args)
+        report = inst.panic_report()
+        if report:
+            first = report.splitlines()[0].split("] ", 1)[-1]
+            raise UnikError(f"instance {inst.name} panicked, its kernel is halted: {first}",
+                            f"unik log {inst.name} shows the whole report; "
+                            f"unik stop {inst.name} stops it")
         return Channel.for_instance(inst, timeout=timeout or DEFAULT_TIMEOUT)
 
     def write(self, text: str = "") -> None:

@@ -79,7 +79,7 @@ def render_ls(insts: list[dict], now: float | None = None) -> str:
     now = time.time() if now is None else now
     rows = []
     for i in insts:
-        running = i.get("state") == "running"
+        running = i.get("state") in ("running", "panicked")
         rows.append([i["name"], i.get("app", "?"), i.get("state", "?"),
                      i.get("qemu_pid") or "-" if running else "-",
                      i.get("mem", "?"),

@@ -169,7 +169,16 @@ class Instance:
 
     @property
     def state(self) -> str:
-        return "running" if self.running else "stale"
+        """running, panicked (QEMU up, kernel halted) or stale (QEMU gone)."""
+        if not self.running:
+            return "stale"
+        return "panicked" if self.panic_report() else "running"
+
+    def panic_report(self) -> str:
+        """The kernel's last panic report from serial.log, or "" if none.
+        The panic path prints to COM1 before halting, so this works when
+        the probe channel cannot answer any more."""
+        return panic_report(self.dir / "serial.log")
 
     def mux_running(self) -> bool:
         """True while a mux holds this instance's lock."""
@@ -454,6 +463,27 @@ def _signal(pid: int | None, sig: int) -> None:
             os.kill(pid, sig)
         except OSError:
             pass
+
+
+PANIC_MARK = b"PANIC: "
+_PANIC_SCAN = 1 << 20          # bytes of serial.log searched, from the end
+
+
+def panic_report(serial: Path) -> str:
+    """Text from the last `PANIC: ` line of a serial log to its end."""
+    try:
+        with open(serial, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - _PANIC_SCAN))
+            data = f.read()
+    except OSError:
+        return ""
+    i = data.rfind(PANIC_MARK)
+    if i < 0:
+        return ""
+    start = data.rfind(b"\n", 0, i) + 1
+    return data[start:].decode("utf-8", "replace")
 
 
 def tail(path: Path, lines: int = 5) -> str:

@@ -8,6 +8,7 @@ first NAME are suite directives; each NAME starts a test.
     BOOT --mem 32M            suite: extra `unik boot` arguments
     NAME ps lists threads     a test
     RUN unik ps {name}        shell command; {name} {state} {serial} {root}
+                              are replaced here and in the EXPECT lines
     EXPECT probe-chan         substring that must appear in stdout+stderr
     EXPECT_REGEX ^\\s*1\\s+idle  regex (re.M) that must match
     EXPECT_NONE Traceback     substring that must NOT appear

@@ -70,7 +70,11 @@ def test_runtime(stem, case, instances, state_dir):
     name = _instance(stem, state_dir)
     subst = {"name": name, "state": str(state_dir / name), "root": str(ROOT),
              "serial": str(state_dir / name / "serial.log")}
-    cmd = case.run.format(**subst)
+    def fill(text):
+        for k, v in subst.items():
+            text = text.replace("{" + k + "}", v)
+        return text
+    cmd = fill(case.run)
     try:
         r = subprocess.run(cmd, shell=True, env=_env(state_dir), capture_output=True,
                            text=True, timeout=case.timeout, cwd=ROOT)
@@ -80,9 +84,9 @@ def test_runtime(stem, case, instances, state_dir):
     out = r.stdout + r.stderr
     where = f"$ {cmd}\n(exit {r.returncode})\n{out}"
     assert r.returncode == case.exit, f"exit {r.returncode}, want {case.exit}\n{where}"
-    for s in case.expect:
+    for s in map(fill, case.expect):
         assert s in out, f"missing {s!r}\n{where}"
-    for rx in case.expect_regex:
+    for rx in map(fill, case.expect_regex):
         assert re.search(rx, out, re.M), f"no match for /{rx}/\n{where}"
-    for s in case.expect_none:
+    for s in map(fill, case.expect_none):
         assert s not in out, f"unexpected {s!r}\n{where}"

@@ -27,6 +27,9 @@ def run(ctx, args):
     if args.interval <= 0:
         from ..registry import UsageError
         raise UsageError(f"bad --interval {args.interval}", "give a positive number of seconds")
+    inst = ctx.find(args)
+    if inst.state == "panicked":
+        return _from_serial(ctx, inst, args)
     with ctx.channel(args) as ch:
         off, first = args.start, True
         text, last = [], None
@@ -58,6 +61,22 @@ def run(ctx, args):
     if args.json and not args.follow:
         ctx.json({"instance": ch.name, "oldest": last["oldest"], "head": last["head"],
                   "next": last["next"], "text": b"".join(text).decode("utf-8", "replace")})
+
+
+def _from_serial(ctx, inst, args):
+    """The kernel halted: its channel is gone, but every log line also went
+    to the serial console, so show that instead (and say so)."""
+    text = (inst.dir / "serial.log").read_bytes().decode("utf-8", "replace")
+    if args.json:
+        ctx.json({"instance": inst.name, "source": "serial.log", "panicked": True,
+                  "text": text})
+        return 0
+    ctx.err.write(f"unik: {inst.name} panicked and is halted; showing its serial "
+                  f"console ({inst.dir / 'serial.log'})\n")
+    ctx.err.flush()
+    ctx.out.write(text)
+    ctx.out.flush()
+    return 0
 
 
 COMMAND = Command("log", "print the kernel log (dmesg); -f follows it", run,
