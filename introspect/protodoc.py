@@ -30,6 +30,9 @@ little-endian; structs are packed.  Protocol version **{version}**.
 * CRC-32 is IEEE 802.3 (zlib's `crc32`).
 * A reply has the request's `id` and type `request | 0x{reply:04x}`; a failed
   request is answered with type `ERROR` (0xffff) and an error payload.
+* Request ids are the client's choice, except 0, which marks unsolicited
+  kernel frames.  Through the mux, ids are rewritten on the way up and
+  restored on the way down, so clients need not coordinate.
 * Request payloads larger than {maxreq} bytes are refused (OVERSIZED); replies
   carry at most {maxpay} bytes.
 
@@ -113,12 +116,32 @@ def render() -> str:
         request_rows="\n".join(req_rows), error_rows=_enum_rows(P.ErrCode),
         state_rows="\n".join(f"| {m.name.lower()} | {int(m)} |" for m in P.ThreadState))
     parts = [text]
-    for lay in P.LAYOUTS[1:]:
-        offs = lay.offsets()
-        parts.append(f"\n### `{lay.name}` ({lay.size} bytes) — {lay.doc}\n")
-        parts.append("| offset | field | type | meaning |\n| --- | --- | --- | --- |")
-        parts.extend(f"| {offs[f]} | `{f}` | {t} | {c} |" for f, t, c in lay.fields)
+    parts.extend(_layout(lay) for lay in P.LAYOUTS[1:])
+    parts.append(_MUX.format(first=P.MUX_FIRST, last=P.MUX_LAST))
+    parts.append("| type | value | request payload | meaning |\n| --- | --- | --- | --- |")
+    for m, lay in P.MUX_REQUESTS.items():
+        req = "empty" if lay is None else f"`{lay.name}`"
+        parts.append(f"| {m.name} | 0x{int(m):04x} | {req} | {_comment(P.MuxType, m)} |")
+    parts.extend(_layout(lay) for lay in (P.MUX_INFO_REP, P.MUX_SUBSCRIBE_REQ))
     return "\n".join(parts) + "\n"
+
+
+_MUX = """
+## Mux-local requests
+
+Types 0x{first:04x}–0x{last:04x} never reach the kernel: the instance's
+multiplexer answers them itself (reply type `request | 0x8000`, same id).
+Unsolicited kernel frames (id 0) go only to clients that subscribed to
+their type range.
+"""
+
+
+def _layout(lay) -> str:
+    offs = lay.offsets()
+    rows = [f"\n### `{lay.name}` ({lay.size} bytes) — {lay.doc}\n",
+            "| offset | field | type | meaning |\n| --- | --- | --- | --- |"]
+    rows.extend(f"| {offs[f]} | `{f}` | {t} | {c} |" for f, t, c in lay.fields)
+    return "\n".join(rows)
 
 
 def main(argv=None) -> int:
