@@ -39,6 +39,13 @@ u32 kernel_build_id(u8 *out, u32 max)
     return len;
 }
 
+/* The TSC the boot stub read at _start32 (HELLO's tsc_entry). */
+u64 kernel_tsc_entry(void)
+{
+    extern u64 boot_tsc_entry;
+    return boot_tsc_entry;
+}
+
 const char *kernel_app_name(void)
 {
     return app_name;

@@ -40,7 +40,7 @@ assert ctypes.sizeof(ChanStat) == P.CHANSTAT_REP.size
 @pytest.fixture(scope="module")
 def lib(tmp_path_factory):
     so = build_shared(tmp_path_factory.mktemp("frame_c"),
-                      ["kernel/chan/frame.c", os.environ.get("UNIK_TEST_CRC32_C", "kernel/lib/crc32.c"),
+                      ["kernel/chan/frame.c", "kernel/lib/crc32.c",
                        "tests/frame_shim.c"])
     L = ctypes.CDLL(str(so))
     L.shim_new.restype = ctypes.c_void_p

@@ -148,3 +148,20 @@ def test_foreground_boot_shows_console_and_ctrl_c_stops(tmp_path):
     assert "unik: kernel ready" in out
     assert "Traceback" not in err
     assert json.loads(unik(env, "ls", "--json").stdout) == []
+
+
+def test_icount_boot_reports_instructions_from_entry_to_ready(tmp_path):
+    """With --icount the TSC counts guest instructions: HELLO's tsc_entry
+    (read by the boot stub's first instructions) and tsc_ready bracket the
+    boot, which `unik bench` reports."""
+    require_qemu()
+    build_kernel("demo")
+    env = dict(os.environ, UNIK_STATE_DIR=str(tmp_path))
+    unik(env, "boot", "--app", "demo", "--name", "ic", "--icount", "--detach", timeout=120)
+    try:
+        hello = json.loads(unik(env, "info", "ic", "--json").stdout)["hello"]
+    finally:
+        unik(env, "stop", "ic")
+    assert abs(hello["tsc_hz"] - 1e9) < 1e6          # icount shift=0: 1 insn per ns
+    assert 0 < hello["tsc_entry"] < hello["tsc_ready"]
+    assert 100_000 < hello["tsc_ready"] - hello["tsc_entry"] < 200_000_000

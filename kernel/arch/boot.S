@@ -30,6 +30,13 @@
 	.balign 4
 	.quad _start32
 
+/* ---- kept in .data: .bss is zeroed after it is written ---- */
+	.section .data
+	.balign 8
+	.globl boot_tsc_entry
+boot_tsc_entry:
+	.quad 0
+
 /* ---- 32-bit entry ---- */
 	.section .text.boot, "ax"
 	.code32
@@ -37,6 +44,11 @@
 _start32:
 	cli
 	cld
+	/* The TSC at the first instruction, for boot cost in instructions
+	 * (HELLO tsc_entry; -icount shift=0 makes TSC = instructions). */
+	rdtsc
+	movl %eax, boot_tsc_entry
+	movl %edx, boot_tsc_entry + 4
 	/* Not PVH (no magic at [EBX]): carry on with no start_info. */
 	cmpl $PVH_MAGIC, (%ebx)
 	je 1f

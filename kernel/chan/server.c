@@ -27,7 +27,6 @@ static u64 tsc_ready;                   /* TSC when the channel became ready */
 
 /* TSC at the kernel's first instruction, if the boot code records it (weak:
  * 0 until it is linked in). */
-u64 kernel_tsc_entry(void) __attribute__((weak));
 
 /* Where a reply's payload is built: just after the header in the tx buffer. */
 static u8 *payload(u32 *cap)
@@ -90,7 +89,7 @@ static void do_hello(u16 type, u32 id, const u8 *p)
     r.mem_kib = (u32)(mm_total_bytes() / 1024);
     str_copy(r.app, kernel_app_name(), sizeof(r.app));
     str_copy(r.kernel, kernel_version(), sizeof(r.kernel));
-    r.tsc_entry = kernel_tsc_entry ? kernel_tsc_entry() : 0;
+    r.tsc_entry = kernel_tsc_entry();
     r.tsc_ready = tsc_ready;
     u32 cap;
     memcpy(payload(&cap), &r, sizeof(r));
@@ -222,15 +221,22 @@ static void chan_main(void *arg)
     tsc_ready = rdtsc();
     frame_init(&dec, &stats);
     kprintf("chan: probe channel ready on %s\n", WIRE_PORT_NAME);
+    /* Idle = CHAN_IDLE_SPINS empty polls and CHAN_LINGER_US since the last
+     * event: a host sending request after request (ps, top, bench) then
+     * finds the thread still polling instead of asleep for a tick. */
     u32 idle = 0;
+    u64 last = 0, linger_ns = CHAN_LINGER_US;
+    linger_ns *= 1000;
     for (;;) {
         struct vcons_ev ev;
         switch (vcons_next(&ev)) {
         case VCONS_EV_NONE:
-            if (++idle < CHAN_IDLE_SPINS) {
+            if (++idle < CHAN_IDLE_SPINS ||
+                (last && time_ns() - last < linger_ns)) {
                 cpu_relax();
             } else {
                 idle = 0;
+                last = 0;
                 thread_sleep_ms(CHAN_SLEEP_MS, "chan-rx");
             }
             continue;
@@ -250,6 +256,7 @@ static void chan_main(void *arg)
             break;
         }
         idle = 0;
+        last = time_ns();
     }
 }
 

@@ -32,6 +32,9 @@ static struct {
     bool host_open;                  /* host state as reported by vcons_next */
     u8 host_state[MAX_PORTS];        /* PORT_OPEN value per port, any port */
     int pending;                     /* event to report first (from the handshake) */
+    u32 ctrl_posted;                 /* control receive buffers handed to the device */
+    bool resync;                     /* control ring was full: messages may be lost */
+    bool resync_wait;                /* PORT_READY re-sent; its PORT_NAME will mark the reply */
     u16 snap_c, snap_d;              /* used indexes of the current snapshot */
     u8 *held;                        /* rx buffer lent to the caller */
     u8 *ctrl_bufs;
@@ -108,6 +111,23 @@ static bool setup_port_queues(u32 id)
     return true;
 }
 
+/* Host state change of our port in control message `buf`: 1 connect,
+ * 0 disconnect (or removal), -1 none. */
+static int host_change(const u8 *buf, u32 len)
+{
+    struct vcons_ctrl m;
+    if (vc.port < 0 || len < sizeof(m))
+        return -1;
+    memcpy(&m, buf, sizeof(m));
+    if (m.id != (u32)vc.port)
+        return -1;
+    if (m.event == VCONS_PORT_OPEN)
+        return m.value ? 1 : 0;
+    if (m.event == VCONS_DEVICE_REMOVE)
+        return 0;
+    return -1;
+}
+
 /* Handle one control message; returns an event for our port or NONE. */
 static int handle_ctrl(const u8 *buf, u32 len)
 {
@@ -134,6 +154,22 @@ static int handle_ctrl(const u8 *buf, u32 len)
         }
         break;
     case VCONS_PORT_NAME: {
+        if (ours && vc.resync_wait) {
+            /* QEMU answers PORT_READY with PORT_NAME, then PORT_OPEN(1)
+             * only if a host client is connected: no PORT_OPEN(1) right
+             * after it means the host is gone. */
+            vc.resync_wait = false;
+            void *tok;
+            u32 l2;
+            bool open = virtq_peek(&vc.crx, 0, &tok, &l2) &&
+                        host_change(tok, MIN(l2, (u32)CHAN_CTRL_BUF_SIZE)) == 1;
+            if (!open && vc.host_open) {
+                kprintf("chan: control messages were lost; the host has left\n");
+                vc.host_open = false;
+                return VCONS_EV_CLOSE;
+            }
+            break;
+        }
         u32 n = len - sizeof(m);
         const char *name = (const char *)buf + sizeof(m);
         u32 want = (u32)strlen(vc.name);
@@ -171,22 +207,6 @@ static int handle_ctrl(const u8 *buf, u32 len)
     return VCONS_EV_NONE;
 }
 
-/* Is control message `buf` a host disconnect (or removal) of our port? */
-static int host_change(const u8 *buf, u32 len)
-{
-    struct vcons_ctrl m;
-    if (vc.port < 0 || len < sizeof(m))
-        return -1;
-    memcpy(&m, buf, sizeof(m));
-    if (m.id != (u32)vc.port)
-        return -1;
-    if (m.event == VCONS_PORT_OPEN)
-        return m.value ? 1 : 0;
-    if (m.event == VCONS_DEVICE_REMOVE)
-        return 0;
-    return -1;
-}
-
 /* Consume one control message: copy it out, repost its buffer at once. */
 static int next_ctrl(void)
 {
@@ -215,6 +235,20 @@ bool vcons_host_connected(void)
             st = c;
     }
     return st;
+}
+
+/* Does a host connect follow the first (pending) control message within
+ * the snapshot?  Then the pending data cannot be ordered against the
+ * disconnect (see vcons.h) and is given to the new connection. */
+static bool reopened_in_snapshot(void)
+{
+    u16 n = (u16)(vc.snap_c - vc.crx.last_used);
+    void *tok;
+    u32 len;
+    for (u16 k = 1; k < n && virtq_peek(&vc.crx, k, &tok, &len); k++)
+        if (host_change(tok, MIN(len, (u32)CHAN_CTRL_BUF_SIZE)) == 1)
+            return true;
+    return false;
 }
 
 static int next_data(struct vcons_ev *ev)
@@ -255,9 +289,19 @@ int vcons_next(struct vcons_ev *ev)
         bool c_left = vc.crx.last_used != vc.snap_c;
         bool d_left = rx_ready() && vc.rx.last_used != vc.snap_d;
         if (!c_left && !d_left) {
+            if (vc.resync && rx_ready()) {
+                /* ask QEMU to restate the port: PORT_NAME [+ PORT_OPEN 1] */
+                vc.resync = false;
+                vc.resync_wait = true;
+                kprintf("chan: control queue was full; asking QEMU to restate port %d\n",
+                        vc.port);
+                send_ctrl((u32)vc.port, VCONS_PORT_READY, 1);
+            }
             /* control first, then data: data pushed before a control
              * message we see is then in the data snapshot */
             vc.snap_c = used_idx(&vc.crx);
+            if ((u16)(vc.snap_c - vc.crx.last_used) >= vc.ctrl_posted)
+                vc.resync = true;           /* no buffer was left: QEMU drops */
             mb();
             if (rx_ready())
                 vc.snap_d = used_idx(&vc.rx);
@@ -271,7 +315,8 @@ int vcons_next(struct vcons_ev *ev)
             void *tok;
             u32 len;
             if (d_left && virtq_peek(&vc.crx, 0, &tok, &len) &&
-                host_change(tok, MIN(len, (u32)CHAN_CTRL_BUF_SIZE)) == 0) {
+                host_change(tok, MIN(len, (u32)CHAN_CTRL_BUF_SIZE)) == 0 &&
+                !reopened_in_snapshot()) {
                 /* a disconnect: the data before it goes first */
                 int k = next_data(ev);
                 if (k != VCONS_EV_NONE)
@@ -299,6 +344,21 @@ u8 *vcons_tx_buffer(u32 *cap)
     return vc.tx_buf;
 }
 
+/* Did the host leave (a disconnect of our port) in the control messages
+ * QEMU pushed since the used index was `mark`? */
+static bool closed_since(u16 mark)
+{
+    u16 skip = (u16)(mark - vc.crx.last_used);
+    void *tok;
+    u32 len;
+    if (skip > virtq_pending(&vc.crx))
+        skip = 0;                     /* consumed meanwhile: look at all */
+    for (u16 k = skip; virtq_peek(&vc.crx, k, &tok, &len); k++)
+        if (host_change(tok, MIN(len, (u32)CHAN_CTRL_BUF_SIZE)) == 0)
+            return true;
+    return false;
+}
+
 bool vcons_send(u32 len)
 {
     if (!rx_ready() || len == 0 || len > TX_CAP || !vcons_host_connected())
@@ -306,20 +366,23 @@ bool vcons_send(u32 len)
     int d = virtq_add(&vc.tx, vc.tx_buf, len, false, vc.tx_buf);
     if (d < 0)
         return false;
+    u16 mark = used_idx(&vc.crx);
     virtq_kick(&vc.tx);
     /* Under TCG virtio-mmio completes on the notify; a slow host reader
      * (chardev write would block) makes QEMU hold the buffer until the
      * socket drains, or until the client leaves. */
+    if (virtq_pop(&vc.tx, NULL, NULL))
+        return true;
     for (u32 spins = 0;; spins++) {
-        if (virtq_pop(&vc.tx, NULL, NULL))
-            return true;
-        if (!vcons_host_connected()) {
-            /* the host left: QEMU either returned the buffer unsent or
-             * dropped it (older QEMU detaches a throttled element) */
+        if (closed_since(mark)) {
+            /* the host left while QEMU held the buffer: it returns it
+             * unsent, or drops it (some QEMUs detach a throttled element) */
             if (!virtq_pop(&vc.tx, NULL, NULL))
                 virtq_reclaim(&vc.tx, d);
             return false;
         }
+        if (virtq_pop(&vc.tx, NULL, NULL))
+            return true;
         if (spins < CHAN_IDLE_SPINS)
             cpu_relax();
         else
@@ -371,8 +434,10 @@ bool vcons_init(const char *name)
         vmmio_failed(&vc.dev);
         return false;
     }
-    for (u32 i = 0; i < CHAN_CTRL_BUFS && i < vc.crx.size; i++)
+    for (u32 i = 0; i < CHAN_CTRL_BUFS && i < vc.crx.size; i++) {
         post_ctrl(vc.ctrl_bufs + (size_t)i * CHAN_CTRL_BUF_SIZE);
+        vc.ctrl_posted++;
+    }
     vmmio_driver_ok(&vc.dev);
     virtq_kick(&vc.crx);
     kprintf("chan: virtio-console at slot %u (0x%lx), %u ports max\n",

@@ -5,6 +5,7 @@
 u64 time_ns(void);                   /* nanoseconds since boot (TSC based) */
 u64 time_tsc_hz(void);               /* calibrated TSC frequency */
 u64 time_ticks(void);                /* timer interrupts since boot */
+u64 kernel_tsc_entry(void);          /* TSC at the kernel's first instruction */
 u32 kernel_build_id(u8 *out, u32 max); /* copy the GNU build-id; returns its length */
 const char *kernel_app_name(void);   /* the application linked in */
 const char *kernel_version(void);

@@ -6,6 +6,7 @@
 /* --- time and scheduling --- */
 #define TIMER_HZ 1000                 /* PIT interrupts per second (the scheduler tick) */
 #define SCHED_SLICE_TICKS 10          /* ticks a thread runs before preemption */
+#define SCHED_BOOST_TICKS 10          /* wakeup-preemption ticks per service thread per rotation */
 #define THREAD_STACK_DEFAULT 16384    /* bytes of stack for a thread unless asked */
 #define THREAD_MAX 64                 /* most threads alive at once */
 
@@ -18,7 +19,8 @@
 #define CHAN_RX_BUF_SIZE 2048         /* bytes per receive buffer */
 #define CHAN_IDLE_SPINS 64            /* polls with nothing to do before sleeping */
 #define CHAN_SLEEP_MS 1               /* sleep between polls when idle */
-#define CHAN_CTRL_BUFS 8              /* control-queue receive buffers kept posted */
+#define CHAN_LINGER_US 2000           /* keep polling this long after traffic before sleeping */
+#define CHAN_CTRL_BUFS 32             /* control-queue receive buffers kept posted */
 #define CHAN_CTRL_BUF_SIZE 256        /* bytes per control buffer (PORT_NAME carries the name) */
 #define CHAN_VQ_SIZE 64               /* most descriptors per virtqueue (QueueNumMax may be lower) */
 #define CHAN_HANDSHAKE_MS 2000        /* give up on the port handshake after this long */

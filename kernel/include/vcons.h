@@ -6,13 +6,16 @@
  * Control receive buffers stay posted at all times, so QEMU can report host
  * clients connecting (PORT_OPEN 1) and leaving (PORT_OPEN 0).
  *
- * Ordering: data and control arrive on different queues.  vcons_next()
- * takes a snapshot of the control ring, then of the data ring, and within it
- * reports a host connect before the data that follows it and a host
- * disconnect after the data that preceded it (QEMU pushes a client's data
- * before its PORT_OPEN 0).  What a snapshot cannot order is a disconnect,
- * a reconnect and the new client's data all arriving within one poll: that
- * data is reported before the disconnect. */
+ * Ordering: data and control arrive on different queues, with nothing that
+ * orders one against the other.  vcons_next() takes a snapshot of the
+ * control ring, then of the data ring (so data QEMU pushed before a control
+ * message seen is in the snapshot), and reports a host connect before the
+ * pending data and a host disconnect after it.  A disconnect followed by a
+ * reconnect within one snapshot cannot be ordered against the data: the
+ * data is then given to the new connection (right when the old client had
+ * read its replies before leaving).  Hosts that reconnect must therefore
+ * leave a few poll intervals (CHAN_SLEEP_MS plus scheduling) between
+ * closing and sending on the next connection for exact statistics. */
 #ifndef UNIK_VCONS_H
 #define UNIK_VCONS_H
 #include "types.h"
