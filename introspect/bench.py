@@ -44,9 +44,9 @@ def image_rows(elf: Path) -> list[dict]:
                  target="<= 1024 KiB")]
 
 
-def _boot(elf, name, base, icount=False, mux=False):
+def _boot(elf, name, base, icount=False, mux=False, app="demo"):
     opts = qemu.BootOptions(mem="32M", icount=icount)
-    return instance.boot(app="demo", kernel=elf, build_id=build_id(elf), name=name,
+    return instance.boot(app=app, kernel=elf, build_id=build_id(elf), name=name,
                          opts=opts, mux=mux, base=base)
 
 
@@ -89,17 +89,25 @@ def boot_rows(elf: Path, base: Path, runs: int = 10) -> list[dict]:
                  "guest instructions, -icount shift=0")]
 
 
+def _round_trips(fn, n: int, gap: float = 0.0) -> list[float]:
+    """Milliseconds taken by each of n calls of fn (one request each),
+    sleeping `gap` seconds before each call."""
+    lat = []
+    for _ in range(n):
+        time.sleep(gap)
+        t0 = time.perf_counter()
+        fn()
+        lat.append((time.perf_counter() - t0) * 1000)
+    return lat
+
+
 def channel_rows(inst, n: int = 1000) -> list[dict]:
     """Round trips of THREADS (ps) and MEMSTAT through the mux."""
     rows = []
     with Channel.for_instance(inst, timeout=10) as ch:
         for label, fn in (("ps round trip (THREADS)", ch.threads),
                           ("mem round trip (MEMSTAT)", ch.memstat)):
-            lat = []
-            for _ in range(n):
-                t0 = time.perf_counter()
-                fn()
-                lat.append((time.perf_counter() - t0) * 1000)
+            lat = _round_trips(fn, n)
             rows.append(_row(label, round(statistics.median(lat), 3), "ms",
                              f"p99 {_pct(lat, 99):.3f} ms over {n}, through the mux"))
         head, threads = ch.threads()
@@ -109,6 +117,30 @@ def channel_rows(inst, n: int = 1000) -> list[dict]:
                      f"--mem 32M; {used // 1024} KiB of pages in use, heap "
                      f"{ms['heap_bytes_used']} B in use, {head['total']} threads"))
     return rows
+
+
+def load_rows(base: Path, n: int = 200) -> list[dict]:
+    """THREADS round trips through the mux while the busy app keeps four
+    application threads spinning: the probe channel's wakeup preemption
+    (kernel/sched/sched.c) at work.  Requests come every 10 ms, as an
+    operator's or unik top's would: the channel thread is asleep when each
+    arrives.  Back-to-back requests are measured too (the thread then
+    polls without sleeping and takes its turn like a CPU-bound thread)."""
+    elf = build.ensure_built("busy", auto=True)
+    inst = _boot(elf, "bench-load", base, mux=True, app="busy")
+    try:
+        wait_ready(inst, 60)
+        time.sleep(1.0)                     # let the spinners take the CPU
+        with Channel.for_instance(inst, timeout=10) as ch:
+            paced = _round_trips(ch.threads, n, gap=0.010)
+            burst = _round_trips(ch.threads, n)
+    finally:
+        instance.stop(inst)
+    return [_row("ps round trip under load (busy app, 4 spinning threads)",
+                 round(statistics.median(paced), 3), "ms",
+                 f"one every 10 ms: p99 {_pct(paced, 99):.3f} ms over {n}; back to back: "
+                 f"median {statistics.median(burst):.3f} ms, p99 {_pct(burst, 99):.3f} ms; "
+                 "through the mux")]
 
 
 def cli_rows(name: str, base: Path, runs: int = 10) -> list[dict]:
@@ -143,6 +175,7 @@ def run_all(base: Path, app: str = "demo", quick: bool = False) -> list[dict]:
         rows += cli_rows(inst.name, base, runs=2 if quick else 10)
     finally:
         instance.stop(inst)
+    rows += load_rows(base, n=50 if quick else 200)
     return rows
 
 

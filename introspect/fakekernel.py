@@ -158,7 +158,7 @@ class FakeKernel:
         return [
             dict(tid=0, state=P.ThreadState.RUNNABLE, priority=0, flags=1, name="idle",
                  cpu_ns=up // 2, switches=100, stack_size=16384, stack_hwm=900, start_ns=0),
-            dict(tid=1, state=P.ThreadState.RUNNING, priority=1, flags=1, name="probe-chan",
+            dict(tid=1, state=P.ThreadState.RUNNING, priority=2, flags=1, name="probe-chan",
                  cpu_ns=up // 10, switches=42, stack_size=16384, stack_hwm=4000,
                  start_ns=1000),
             dict(tid=2, state=P.ThreadState.SLEEPING, priority=1, flags=2, name="worker",

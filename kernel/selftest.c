@@ -1,6 +1,7 @@
 /* The in-guest self-test (see selftest.h): quick checks of the heap, the
  * page allocator, the log ring, printf, CRC-32, address checks, threads,
- * sleeping and preemption.  Spawned by kmain as thread "selftest". */
+ * sleeping, preemption and wakeup preemption.  Spawned by kmain as thread
+ * "selftest". */
 #include "arch.h"
 #include "kernel.h"
 #include "kprintf.h"
@@ -209,6 +210,70 @@ static void selftest_threads(void)
     CHECK(time_tsc_hz() > 0 && time_ticks() > 0);
 }
 
+static volatile u64 selftest_app_spins;
+static volatile bool selftest_sched_stop;
+
+/* Child thread (an application thread): spin until told to stop. */
+static void selftest_app_spinner(void *arg)
+{
+    (void)arg;
+    while (!selftest_sched_stop)
+        selftest_app_spins++;
+}
+
+/* Child thread (a service thread): wake every millisecond and then spin
+ * for most of a slice -- it would take most of the CPU if wakeup
+ * preemption were not limited. */
+static void selftest_greedy(void *arg)
+{
+    (void)arg;
+    while (!selftest_sched_stop) {
+        thread_sleep_ms(1, "greedy");
+        u64 until = time_ticks() + SCHED_SLICE_TICKS - 2;
+        while (time_ticks() < until && !selftest_sched_stop)
+            cpu_relax();
+    }
+}
+
+/* CPU time of thread `name` in ns (0 if not listed). */
+static u64 selftest_cpu_ns(const char *name)
+{
+    struct wire_thread_info ti;
+    return selftest_find(name, &ti) ? ti.cpu_ns : 0;
+}
+
+/* Wakeup preemption: priorities as THREADS reports them; with an
+ * application thread spinning, this (service) thread's 1 ms sleeps end on
+ * time instead of after the spinner's slice; a greedy service thread
+ * cannot starve the spinner. */
+static void selftest_sched(void)
+{
+    struct wire_thread_info ti;
+    CHECK(selftest_find("idle", &ti) && ti.priority == 0);
+    CHECK(selftest_find("selftest", &ti) && ti.priority == 2);
+    CHECK(thread_spawn("st-app-spin", selftest_app_spinner, NULL, THREAD_F_APP, 0) != NULL);
+    CHECK(selftest_find("st-app-spin", &ti) && ti.priority == 1);
+    thread_sleep_ms(5, "selftest");
+    u32 late = 0;
+    for (u32 i = 0; i < 16; i++) {
+        u64 t0 = time_ticks();
+        thread_sleep_ms(1, "selftest");         /* wakes 2 ticks on */
+        if (time_ticks() - t0 > 3)
+            late++;
+    }
+    CHECK(late <= 2);
+    CHECK(thread_spawn("st-greedy", selftest_greedy, NULL, THREAD_F_SERVICE, 0) != NULL);
+    u64 a0 = selftest_cpu_ns("st-app-spin"), g0 = selftest_cpu_ns("st-greedy");
+    thread_sleep_ms(300, "selftest");
+    u64 a = selftest_cpu_ns("st-app-spin") - a0, g = selftest_cpu_ns("st-greedy") - g0;
+    kprintf("selftest: 300 ms with a greedy service thread: app %lu ms, greedy %lu ms\n",
+            a / 1000000, g / 1000000);
+    CHECK(a > 0 && g > 0 && a * 3 >= g);          /* the app keeps >= 1/4 */
+    selftest_sched_stop = true;
+    thread_sleep_ms(20, "selftest");
+    CHECK(selftest_find("st-greedy", &ti) && ti.state == WIRE_TS_DEAD);
+}
+
 /* Run every check, report, and leave QEMU through isa-debug-exit. */
 void selftest_main(void *arg)
 {
@@ -220,6 +285,7 @@ void selftest_main(void *arg)
     selftest_pages();
     selftest_log();
     selftest_threads();
+    selftest_sched();
     kprintf("selftest: %u passed, %u failed\n", selftest_pass, selftest_fail);
     outb(DEBUG_EXIT_PORT, selftest_fail ? 1 : 0);
     kprintf("selftest: no isa-debug-exit device; halting\n");

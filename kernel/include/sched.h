@@ -6,7 +6,8 @@
 struct thread;
 /* Turn the boot context into the "idle" thread (stack = the boot stack). */
 void sched_init(void);
-/* Timer tick, interrupts off: wake sleepers, preempt when the slice ends. */
+/* Timer tick, interrupts off: wake sleepers, preempt when the slice ends or
+ * when a woken service thread is due a wakeup preemption. */
 void sched_tick(u64 ticks);
 /* kmain's last call: the idle loop, never returns. */
 void sched_idle(void) __attribute__((noreturn));

@@ -8,14 +8,17 @@
 #include "tunables.h"
 
 #define THREAD_NAME_LEN 24
+/* Priorities, as THREADS reports them: idle runs only when nothing else
+ * can; service threads (THREAD_F_SERVICE) get wakeup preemption (sched.c). */
 #define THREAD_PRIO_IDLE 0
-#define THREAD_PRIO_NORMAL 1
+#define THREAD_PRIO_APP 1
+#define THREAD_PRIO_SERVICE 2
 #define THREAD_STACK_FILL 0x57ac57ac57ac57acull   /* unused stack words */
 
 struct thread {
     bool used;                  /* slot holds a thread (maybe dead) */
     u8 state;                   /* WIRE_TS_* */
-    u8 prio;
+    u8 prio;                    /* THREAD_PRIO_* */
     u16 flags;                  /* THREAD_F_* */
     u32 tid;
     char name[THREAD_NAME_LEN];
@@ -30,12 +33,16 @@ struct thread {
     u64 switches;
     u64 start_ns;
     u64 wake_tick;              /* while SLEEPING */
+    bool boost;                 /* woken with a wakeup preemption due (service only) */
+    u64 boost_cycles;           /* TSC cycles run on wakeup preemptions since the
+                                   rotation last reached this thread */
 };
 
 extern struct thread sched_threads[THREAD_MAX];
 extern struct thread *sched_cur;
 
-/* Pick the next thread and switch to it (interrupts off). */
+/* The current thread gives up the CPU and ends its turn in the rotation;
+ * switch to the next thread (interrupts off). */
 void sched_resched(void);
 /* Note a new sleeper's wake tick. */
 void sched_note_wake(u64 tick);

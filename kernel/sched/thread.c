@@ -83,7 +83,7 @@ struct thread *thread_spawn(const char *name, thread_fn fn, void *arg, u32 flags
     memset(t, 0, sizeof *t);
     t->used = true;
     t->tid = thread_next_tid++;
-    t->prio = THREAD_PRIO_NORMAL;
+    t->prio = (flags & THREAD_F_SERVICE) ? THREAD_PRIO_SERVICE : THREAD_PRIO_APP;
     t->flags = (u16)flags;
     str_copy(t->name, name, sizeof t->name);
     t->stack = stk;
