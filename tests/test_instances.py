@@ -165,3 +165,27 @@ def test_icount_boot_reports_instructions_from_entry_to_ready(tmp_path):
     assert abs(hello["tsc_hz"] - 1e9) < 1e6          # icount shift=0: 1 insn per ns
     assert 0 < hello["tsc_entry"] < hello["tsc_ready"]
     assert 100_000 < hello["tsc_ready"] - hello["tsc_entry"] < 200_000_000
+
+
+def test_mismatched_build_id_is_refused(tmp_path):
+    """The handshake checks the running kernel's build-id against the ELF
+    the host reads symbols from: a mismatch is refused, clearly."""
+    require_qemu()
+    build_kernel("demo")
+    env = dict(os.environ, UNIK_STATE_DIR=str(tmp_path))
+    unik(env, "boot", "--app", "demo", "--name", "mm", "--detach", timeout=120)
+    try:
+        rec_path = tmp_path / "mm" / "instance.json"
+        rec = json.loads(rec_path.read_text())
+        os.kill(rec["mux_pid"], signal.SIGTERM)
+        end = time.monotonic() + 10
+        while (tmp_path / "mm" / "chan.sock").exists() and time.monotonic() < end:
+            time.sleep(0.05)
+        rec["build_id"] = "00" * 20
+        rec_path.write_text(json.dumps(rec))
+        r = unik(env, "ps", "mm", check=False, timeout=30)
+        assert r.returncode == 2, r.stdout + r.stderr
+        assert r.stderr.startswith("unik: error: build-id mismatch"), r.stderr
+        assert "hint:" in r.stderr and "Traceback" not in r.stderr
+    finally:
+        unik(env, "stop", "mm", check=False)
