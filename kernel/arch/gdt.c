@@ -1,13 +1,13 @@
 /* The long-mode GDT (kernel code/data) and the TSS whose IST1 stack takes
  * double faults, so a blown thread stack still yields a panic report.
  * gdt_init is called once by kmain, replacing boot.S's GDT. */
+#include "tunables.h"
 #include "arch.h"
 #include "lib.h"
 
 #define GDT_KCODE 0x08
 #define GDT_KDATA 0x10
 #define GDT_TSS 0x18
-#define IST_STACK_SIZE 8192
 
 struct tss {
     u32 reserved0;

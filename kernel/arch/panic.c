@@ -9,9 +9,9 @@
 #include "lib.h"
 #include "mm.h"
 #include "thread.h"
+#include "tunables.h"
 #include "x86.h"
 
-#define PANIC_BT_MAX 32
 #define VEC_PF 14
 #define PANIC_PROLOGUE_SCAN 32            /* bytes searched for push %rbp */
 

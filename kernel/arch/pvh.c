@@ -1,12 +1,11 @@
 /* PVH boot information: kmain hands pvh_init the start_info address that
  * boot.S received in EBX; we copy the command line and the memory map out
  * of firmware memory so mm and kernel_cmdline can use them later. */
+#include "tunables.h"
 #include "arch.h"
 #include "lib.h"
 
 #define PVH_MAGIC 0x336ec578
-#define PVH_CMDLINE_MAX 1024
-#define PVH_MEMMAP_MAX 64
 #define PVH_ADDR_LIMIT 0x100000000ull   /* identity map ends at 4 GiB */
 
 struct hvm_start_info {

@@ -8,9 +8,7 @@
 #include "tunables.h"
 #include "x86.h"
 
-#define TIME_CAL_DIV 50                 /* calibrate over 1/50 s */
 #define TIME_CAL_SPINS 50000000         /* give up if the PIT never moves */
-#define TIME_CAL_TRIES 4                /* bracketed reads per endpoint */
 #define TIME_FALLBACK_HZ 1000000000ull
 
 static u64 time_hz;                     /* TSC ticks per second */
