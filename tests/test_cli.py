@@ -1,5 +1,5 @@
 """The `unik` CLI: registry, one-line errors, exit statuses, commands on a
-fake instance (introspect.fakekernel stands in for the kernel)."""
+fake instance (tests/fakekernel.py stands in for the kernel)."""
 import json
 import os
 import subprocess
@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from console import cli, registry
-from introspect import fakekernel, instance as I
+import fakekernel
+from introspect import instance as I
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -210,7 +211,7 @@ def fake_qemu(tmp_path, monkeypatch, state):
         pytest.fail("gcc is needed (apt-get install gcc)")
     script = tmp_path / "fake-qemu"
     script.write_text(f"#!/bin/sh\nexport PYTHONPATH={ROOT}\n"
-                      f"exec {sys.executable} -m introspect.fakekernel --as-qemu \"$@\"\n")
+                      f"exec {sys.executable} {fakekernel.__file__} --as-qemu \"$@\"\n")
     script.chmod(0o755)
     (tmp_path / "k.c").write_text("int main(void) { return 0; }\n")
     elf = tmp_path / "kernel.elf"

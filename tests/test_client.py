@@ -6,7 +6,8 @@ import time
 
 import pytest
 
-from introspect import codec, fakekernel, protocol as P
+import fakekernel
+from introspect import codec, protocol as P
 from introspect.client import Channel
 from introspect.errors import ChannelDown, ChannelError, ChannelTimeout, UnikError
 

@@ -7,7 +7,8 @@ import time
 
 import pytest
 
-from introspect import codec, fakekernel, instance as I, protocol as P
+import fakekernel
+from introspect import codec, instance as I, protocol as P
 from introspect.client import Channel, wait_ready
 from introspect.errors import ChannelDown, ChannelError
 

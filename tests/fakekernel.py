@@ -1,6 +1,6 @@
 """A stand-in for the kernel's probe channel, for host-side tests.
 
-`python -m introspect.fakekernel SOCK [--build-id HEX] [--events SECONDS]`
+`python tests/fakekernel.py SOCK [--build-id HEX] [--events SECONDS]`
 listens on a unix socket the way QEMU's chardev does (one client at a time;
 others wait in the listen queue) and answers the wire protocol with made-up
 but well-formed data, decoding with `codec.KernelModel` so its CHANSTAT counts
@@ -16,8 +16,8 @@ import sys
 import threading
 import time
 
-from . import codec
-from . import protocol as P
+from introspect import codec
+from introspect import protocol as P
 
 EVENT_TYPE = 0x0100          # unsolicited frame type the fake emits with --events
 MEM_BASE = 0x100000          # the fake's readable memory window
@@ -216,10 +216,10 @@ def start_instance(base, name: str = "fake", *, build_id: str = "ab" * 20,
     build-id than the instance record (to test the mismatch refusal)."""
     import subprocess
     from pathlib import Path
-    from .instance import Instance, spawn_mux
+    from introspect.instance import Instance, spawn_mux
     d = Path(base) / name
     d.mkdir(parents=True, exist_ok=True)
-    argv = [sys.executable, "-m", "introspect.fakekernel", str(d / "probe.sock"),
+    argv = [sys.executable, str(Path(__file__).resolve()), str(d / "probe.sock"),
             "--build-id", kernel_build_id or build_id, "--events", str(events), *extra]
     env = dict(os.environ)
     root = str(Path(__file__).resolve().parent.parent)
@@ -243,11 +243,11 @@ def start_instance(base, name: str = "fake", *, build_id: str = "ab" * 20,
 
 def as_qemu(argv: list[str]) -> int:
     """Pretend to be QEMU (UNIK_QEMU pointing at a script running
-    `python -m introspect.fakekernel --as-qemu "$@"`): serve the probe chardev
+    `python tests/fakekernel.py --as-qemu "$@"`): serve the probe chardev
     named on the command line, with the build-id of the -kernel ELF, write a
     banner to the -serial file and the -pidfile.  No QMP: `stop` signals it."""
     import signal
-    from .elfinfo import build_id
+    from introspect.elfinfo import build_id
     opt = {}
     for i, a in enumerate(argv[:-1]):
         if a.startswith("-") and not argv[i + 1].startswith("-"):
@@ -268,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["--as-qemu"]:
         return as_qemu(argv[1:])
-    ap = argparse.ArgumentParser(prog="python -m introspect.fakekernel")
+    ap = argparse.ArgumentParser(prog="fakekernel.py")
     ap.add_argument("sock")
     ap.add_argument("--build-id", default="ab" * 20)
     ap.add_argument("--events", type=float, default=0.0,
