@@ -79,10 +79,11 @@ def test_runtime(stem, case, instances, state_dir):
         r = subprocess.run(cmd, shell=True, env=_env(state_dir), capture_output=True,
                            text=True, timeout=case.timeout, cwd=ROOT)
     except subprocess.TimeoutExpired as e:
-        pytest.fail(f"{cmd!r} timed out after {case.timeout}s; output so far:\n"
-                    f"{e.stdout or ''}{e.stderr or ''}")
+        so_far = str(e.stdout or "")[-2000:] + str(e.stderr or "")[-1000:]
+        pytest.fail(f"{cmd!r} timed out after {case.timeout}s; output so far:\n{so_far}")
     out = r.stdout + r.stderr
-    where = f"$ {cmd}\n(exit {r.returncode})\n{out}"
+    shown = out if len(out) < 4000 else out[:1500] + "\n[...]\n" + out[-2500:]
+    where = f"$ {cmd}\n(exit {r.returncode})\n{shown}"
     assert r.returncode == case.exit, f"exit {r.returncode}, want {case.exit}\n{where}"
     for s in map(fill, case.expect):
         assert s in out, f"missing {s!r}\n{where}"

@@ -23,6 +23,13 @@ def _drain(ch, off):
             return
 
 
+def _whole_lines(data: bytes) -> bytes:
+    """The ring wrapped and its oldest byte is mid-line: start at the next
+    line, as dmesg does, instead of printing half a line."""
+    i = data.find(b"\n")
+    return data[i + 1:] if i >= 0 else b""
+
+
 def run(ctx, args):
     if args.interval <= 0:
         from ..registry import UsageError
@@ -35,6 +42,8 @@ def run(ctx, args):
         text, last = [], None
         while True:
             for h, data in _drain(ch, off):
+                if first and h["offset"] > 0 and args.start == 0:
+                    data = _whole_lines(data)
                 lost = h["lost"]
                 off = h["next"]
                 last = h
