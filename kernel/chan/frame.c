@@ -11,7 +11,7 @@
  *   6. otherwise deliver the frame (frames_in).
  * The Python decoder buffers everything; this one holds at most one header
  * plus WIRE_MAX_REQUEST bytes.  That gives the same result because a full
- * buffer always lets a step make progress (see run()), and the state after
+ * buffer always lets a step make progress (see frame_run()), and the state after
  * all input is consumed is the same.
  *
  * Pure: only lib.h functions, so it also builds for the host. */
@@ -24,7 +24,7 @@
  * down.  BAD_HEADER drops one byte at a time, but it needs "UK" followed by
  * a wrong CRC, so it is rare outside deliberate fuzzing; the memmove of at
  * most FRAME_BUF_SIZE bytes is cheap anyway. */
-static void drop(struct frame_dec *d, u32 n)
+static void frame_drop(struct frame_dec *d, u32 n)
 {
     if (n >= d->len) {
         d->len = 0;
@@ -35,7 +35,7 @@ static void drop(struct frame_dec *d, u32 n)
 }
 
 /* codec._find_magic: index of the first 'U' followed by 'K' or last; len if none. */
-static u32 find_magic(const u8 *b, u32 len)
+static u32 frame_find_magic(const u8 *b, u32 len)
 {
     for (u32 i = 0; i < len; i++)
         if (b[i] == 'U' && (i + 1 == len || b[i + 1] == 'K'))
@@ -58,31 +58,31 @@ void frame_reject(struct frame_dec *d, int why)
 }
 
 /* Decoding steps over the held bytes until one needs more input. */
-static void run(struct frame_dec *d, frame_cb cb, void *ctx)
+static void frame_run(struct frame_dec *d, frame_cb cb, void *ctx)
 {
     for (;;) {
         if (d->discard) {
             u32 k = MIN(d->discard, d->len);
-            drop(d, k);
+            frame_drop(d, k);
             d->discard -= k;
             if (d->discard)
                 return;
         }
-        u32 i = find_magic(d->buf, d->len);
+        u32 i = frame_find_magic(d->buf, d->len);
         d->stats->skipped_bytes += i;
-        drop(d, i);
+        frame_drop(d, i);
         if (d->len < HDR)
             return;
         struct wire_header h;
         memcpy(&h, d->buf, HDR);
         if (crc32_update(0, d->buf, 16) != h.header_crc) {
             frame_reject(d, WIRE_REJ_BAD_HEADER);
-            drop(d, 1);
+            frame_drop(d, 1);
             continue;
         }
         if (h.length > WIRE_MAX_REQUEST) {
             frame_reject(d, WIRE_REJ_OVERSIZED);
-            drop(d, HDR);
+            frame_drop(d, HDR);
             d->discard = h.length;
             continue;
         }
@@ -91,13 +91,13 @@ static void run(struct frame_dec *d, frame_cb cb, void *ctx)
             return;
         if (crc32_update(0, d->buf + HDR, h.length) != h.payload_crc) {
             frame_reject(d, WIRE_REJ_BAD_CHECKSUM);
-            drop(d, end);
+            frame_drop(d, end);
             continue;
         }
         d->stats->frames_in++;
         if (cb)
             cb(ctx, h.type, h.id, d->buf + HDR, h.length);
-        drop(d, end);
+        frame_drop(d, end);
     }
 }
 
@@ -127,7 +127,7 @@ void frame_feed(struct frame_dec *d, const void *bytes, size_t n, frame_cb cb, v
         d->len += (u32)k;
         p += k;
         n -= k;
-        run(d, cb, ctx);
+        frame_run(d, cb, ctx);
     }
 }
 
