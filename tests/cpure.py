@@ -13,8 +13,11 @@ from pathlib import Path
 from introspect import wiregen
 
 ROOT = Path(__file__).resolve().parent.parent
+# UBSan traps on undefined behaviour (shifts, overflow, misaligned or
+# out-of-bounds accesses it can see) so the property tests also hunt UB.
 CFLAGS = ["-std=gnu11", "-O2", "-g", "-Wall", "-Wextra", "-Werror",
-          "-fno-strict-aliasing", "-shared", "-fPIC"]
+          "-fno-strict-aliasing", "-shared", "-fPIC",
+          "-fsanitize=undefined", "-fsanitize-undefined-trap-on-error"]
 
 
 def build_shared(outdir: Path, sources, name: str = "lib.so") -> Path:
