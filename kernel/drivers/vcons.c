@@ -444,15 +444,47 @@ static void vcons_irq_check(void)
         kprintf("chan: no interrupt, polling\n");
 }
 
+/* DEVICE_READY -> DEVICE_ADD per port -> PORT_READY -> PORT_NAME (and
+ * PORT_OPEN if a host client is there) -> PORT_OPEN(1) from us, until our
+ * port is open or CHAN_HANDSHAKE_MS passed.  Waits on the interrupt when
+ * there is one.  Called by vcons_init once the device is live. */
+static bool vcons_handshake(const char *name)
+{
+    if (!send_ctrl(0, VCONS_DEVICE_READY, 1))
+        return false;
+    u64 deadline = time_ns() + (u64)CHAN_HANDSHAKE_MS * 1000000;
+    while (vc.port < 0) {
+        if (virtq_pending(&vc.crx)) {
+            int e = next_ctrl();
+            if (e != VCONS_EV_NONE)
+                vc.pending = e;
+            continue;
+        }
+        if (time_ns() > deadline) {
+            kprintf("chan: no virtio-console port named %s\n", name);
+            return false;
+        }
+        if (vc.irq)
+            thread_block("chan-init", CHAN_SLEEP_MS);
+        else
+            thread_sleep_ms(CHAN_SLEEP_MS, "chan-init");
+    }
+    return true;
+}
+
+/* Interrupt mode (else polling)?  chan/server.c picks its idle wait. */
 bool vcons_irq_on(void)
 {
     return vc.irq;
 }
 
+/* Work for vcons_next: a held event, a resync to send, or used entries
+ * on the control or port receive queue.  chan/server.c checks it with
+ * interrupts off before blocking. */
 bool vcons_pending(void)
 {
-    return vc.pending != VCONS_EV_NONE || (vc.resync && rx_ready()) || virtq_pending(&vc.crx) ||
-           (rx_ready() && virtq_pending(&vc.rx));
+    return vc.pending != VCONS_EV_NONE || (vc.resync && rx_ready()) ||
+           virtq_pending(&vc.crx) || (rx_ready() && virtq_pending(&vc.rx));
 }
 
 bool vcons_init(const char *name, void (*wake)(void))
@@ -504,26 +536,11 @@ bool vcons_init(const char *name, void (*wake)(void))
     kprintf("chan: virtio-console at slot %u (0x%lx), %u ports max\n",
             vc.dev.slot, (unsigned long)vc.dev.base, vc.max_ports);
 
-    /* DEVICE_READY -> DEVICE_ADD per port -> PORT_READY -> PORT_NAME (and
-     * PORT_OPEN if a host client is there) -> PORT_OPEN(1) from us. */
-    if (!send_ctrl(0, VCONS_DEVICE_READY, 1))
-        return false;
-    u64 deadline = time_ns() + (u64)CHAN_HANDSHAKE_MS * 1000000;
-    while (vc.port < 0) {
-        if (virtq_pending(&vc.crx)) {
-            int e = next_ctrl();
-            if (e != VCONS_EV_NONE)
-                vc.pending = e;
-            continue;
-        }
-        if (time_ns() > deadline) {
-            kprintf("chan: no virtio-console port named %s\n", name);
-            return false;
-        }
+    if (!vcons_handshake(name)) {
         if (vc.irq)
-            thread_block("chan-init", CHAN_SLEEP_MS);
-        else
-            thread_sleep_ms(CHAN_SLEEP_MS, "chan-init");
+            vmmio_irq_disable(&vc.dev);
+        vc.irq = false;
+        return false;
     }
     vc.snap_c = vc.crx.last_used;
     vc.snap_d = vc.rx.last_used;
