@@ -123,9 +123,10 @@ def load_rows(base: Path, n: int = 200) -> list[dict]:
     """THREADS round trips through the mux while the busy app keeps four
     application threads spinning: the probe channel's wakeup preemption
     (kernel/sched/sched.c) at work.  Requests come every 10 ms, as an
-    operator's or unik top's would: the channel thread is asleep when each
-    arrives.  Back-to-back requests are measured too (the thread then
-    polls without sleeping and takes its turn like a CPU-bound thread)."""
+    operator's or unik top's would: the channel thread is blocked when each
+    arrives and the device's interrupt wakes it.  Back-to-back requests are
+    measured too (each one wakes it again; once its wakeup-preemption
+    budget is spent it waits for its turn in the rotation)."""
     elf = build.ensure_built("busy", auto=True)
     inst = _boot(elf, "bench-load", base, mux=True, app="busy")
     try:

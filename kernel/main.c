@@ -117,6 +117,7 @@ void kmain(u32 start_info)
     gdt_init();
     idt_init();
     pic_init();
+    ioapic_init();
     mm_init();
     time_init();
     sched_init();

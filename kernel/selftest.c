@@ -1,7 +1,7 @@
 /* The in-guest self-test (see selftest.h): quick checks of the heap, the
  * page allocator, the log ring, printf, CRC-32, address checks, threads,
- * sleeping, preemption and wakeup preemption.  Spawned by kmain as thread
- * "selftest". */
+ * sleeping, blocking and waking, preemption and wakeup preemption.
+ * Spawned by kmain as thread "selftest". */
 #include "arch.h"
 #include "kernel.h"
 #include "kprintf.h"
@@ -274,6 +274,44 @@ static void selftest_sched(void)
     CHECK(selftest_find("st-greedy", &ti) && ti.state == WIRE_TS_DEAD);
 }
 
+static struct thread *selftest_blocker;
+static volatile u32 selftest_block_res;      /* 1 woken, 2 timed out, + 10 * round */
+
+/* Child thread: block (no timeout) twice, recording each result. */
+static void selftest_block_child(void *arg)
+{
+    (void)arg;
+    for (u32 round = 1; round <= 2; round++)
+        selftest_block_res = (thread_block("st-block", 0) ? 1 : 2) + 10 * round;
+}
+
+/* thread_block / thread_wake: a timeout returns false; a wake before the
+ * block is kept (no lost wakeup); a blocked thread sleeps with its wchan
+ * until woken, and a woken service thread runs at once. */
+static void selftest_block(void)
+{
+    struct wire_thread_info ti;
+    u64 t0 = time_ns();
+    CHECK(!thread_block("selftest", 5));
+    CHECK(time_ns() - t0 >= 5ull * 1000000);
+    thread_wake(thread_current());
+    t0 = time_ns();
+    CHECK(thread_block("selftest", 1000) && time_ns() - t0 < 5ull * 1000000);
+    selftest_blocker = thread_spawn("st-blocker", selftest_block_child, NULL,
+                                    THREAD_F_SERVICE, 0);
+    CHECK(selftest_blocker != NULL);
+    thread_sleep_ms(5, "selftest");
+    CHECK(selftest_find("st-blocker", &ti) && ti.state == WIRE_TS_SLEEPING &&
+          !strcmp(ti.wchan, "st-block") && selftest_block_res == 0);
+    thread_wake(selftest_blocker);
+    thread_yield();
+    CHECK(selftest_block_res == 11);
+    thread_wake(selftest_blocker);
+    thread_sleep_ms(5, "selftest");
+    CHECK(selftest_block_res == 21);
+    CHECK(selftest_find("st-blocker", &ti) && ti.state == WIRE_TS_DEAD);
+}
+
 /* Run every check, report, and leave QEMU through isa-debug-exit. */
 void selftest_main(void *arg)
 {
@@ -285,6 +323,7 @@ void selftest_main(void *arg)
     selftest_pages();
     selftest_log();
     selftest_threads();
+    selftest_block();
     selftest_sched();
     kprintf("selftest: %u passed, %u failed\n", selftest_pass, selftest_fail);
     outb(DEBUG_EXIT_PORT, selftest_fail ? 1 : 0);

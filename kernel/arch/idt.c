@@ -1,10 +1,12 @@
-/* The IDT: vectors 0-31 (CPU exceptions) and 32-47 (PIC IRQs) point at the
- * stubs in traps.S, 255 to the APIC spurious stub; #DF runs on the IST1 stack.  idt_init is called once by
- * kmain after gdt_init. */
+/* The IDT: vectors 0-31 (CPU exceptions), 32-47 (PIC IRQs) and 48-55
+ * (IOAPIC-routed lines, VEC_APIC_BASE) point at the stubs in traps.S, 255
+ * to the APIC spurious stub; #DF runs on the IST1 stack.  idt_init is
+ * called once by kmain after gdt_init. */
 #include "arch.h"
 
 #define IDT_VECTORS 256
-#define IDT_STUBS 48            /* traps.S provides stubs 0..47 */
+#define IDT_STUBS 56            /* traps.S provides stubs 0..55 */
+_Static_assert(VEC_APIC_BASE + VEC_APIC_COUNT <= IDT_STUBS, "a routed vector has no stub");
 #define IDT_INTR_GATE 0x8e      /* present, DPL 0, 64-bit interrupt gate */
 #define VEC_DF 8
 

@@ -15,6 +15,7 @@
  * QEMU delivers 8259 interrupts via LINT0, masked after reset. */
 #define LAPIC_BASE 0xfee00000ull
 #define LAPIC_TPR 0x080
+#define LAPIC_EOI 0x0b0
 #define LAPIC_SVR 0x0f0
 #define LAPIC_LVT_TIMER 0x320
 #define LAPIC_LVT_LINT0 0x350
@@ -95,4 +96,13 @@ bool pic_ack(int irq)
         outb(PIC2_CMD, PIC_EOI);
     outb(PIC1_CMD, PIC_EOI);
     return true;
+}
+
+/* End of interrupt at the local APIC, for vectors the I/O APIC delivered
+ * (the 8259's ExtINT needs none).  For a level-triggered vector it also
+ * tells the I/O APIC the line may be delivered again.  Called by trap.c
+ * after the vector's handler. */
+void lapic_eoi(void)
+{
+    mmio_write32(LAPIC_BASE + LAPIC_EOI, 0);
 }

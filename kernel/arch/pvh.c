@@ -31,6 +31,7 @@ struct hvm_memmap_entry {
 static char pvh_cmd[PVH_CMDLINE_MAX];
 static struct pvh_region pvh_map[PVH_MEMMAP_MAX];
 static u32 pvh_nmap;
+static u64 pvh_rsdp_paddr;
 
 /* True if [p, p+n) is an address we can read during boot. */
 static bool pvh_addr_ok(u64 p, u64 n)
@@ -78,6 +79,7 @@ void pvh_init(u32 start_info)
         return;
     pvh_copy_cmdline(si->cmdline_paddr);
     pvh_copy_memmap(si);
+    pvh_rsdp_paddr = si->rsdp_paddr;
 }
 
 /* The firmware's memory map (0 entries if it gave none); mm_init reads it. */
@@ -90,4 +92,10 @@ u32 pvh_memmap(const struct pvh_region **out)
 const char *pvh_cmdline(void)
 {
     return pvh_cmd;
+}
+
+/* The ACPI RSDP address the loader gave (0 = none given); acpi.c. */
+u64 pvh_rsdp(void)
+{
+    return pvh_rsdp_paddr;
 }

@@ -1,6 +1,8 @@
-/* Trap entry stubs: one per vector 0-47, and 255 (APIC spurious).  Each pushes an error code (0 when
- * the CPU does not) and its vector, then trap_common saves every general
- * register into a struct trap_frame (arch.h) and calls trap_dispatch. */
+/* Trap entry stubs: one per vector 0-55 (exceptions, PIC IRQs, then the
+ * IOAPIC-routed vectors VEC_APIC_BASE..), and 255 (APIC spurious).  Each
+ * pushes an error code (0 when the CPU does not) and its vector, then
+ * trap_common saves every general register into a struct trap_frame
+ * (arch.h) and calls trap_dispatch. */
 
 	.cfi_sections .debug_frame
 	.text
@@ -11,7 +13,8 @@
                     (v) == 29 || (v) == 30)
 
 #define VECTORS 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23, \
-	24,25,26,27,28,29,30,31,32,33,34,35,36,37,38,39,40,41,42,43,44,45,46,47
+	24,25,26,27,28,29,30,31,32,33,34,35,36,37,38,39,40,41,42,43,44,45,46,47, \
+	48,49,50,51,52,53,54,55
 
 	.macro STUB v
 	.balign 16

@@ -1,6 +1,7 @@
 /* The probe channel: the "probe-chan" kernel thread.
  *
- * It polls the virtio-console (control first, then data; see vcons.h),
+ * It waits for the virtio-console's interrupt (or polls it when there is
+ * none), takes its events (control first, then data; see vcons.h),
  * feeds received bytes to the frame decoder (frame.c), classifies each frame
  * as codec.classify() does and answers it.  Replies are built in place in
  * the transmit buffer and sent synchronously; a reply that cannot be sent
@@ -24,6 +25,8 @@
 static struct wire_chanstat_rep stats;
 static struct frame_dec dec;
 static u64 tsc_ready;                   /* TSC when the channel became ready */
+static struct thread *chan_thread;      /* probe-chan, woken by the interrupt */
+static u64 chan_lost_irqs;              /* safety timeouts that found work */
 
 /* TSC at the kernel's first instruction, if the boot code records it (weak:
  * 0 until it is linked in). */
@@ -211,34 +214,80 @@ static void on_frame(void *ctx, u16 type, u32 id, const u8 *p, u32 len)
     }
 }
 
+/* Idle with polling (no interrupt): keep polling for CHAN_IDLE_SPINS
+ * empty polls and CHAN_LINGER_US since the last event, so a host sending
+ * request after request (ps, top, bench) finds the thread still polling
+ * instead of asleep for a tick; then sleep CHAN_SLEEP_MS.  Called by
+ * chan_main on VCONS_EV_NONE; `last` is the time of the last event. */
+static void chan_poll_idle(u32 *idle, u64 *last)
+{
+    u64 linger_ns = (u64)CHAN_LINGER_US * 1000;
+    if (++*idle < CHAN_IDLE_SPINS || (*last && time_ns() - *last < linger_ns)) {
+        cpu_relax();
+        return;
+    }
+    *idle = 0;
+    *last = 0;
+    thread_sleep_ms(CHAN_SLEEP_MS, "chan-rx");
+}
+
+/* Idle with interrupts: block until the device interrupts (chan_wake).
+ * Pending work is checked with interrupts off, so an interrupt between the
+ * check and the block is not lost.  The block has a safety timeout; work
+ * found by it means an interrupt went missing: counted and logged.  Called
+ * by chan_main on VCONS_EV_NONE. */
+static void chan_irq_idle(void)
+{
+    u64 f = irq_save();
+    bool woken = vcons_pending() || thread_block("chan-rx", CHAN_BLOCK_TIMEOUT_MS);
+    irq_restore(f);
+    if (!woken && vcons_pending()) {
+        chan_lost_irqs++;
+        kprintf("chan: the %u ms safety timeout found work (%lu times): lost interrupt?\n",
+                (unsigned)CHAN_BLOCK_TIMEOUT_MS, (unsigned long)chan_lost_irqs);
+    }
+}
+
+/* The device's interrupt handler's wake-up (interrupt context). */
+static void chan_wake(void)
+{
+    thread_wake(chan_thread);
+}
+
+/* Does the command line say unik.chan=poll (no interrupt)?  An escape
+ * hatch, and how tests reach the polling fallback.  Called by chan_main. */
+static bool chan_poll_forced(void)
+{
+    char mode[8];
+    if (!kernel_cmdline_get("unik.chan", mode, sizeof mode) || strcmp(mode, "poll"))
+        return false;
+    kprintf("chan: unik.chan=poll on the command line\n");
+    return true;
+}
+
+/* The probe-chan thread: bring up the device, then serve events forever,
+ * waiting on the interrupt (or polling) when there are none. */
 static void chan_main(void *arg)
 {
     (void)arg;
-    if (!vcons_init(WIRE_PORT_NAME)) {
+    chan_thread = thread_current();
+    if (!vcons_init(WIRE_PORT_NAME, chan_poll_forced() ? NULL : chan_wake)) {
         kprintf("chan: probe channel disabled\n");
         thread_exit();
     }
     tsc_ready = rdtsc();
     frame_init(&dec, &stats);
     kprintf("chan: probe channel ready on %s\n", WIRE_PORT_NAME);
-    /* Idle = CHAN_IDLE_SPINS empty polls and CHAN_LINGER_US since the last
-     * event: a host sending request after request (ps, top, bench) then
-     * finds the thread still polling instead of asleep for a tick. */
     u32 idle = 0;
-    u64 last = 0, linger_ns = CHAN_LINGER_US;
-    linger_ns *= 1000;
+    u64 last = 0;
     for (;;) {
         struct vcons_ev ev;
         switch (vcons_next(&ev)) {
         case VCONS_EV_NONE:
-            if (++idle < CHAN_IDLE_SPINS ||
-                (last && time_ns() - last < linger_ns)) {
-                cpu_relax();
-            } else {
-                idle = 0;
-                last = 0;
-                thread_sleep_ms(CHAN_SLEEP_MS, "chan-rx");
-            }
+            if (vcons_irq_on())
+                chan_irq_idle();
+            else
+                chan_poll_idle(&idle, &last);
             continue;
         case VCONS_EV_OPEN:
             stats.connects++;

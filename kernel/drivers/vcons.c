@@ -1,6 +1,8 @@
-/* virtio-console multiport driver for one named port, polled.
- * See vcons.h for the queue map and how events are ordered. */
+/* virtio-console multiport driver for one named port, interrupt-driven
+ * (the caller's wake function) or polled.  See vcons.h for the queue map
+ * and how events are ordered. */
 #include "vcons.h"
+#include "arch.h"
 #include "virtio_mmio.h"
 #include "virtq.h"
 #include "kernel.h"
@@ -41,6 +43,9 @@ static struct {
     u8 *rx_bufs;
     u8 *tx_buf;
     struct vcons_ctrl ctrl_msg;      /* the control message being sent */
+    void (*wake)(void);              /* called by the interrupt handler */
+    bool irq;                        /* interrupts in use (else polled) */
+    struct irq_route route;          /* where they arrive */
 } vc = { .port = -1, .queues_port = -1 };
 
 static inline u16 used_idx(struct virtq *q)
@@ -105,6 +110,7 @@ static bool setup_port_queues(u32 id)
         kprintf("chan: rx queue holds %u buffers, fewer than CHAN_RX_BUFS\n", vc.rx.size);
     for (u32 i = 0; i < CHAN_RX_BUFS && i < vc.rx.size; i++)
         post_rx(vc.rx_bufs + (size_t)i * CHAN_RX_BUF_SIZE);
+    virtq_interrupts(&vc.rx, vc.irq);
     virtq_kick(&vc.rx);
     vc.queues_port = (int)id;
     vc.snap_d = used_idx(&vc.rx);
@@ -395,7 +401,93 @@ int vcons_port_id(void)
     return vc.port;
 }
 
-bool vcons_init(const char *name)
+/* The device interrupted (interrupt context, status acknowledged): a used
+ * buffer on the control or port receive queue, or a config change. */
+static void vcons_irq(void *arg, u32 status)
+{
+    (void)arg;
+    (void)status;
+    if (vc.wake)
+        vc.wake();
+}
+
+/* Take the device's interrupt for the receive queues if the caller gave a
+ * wake function and the line can be routed.  Called by vcons_init before
+ * DRIVER_OK (the port's data queues follow in setup_port_queues). */
+static void vcons_irq_setup(void (*wake)(void))
+{
+    vc.wake = wake;
+    if (!wake || !vmmio_irq_enable(&vc.dev, vcons_irq, NULL, &vc.route))
+        return;
+    vc.irq = true;
+    virtq_interrupts(&vc.crx, true);
+}
+
+/* After the handshake: keep the interrupt only if it fired (the control
+ * messages QEMU answered DEVICE_READY with raise it), else poll; log the
+ * mode.  Called by vcons_init. */
+static void vcons_irq_check(void)
+{
+    if (vc.irq && vmmio_irq_count(&vc.dev) == 0) {
+        kprintf("chan: no interrupt came on IRQ %u during the handshake\n", vc.route.gsi);
+        vmmio_irq_disable(&vc.dev);
+        vc.irq = false;
+        virtq_interrupts(&vc.crx, false);
+        if (rx_ready())
+            virtq_interrupts(&vc.rx, false);
+    }
+    if (vc.irq)
+        kprintf("chan: interrupts on IRQ %u (ioapic%u pin %u, vector 0x%x, %s)\n",
+                vc.route.gsi, vc.route.ioapic, vc.route.pin, vc.route.vector,
+                vc.route.level ? "level" : "edge");
+    else
+        kprintf("chan: no interrupt, polling\n");
+}
+
+/* DEVICE_READY -> DEVICE_ADD per port -> PORT_READY -> PORT_NAME (and
+ * PORT_OPEN if a host client is there) -> PORT_OPEN(1) from us, until our
+ * port is open or CHAN_HANDSHAKE_MS passed.  Waits on the interrupt when
+ * there is one.  Called by vcons_init once the device is live. */
+static bool vcons_handshake(const char *name)
+{
+    if (!send_ctrl(0, VCONS_DEVICE_READY, 1))
+        return false;
+    u64 deadline = time_ns() + (u64)CHAN_HANDSHAKE_MS * 1000000;
+    while (vc.port < 0) {
+        if (virtq_pending(&vc.crx)) {
+            int e = next_ctrl();
+            if (e != VCONS_EV_NONE)
+                vc.pending = e;
+            continue;
+        }
+        if (time_ns() > deadline) {
+            kprintf("chan: no virtio-console port named %s\n", name);
+            return false;
+        }
+        if (vc.irq)
+            thread_block("chan-init", CHAN_SLEEP_MS);
+        else
+            thread_sleep_ms(CHAN_SLEEP_MS, "chan-init");
+    }
+    return true;
+}
+
+/* Interrupt mode (else polling)?  chan/server.c picks its idle wait. */
+bool vcons_irq_on(void)
+{
+    return vc.irq;
+}
+
+/* Work for vcons_next: a held event, a resync to send, or used entries
+ * on the control or port receive queue.  chan/server.c checks it with
+ * interrupts off before blocking. */
+bool vcons_pending(void)
+{
+    return vc.pending != VCONS_EV_NONE || (vc.resync && rx_ready()) ||
+           virtq_pending(&vc.crx) || (rx_ready() && virtq_pending(&vc.rx));
+}
+
+bool vcons_init(const char *name, void (*wake)(void))
 {
     vc.name = name;
     if (!vmmio_find(VIRTIO_ID_CONSOLE, &vc.dev)) {
@@ -438,30 +530,20 @@ bool vcons_init(const char *name)
         post_ctrl(vc.ctrl_bufs + (size_t)i * CHAN_CTRL_BUF_SIZE);
         vc.ctrl_posted++;
     }
+    vcons_irq_setup(wake);
     vmmio_driver_ok(&vc.dev);
     virtq_kick(&vc.crx);
     kprintf("chan: virtio-console at slot %u (0x%lx), %u ports max\n",
             vc.dev.slot, (unsigned long)vc.dev.base, vc.max_ports);
 
-    /* DEVICE_READY -> DEVICE_ADD per port -> PORT_READY -> PORT_NAME (and
-     * PORT_OPEN if a host client is there) -> PORT_OPEN(1) from us. */
-    if (!send_ctrl(0, VCONS_DEVICE_READY, 1))
+    if (!vcons_handshake(name)) {
+        if (vc.irq)
+            vmmio_irq_disable(&vc.dev);
+        vc.irq = false;
         return false;
-    u64 deadline = time_ns() + (u64)CHAN_HANDSHAKE_MS * 1000000;
-    while (vc.port < 0) {
-        if (virtq_pending(&vc.crx)) {
-            int e = next_ctrl();
-            if (e != VCONS_EV_NONE)
-                vc.pending = e;
-            continue;
-        }
-        if (time_ns() > deadline) {
-            kprintf("chan: no virtio-console port named %s\n", name);
-            return false;
-        }
-        thread_sleep_ms(CHAN_SLEEP_MS, "chan-init");
     }
     vc.snap_c = vc.crx.last_used;
     vc.snap_d = vc.rx.last_used;
+    vcons_irq_check();
     return true;
 }

@@ -1,4 +1,5 @@
-/* Split virtqueues over virtio-mmio, polled. */
+/* Split virtqueues over virtio-mmio: polled, or with used-buffer
+ * interrupts (virtq_interrupts). */
 #include "virtq.h"
 #include "virtio_mmio.h"
 #include "mm.h"
@@ -80,6 +81,15 @@ int virtq_add(struct virtq *q, void *buf, u32 len, bool device_writes, void *tok
     q->avail_idx++;
     WR16(q->avail->idx, q->avail_idx);
     return id;
+}
+
+/* Ask the device to interrupt on used buffers of q (on), or not (the
+ * default: NO_INTERRUPT, polled).  A hint the device reads after each use;
+ * vcons.c turns it on for the queues it receives on. */
+void virtq_interrupts(struct virtq *q, bool on)
+{
+    WR16(q->avail->flags, on ? 0 : VIRTQ_AVAIL_F_NO_INTERRUPT);
+    mb();
 }
 
 void virtq_kick(struct virtq *q)

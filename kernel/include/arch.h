@@ -16,6 +16,8 @@ struct trap_frame {
 #define IRQ_BASE 0x20                   /* PIC vectors start here */
 #define IRQ_COUNT 16
 #define IRQ_TIMER 0
+#define VEC_APIC_BASE 0x30              /* vectors for IOAPIC-routed lines start here */
+#define VEC_APIC_COUNT 8                /* traps.S has stubs for this many of them */
 #define VEC_SPURIOUS 0xff               /* local APIC spurious interrupts */
 
 /* arch/gdt.c, arch/idt.c, arch/trap.c */
@@ -24,12 +26,33 @@ void idt_init(void);
 void trap_dispatch(struct trap_frame *f);
 typedef void (*irq_handler)(struct trap_frame *f);
 void trap_irq_register(int irq, irq_handler fn);   /* also unmasks the line */
+/* A free vector in VEC_APIC_BASE.. for a line the IOAPIC delivers, with fn
+ * as its handler (run before the LAPIC EOI); 0 when none is left. */
+u8 trap_vec_alloc(irq_handler fn);
+
+/* arch/ioapic.c: the I/O APICs microvm provides, by global system interrupt
+ * (GSI) number: "ioapic" (0xfec00000, GSI 0-23) and, when present,
+ * "ioapic2" (0xfec10000, GSI 24-47). */
+struct irq_route {
+    u32 gsi;
+    u32 ioapic;                         /* 1 = the first I/O APIC, 2 = the second */
+    u32 pin;                            /* redirection entry on that I/O APIC */
+    u8 vector;
+    bool level;                         /* level-triggered (else edge) */
+};
+void ioapic_init(void);                 /* find the I/O APICs, mask every entry */
+bool ioapic_has(u32 gsi);               /* is there an I/O APIC pin for gsi? */
+/* Route gsi (active high, level or edge) to a new vector handled by fn,
+ * unmasked; false when there is no pin or vector for it. */
+bool ioapic_route(u32 gsi, bool level, irq_handler fn, struct irq_route *out);
+void ioapic_mask(u32 gsi);              /* stop delivering gsi (its vector stays taken) */
 
 /* arch/pic.c: 8259 pair remapped to IRQ_BASE. */
 void pic_init(void);
 bool pic_ack(int irq);                  /* EOI; false for a spurious IRQ 7/15 */
 void pic_unmask(int irq);
 void pic_mask(int irq);
+void lapic_eoi(void);                   /* end of an IOAPIC-delivered interrupt */
 
 /* arch/pit.c: 8254 channel 0 as the periodic tick. */
 #define PIT_HZ 1193182                  /* PIT input clock */
@@ -51,6 +74,10 @@ struct pvh_region {
 void pvh_init(u32 start_info);
 u32 pvh_memmap(const struct pvh_region **out);
 const char *pvh_cmdline(void);
+u64 pvh_rsdp(void);                     /* ACPI RSDP from start_info, 0 if none */
+
+/* arch/acpi.c: the ACPI RSDP's address, 0 when the machine has no ACPI. */
+u64 acpi_rsdp(void);
 
 /* arch/panic.c */
 void panic_trap(struct trap_frame *f) __attribute__((noreturn));

@@ -9,6 +9,10 @@ void sched_init(void);
 /* Timer tick, interrupts off: wake sleepers, preempt when the slice ends or
  * when a woken service thread is due a wakeup preemption. */
 void sched_tick(u64 ticks);
+/* End of an interrupt handler that may have woken a thread (thread_wake),
+ * after its EOI, interrupts off: switch to a woken service thread due a
+ * wakeup preemption, as the tick would.  Called by arch/trap.c. */
+void sched_irq_exit(void);
 /* kmain's last call: the idle loop, never returns. */
 void sched_idle(void) __attribute__((noreturn));
 /* Deepest stack use of thread t in bytes (scans the fill pattern). */

@@ -12,6 +12,16 @@ struct thread *thread_spawn(const char *name, thread_fn fn, void *arg, u32 flags
 void thread_yield(void);
 /* Sleep at least ms milliseconds; wchan names what the thread waits on. */
 void thread_sleep_ms(u32 ms, const char *wchan);
+/* Block until thread_wake(self) or, if timeout_ms > 0, that long has
+ * passed; true when woken.  A thread_wake that came since the last
+ * thread_block returned ends the next one at once, so a caller that checks
+ * for work and then blocks loses no wakeup (checking with interrupts off
+ * closes the window as well). */
+bool thread_block(const char *wchan, u32 timeout_ms);
+/* Wake t from thread_block (or make its next one return at once).  Safe
+ * in an interrupt handler; a woken service thread preempts an application
+ * thread when the handler ends (sched_irq_exit). */
+void thread_wake(struct thread *t);
 void thread_exit(void) __attribute__((noreturn));
 struct thread *thread_current(void);
 const char *thread_name(struct thread *t);

@@ -25,9 +25,10 @@
 /* --- probe channel --- */
 #define CHAN_RX_BUFS 16               /* receive buffers posted on the probe port */
 #define CHAN_RX_BUF_SIZE 2048         /* bytes per receive buffer */
-#define CHAN_IDLE_SPINS 64            /* polls with nothing to do before sleeping */
-#define CHAN_SLEEP_MS 1               /* sleep between polls when idle */
-#define CHAN_LINGER_US 2000           /* keep polling this long after traffic before sleeping */
+#define CHAN_BLOCK_TIMEOUT_MS 1000    /* interrupts: safety wake-up when idle (finds work only if one was lost) */
+#define CHAN_IDLE_SPINS 64            /* polling: empty polls before sleeping */
+#define CHAN_SLEEP_MS 1               /* polling: sleep between polls when idle; also handshake and full-tx waits */
+#define CHAN_LINGER_US 2000           /* polling: keep polling this long after traffic before sleeping */
 #define CHAN_CTRL_BUFS 32             /* control-queue receive buffers kept posted */
 #define CHAN_CTRL_BUF_SIZE 256        /* bytes per control buffer (PORT_NAME carries the name) */
 #define CHAN_VQ_SIZE 64               /* most descriptors per virtqueue (QueueNumMax may be lower) */

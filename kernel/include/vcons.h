@@ -1,5 +1,5 @@
 /* virtio-console (virtio-serial) with VIRTIO_CONSOLE_F_MULTIPORT, one named
- * port, polled (kernel/drivers/vcons.c).
+ * port, interrupt-driven or polled (kernel/drivers/vcons.c).
  *
  * Queues: 2/3 control rx/tx; port n uses 2(n+1) rx and 2(n+1)+1 tx.  The
  * port is found by the PORT_NAME control message, not by assuming its nr.
@@ -14,7 +14,8 @@
  * reconnect within one snapshot cannot be ordered against the data: the
  * data is then given to the new connection (right when the old client had
  * read its replies before leaving).  Hosts that reconnect must therefore
- * leave a few poll intervals (CHAN_SLEEP_MS plus scheduling) between
+ * leave the channel time to see the disconnect (with interrupts, the
+ * thread's wakeup; when polling, a few CHAN_SLEEP_MS intervals) between
  * closing and sending on the next connection for exact statistics. */
 #ifndef UNIK_VCONS_H
 #define UNIK_VCONS_H
@@ -45,8 +46,16 @@ struct vcons_ev {
 };
 
 /* Find the device, negotiate, do the control handshake until the port named
- * `name` is open on the guest side.  False (and a log line) on failure. */
-bool vcons_init(const char *name);
+ * `name` is open on the guest side.  False (and a log line) on failure.
+ * With wake (not NULL), the device's interrupt is used if it can be routed
+ * and fires: wake() is then called in interrupt context whenever a control
+ * or data buffer arrives; the log says which mode is active. */
+bool vcons_init(const char *name, void (*wake)(void));
+/* Does wake() come when there is work (else the caller polls)? */
+bool vcons_irq_on(void);
+/* Is an event waiting (vcons_next would not say NONE)?  Checked with
+ * interrupts off before blocking, so no wakeup is lost. */
+bool vcons_pending(void);
 /* The next event, in arrival order; VCONS_EV_NONE when idle. */
 int vcons_next(struct vcons_ev *ev);
 /* The transmit buffer (cap bytes) that vcons_send() sends from. */

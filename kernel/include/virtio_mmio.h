@@ -2,10 +2,11 @@
  *
  * microvm puts its virtio-mmio slots at VMMIO_BASE + VMMIO_STRIDE * i; the
  * kernel is identity-mapped, so the registers are read at their physical
- * addresses.  Polled only: no interrupts are used. */
+ * addresses.  Drivers poll, or take the slot's interrupt (virtio_irq.c). */
 #ifndef UNIK_VIRTIO_MMIO_H
 #define UNIK_VIRTIO_MMIO_H
 #include "types.h"
+struct irq_route;
 
 #define VMMIO_BASE 0xfeb00000ULL
 #define VMMIO_STRIDE 0x200
@@ -71,5 +72,14 @@ void vmmio_write(struct vmmio_dev *d, u32 reg, u32 v);
 /* Device-specific configuration space (offset from VMMIO_CONFIG). */
 u32 vmmio_config32(struct vmmio_dev *d, u32 off);
 u16 vmmio_config16(struct vmmio_dev *d, u32 off);
+
+/* virtio_irq.c: the slot's interrupt (level-triggered, one line per slot).
+ * fn runs in interrupt context with InterruptStatus, already acknowledged. */
+#define VMMIO_INT_USED 1                /* InterruptStatus: a used buffer */
+#define VMMIO_INT_CONFIG 2              /* InterruptStatus: configuration changed */
+typedef void (*vmmio_irq_fn)(void *arg, u32 status);
+bool vmmio_irq_enable(struct vmmio_dev *d, vmmio_irq_fn fn, void *arg, struct irq_route *out);
+void vmmio_irq_disable(struct vmmio_dev *d);
+u64 vmmio_irq_count(struct vmmio_dev *d);   /* interrupts handled so far */
 
 #endif

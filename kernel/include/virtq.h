@@ -1,6 +1,7 @@
 /* Split virtqueues (virtio 1.x, section 2.6) for the virtio-mmio transport
- * (kernel/drivers/virtq.c).  Polled: the driver sets NO_INTERRUPT and reads
- * the used ring itself.  Every buffer is one descriptor (no chains). */
+ * (kernel/drivers/virtq.c).  Polled by default: the driver sets
+ * NO_INTERRUPT and reads the used ring itself; virtq_interrupts() lets a
+ * queue interrupt.  Every buffer is one descriptor (no chains). */
 #ifndef UNIK_VIRTQ_H
 #define UNIK_VIRTQ_H
 #include "types.h"
@@ -57,6 +58,8 @@ bool virtq_setup(struct virtq *q, struct vmmio_dev *d, u16 index, u16 max_size);
  * descriptor id, or -1 when the ring is full.  Call virtq_kick() after. */
 int virtq_add(struct virtq *q, void *buf, u32 len, bool device_writes, void *token);
 void virtq_kick(struct virtq *q);
+/* Used-buffer interrupts for q on or off (off after virtq_setup). */
+void virtq_interrupts(struct virtq *q, bool on);
 /* Used entries not consumed yet. */
 u16 virtq_pending(struct virtq *q);
 /* The k-th pending used entry, without consuming it: its token and length.

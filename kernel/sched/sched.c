@@ -4,8 +4,10 @@
  * sched_idle), the timer interrupt (sched_tick) and thread.c (resched).
  *
  * Wakeup preemption: when a sleeping service thread (THREAD_F_SERVICE,
- * e.g. probe-chan) is woken by the tick, it runs at once, preempting an
- * application thread, instead of waiting for its turn in the rotation.
+ * e.g. probe-chan) is woken by the tick, or by an interrupt handler's
+ * thread_wake (taken as the handler ends: sched_irq_exit), it runs at
+ * once, preempting an application thread (or idle), instead of waiting for
+ * its turn in the rotation.
  * The preempted turn is only interrupted: when the service thread sleeps
  * again, the rotation resumes with the same thread and the rest of its
  * slice.  So that service threads cannot starve applications, the time a
@@ -31,6 +33,7 @@ static bool sched_boosting;             /* sched_cur runs on a wakeup preemption
 static u64 sched_boost_tsc;             /* TSC when that run began */
 static u64 sched_tick_cycles;           /* TSC cycles per tick */
 static u64 sched_boost_budget;          /* SCHED_BOOST_TICKS in TSC cycles */
+static bool sched_preempt_due;          /* thread_wake woke a service thread due a boost */
 
 extern u8 boot_stack_bottom[], boot_stack_top[];
 
@@ -182,9 +185,19 @@ void sched_note_wake(u64 tick)
         sched_next_wake = tick;
 }
 
-/* Make every sleeper due by `ticks` runnable; a service thread with boost
- * budget left gets a wakeup preemption due.  Recompute the next wake;
- * true if a wakeup preemption is due.  Called by sched_tick. */
+/* Make sleeping thread t runnable; a service thread with boost budget
+ * left gets a wakeup preemption due (true).  Called by sched_wake and
+ * sched_wake_thread. */
+static bool sched_ready(struct thread *t)
+{
+    t->state = WIRE_TS_RUNNABLE;
+    if (t->prio == THREAD_PRIO_SERVICE && t->boost_cycles < sched_boost_budget)
+        return t->boost = true;
+    return false;
+}
+
+/* Make every sleeper due by `ticks` runnable (sched_ready).  Recompute the
+ * next wake; true if a wakeup preemption is due.  Called by sched_tick. */
 static bool sched_wake(u64 ticks)
 {
     u64 next = ~0ull;
@@ -197,12 +210,41 @@ static bool sched_wake(u64 ticks)
             next = MIN(next, t->wake_tick);
             continue;
         }
-        t->state = WIRE_TS_RUNNABLE;
-        if (t->prio == THREAD_PRIO_SERVICE && t->boost_cycles < sched_boost_budget)
-            t->boost = boost = true;
+        boost |= sched_ready(t);
     }
     sched_next_wake = next;
     return boost;
+}
+
+/* A blocked thread was woken (thread_wake, interrupts off): runnable now;
+ * its wakeup preemption, if due, is taken by sched_irq_exit (or the next
+ * tick). */
+void sched_wake_thread(struct thread *t)
+{
+    if (t->state == WIRE_TS_SLEEPING && sched_ready(t))
+        sched_preempt_due = true;
+}
+
+/* Leave idle, or preempt an application thread (keeping the rest of its
+ * turn), for a woken service thread.  Called by sched_tick and
+ * sched_irq_exit with interrupts off. */
+static void sched_preempt(void)
+{
+    if (sched_cur->prio == THREAD_PRIO_IDLE)
+        sched_run(false);
+    else if (sched_cur->prio < THREAD_PRIO_SERVICE)
+        sched_run(true);
+}
+
+/* After an interrupt handler and its EOI (arch/trap.c, interrupts off):
+ * take a wakeup preemption thread_wake made due, at once instead of at the
+ * next tick. */
+void sched_irq_exit(void)
+{
+    if (!sched_cur || !sched_preempt_due)
+        return;
+    sched_preempt_due = false;
+    sched_preempt();
 }
 
 /* Timer interrupt (interrupts off): wake sleepers; leave idle as soon as
@@ -214,10 +256,12 @@ void sched_tick(u64 ticks)
     if (!sched_cur)
         return;
     bool boost = ticks >= sched_next_wake && sched_wake(ticks);
+    boost |= sched_preempt_due;
+    sched_preempt_due = false;
     if (sched_cur->prio == THREAD_PRIO_IDLE || --sched_slice == 0)
         sched_run(false);
-    else if (boost && sched_cur->prio < THREAD_PRIO_SERVICE)
-        sched_run(true);
+    else if (boost)
+        sched_preempt();
 }
 
 /* kmain's tail: the idle thread.  Halts until the next interrupt; the tick

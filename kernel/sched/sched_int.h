@@ -32,7 +32,9 @@ struct thread {
     u64 run_tsc;                /* TSC when last switched in */
     u64 switches;
     u64 start_ns;
-    u64 wake_tick;              /* while SLEEPING */
+    u64 wake_tick;              /* while SLEEPING; ~0 = no timeout (blocked) */
+    bool blocked;               /* SLEEPING in thread_block: thread_wake ends it */
+    bool wake_pending;          /* thread_wake came (while blocked, or before) */
     bool boost;                 /* woken with a wakeup preemption due (service only) */
     u64 boost_cycles;           /* TSC cycles run on wakeup preemptions since the
                                    rotation last reached this thread */
@@ -46,4 +48,7 @@ extern struct thread *sched_cur;
 void sched_resched(void);
 /* Note a new sleeper's wake tick. */
 void sched_note_wake(u64 tick);
+/* Make blocked thread t runnable now, with a wakeup preemption due if it
+ * is a service thread (taken at the next sched_irq_exit or tick). */
+void sched_wake_thread(struct thread *t);
 #endif

@@ -1,4 +1,4 @@
-/* Kernel threads: creation, sleeping, exit and the listing the probe
+/* Kernel threads: creation, sleeping, blocking and waking, exit and the listing the probe
  * channel's THREADS request reports.  Dead threads stay listed until their
  * slot is needed (THREAD_MAX bounds the table); their stacks are freed by
  * the next thread_spawn. */
@@ -104,8 +104,15 @@ void thread_yield(void)
     irq_restore(f);
 }
 
-/* Sleep at least ms milliseconds (rounded up to ticks, plus one so a
- * partial current tick never counts).  Before the scheduler runs, spins. */
+/* Ticks that last at least ms milliseconds: rounded up, plus one so a
+ * partial current tick never counts.  For thread_sleep_ms and
+ * thread_block. */
+static u64 thread_ms_ticks(u32 ms)
+{
+    return ((u64)ms * TIMER_HZ + 999) / 1000 + 1;
+}
+
+/* Sleep at least ms milliseconds.  Before the scheduler runs, spins. */
 void thread_sleep_ms(u32 ms, const char *wchan)
 {
     if (!sched_cur) {
@@ -114,15 +121,57 @@ void thread_sleep_ms(u32 ms, const char *wchan)
             cpu_relax();
         return;
     }
-    u64 ticks = ((u64)ms * TIMER_HZ + 999) / 1000 + 1;
     u64 f = irq_save();
     struct thread *t = sched_cur;
-    t->wake_tick = time_ticks() + ticks;
+    t->wake_tick = time_ticks() + thread_ms_ticks(ms);
     t->state = WIRE_TS_SLEEPING;
     str_copy(t->wchan, wchan ? wchan : "sleep", sizeof t->wchan);
     sched_note_wake(t->wake_tick);
     sched_resched();
     t->wchan[0] = 0;
+    irq_restore(f);
+}
+
+/* Block until thread_wake (true) or timeout_ms, if not 0 (false); a wake
+ * that came before returns at once.  Callers: the probe channel waiting
+ * for its device's interrupt (chan/server.c, drivers/vcons.c). */
+bool thread_block(const char *wchan, u32 timeout_ms)
+{
+    if (!sched_cur) {
+        thread_sleep_ms(timeout_ms, wchan);
+        return false;
+    }
+    u64 f = irq_save();
+    struct thread *t = sched_cur;
+    if (!t->wake_pending) {
+        t->blocked = true;
+        t->wake_tick = timeout_ms ? time_ticks() + thread_ms_ticks(timeout_ms) : ~0ull;
+        t->state = WIRE_TS_SLEEPING;
+        str_copy(t->wchan, wchan ? wchan : "block", sizeof t->wchan);
+        if (timeout_ms)
+            sched_note_wake(t->wake_tick);
+        sched_resched();
+        t->blocked = false;
+        t->wchan[0] = 0;
+    }
+    bool woken = t->wake_pending;
+    t->wake_pending = false;
+    irq_restore(f);
+    return woken;
+}
+
+/* Wake t if it is in thread_block, else make its next thread_block return
+ * at once.  Interrupt handlers call it (vcons.c's, via chan/server.c). */
+void thread_wake(struct thread *t)
+{
+    if (!t)
+        return;
+    u64 f = irq_save();
+    if (t->used && t->state != WIRE_TS_DEAD) {
+        t->wake_pending = true;
+        if (t->blocked)
+            sched_wake_thread(t);
+    }
     irq_restore(f);
 }
 
