@@ -22,17 +22,15 @@
 
 #define HDR WIRE_HEADER_SIZE
 
-static struct wire_chanstat_rep stats;
-static struct frame_dec dec;
-static u64 tsc_ready;                   /* TSC when the channel became ready */
+static struct wire_chanstat_rep chan_stats;
+static struct frame_dec chan_dec;
+static u64 chan_tsc_ready;              /* TSC when the channel became ready */
 static struct thread *chan_thread;      /* probe-chan, woken by the interrupt */
 static u64 chan_lost_irqs;              /* safety timeouts that found work */
 
-/* TSC at the kernel's first instruction, if the boot code records it (weak:
- * 0 until it is linked in). */
-
-/* Where a reply's payload is built: just after the header in the tx buffer. */
-static u8 *payload(u32 *cap)
+/* Where a reply's payload is built: just after the header in the tx buffer;
+ * *cap is the room there.  Called by the handlers and chan_error. */
+static u8 *chan_payload(u32 *cap)
 {
     u32 c;
     u8 *b = vcons_tx_buffer(&c);
@@ -42,23 +40,28 @@ static u8 *payload(u32 *cap)
     return b + HDR;
 }
 
-static void send_reply(u16 type, u32 id, u32 len)
+/* Frame the payload built by chan_payload (len bytes) and send it; counts
+ * it sent, or dropped when no host takes it.  Called by the handlers and
+ * chan_error. */
+static void chan_reply(u16 type, u32 id, u32 len)
 {
     u32 cap;
     u8 *buf = vcons_tx_buffer(&cap);
     u32 n = frame_encode(buf, cap, type, id, buf + HDR, len);
     if (n && vcons_send(n)) {
-        stats.frames_out++;
-        stats.bytes_out += n;
+        chan_stats.frames_out++;
+        chan_stats.bytes_out += n;
     } else {
-        stats.tx_dropped++;
+        chan_stats.tx_dropped++;
     }
 }
 
-static void send_error(u16 req_type, u32 id, u32 code, const char *fmt, ...)
+/* Answer request req_type/id with an ERROR reply: code and a message.
+ * Called by chan_serve and the handlers that refuse a request. */
+static void chan_error(u16 req_type, u32 id, u32 code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
-static void send_error(u16 req_type, u32 id, u32 code, const char *fmt, ...)
+static void chan_error(u16 req_type, u32 id, u32 code, const char *fmt, ...)
 {
     struct wire_error_rep e;
     memset(&e, 0, sizeof(e));
@@ -69,16 +72,18 @@ static void send_error(u16 req_type, u32 id, u32 code, const char *fmt, ...)
     kvsnprintf(e.msg, sizeof(e.msg), fmt, ap);
     va_end(ap);
     u32 cap;
-    memcpy(payload(&cap), &e, sizeof(e));
-    send_reply(WIRE_MSG_ERROR, id, sizeof(e));
+    memcpy(chan_payload(&cap), &e, sizeof(e));
+    chan_reply(WIRE_MSG_ERROR, id, sizeof(e));
 }
 
-static void do_hello(u16 type, u32 id, const u8 *p)
+/* HELLO: check the protocol version, describe the kernel.  Called by
+ * chan_serve, as are the chan_serve_* below. */
+static void chan_serve_hello(u16 type, u32 id, const u8 *p)
 {
     struct wire_hello_req rq;
     memcpy(&rq, p, sizeof(rq));
     if (rq.version != WIRE_VERSION) {
-        send_error(type, id, WIRE_ERR_VERSION, "host speaks protocol %u, kernel %u",
+        chan_error(type, id, WIRE_ERR_VERSION, "host speaks protocol %u, kernel %u",
                    rq.version, (unsigned)WIRE_VERSION);
         return;
     }
@@ -93,16 +98,17 @@ static void do_hello(u16 type, u32 id, const u8 *p)
     str_copy(r.app, kernel_app_name(), sizeof(r.app));
     str_copy(r.kernel, kernel_version(), sizeof(r.kernel));
     r.tsc_entry = kernel_tsc_entry();
-    r.tsc_ready = tsc_ready;
+    r.tsc_ready = chan_tsc_ready;
     u32 cap;
-    memcpy(payload(&cap), &r, sizeof(r));
-    send_reply(type | WIRE_REPLY, id, sizeof(r));
+    memcpy(chan_payload(&cap), &r, sizeof(r));
+    chan_reply(type | WIRE_REPLY, id, sizeof(r));
 }
 
-static void do_threads(u16 type, u32 id)
+/* THREADS: the thread table, as many entries as fit. */
+static void chan_serve_threads(u16 type, u32 id)
 {
     u32 cap;
-    u8 *pl = payload(&cap);
+    u8 *pl = chan_payload(&cap);
     struct wire_threads_rep h;
     memset(&h, 0, sizeof(h));
     u32 max = (cap - sizeof(h)) / sizeof(struct wire_thread_info);
@@ -112,28 +118,30 @@ static void do_threads(u16 type, u32 id)
     h.total = total;
     h.uptime_ns = time_ns();
     memcpy(pl, &h, sizeof(h));
-    send_reply(type | WIRE_REPLY, id, sizeof(h) + n * sizeof(struct wire_thread_info));
+    chan_reply(type | WIRE_REPLY, id, sizeof(h) + n * sizeof(struct wire_thread_info));
 }
 
-static void do_memstat(u16 type, u32 id)
+/* MEMSTAT: memory totals and the heap's size classes. */
+static void chan_serve_memstat(u16 type, u32 id)
 {
     u32 cap;
-    u8 *pl = payload(&cap);
+    u8 *pl = chan_payload(&cap);
     struct wire_memstat_rep h;
     memset(&h, 0, sizeof(h));
     u32 max = (cap - sizeof(h)) / sizeof(struct wire_heap_class);
     u32 n = mm_stats(&h, (struct wire_heap_class *)(pl + sizeof(h)), max);
     h.nclasses = n;                     /* records that follow, whatever mm said */
     memcpy(pl, &h, sizeof(h));
-    send_reply(type | WIRE_REPLY, id, sizeof(h) + n * sizeof(struct wire_heap_class));
+    chan_reply(type | WIRE_REPLY, id, sizeof(h) + n * sizeof(struct wire_heap_class));
 }
 
-static void do_log(u16 type, u32 id, const u8 *p)
+/* LOG: up to max_len bytes of the kernel log from offset. */
+static void chan_serve_log(u16 type, u32 id, const u8 *p)
 {
     struct wire_log_req rq;
     memcpy(&rq, p, sizeof(rq));
     u32 cap;
-    u8 *pl = payload(&cap);
+    u8 *pl = chan_payload(&cap);
     struct wire_log_rep r;
     memset(&r, 0, sizeof(r));
     u32 max = MIN(rq.max_len, (u32)WIRE_LOG_READ_MAX);
@@ -150,25 +158,26 @@ static void do_log(u16 type, u32 id, const u8 *p)
     r.len = n;
     r.lost = span.lost;
     memcpy(pl, &r, sizeof(r));
-    send_reply(type | WIRE_REPLY, id, sizeof(r) + n);
+    chan_reply(type | WIRE_REPLY, id, sizeof(r) + n);
 }
 
-static void do_memread(u16 type, u32 id, const u8 *p)
+/* MEMREAD: a copy of readable RAM, or an ERROR (too large, not RAM). */
+static void chan_serve_memread(u16 type, u32 id, const u8 *p)
 {
     struct wire_memread_req rq;
     memcpy(&rq, p, sizeof(rq));
     if (rq.len > WIRE_MEMREAD_MAX) {
-        send_error(type, id, WIRE_ERR_TOO_LARGE, "MEMREAD of %u bytes, limit %u",
+        chan_error(type, id, WIRE_ERR_TOO_LARGE, "MEMREAD of %u bytes, limit %u",
                    rq.len, (unsigned)WIRE_MEMREAD_MAX);
         return;
     }
     if (rq.addr + rq.len < rq.addr || !mm_readable(rq.addr, rq.len)) {
-        send_error(type, id, WIRE_ERR_FAULT, "cannot read 0x%llx+%u: not readable RAM",
+        chan_error(type, id, WIRE_ERR_FAULT, "cannot read 0x%llx+%u: not readable RAM",
                    (unsigned long long)rq.addr, rq.len);
         return;
     }
     u32 cap;
-    u8 *pl = payload(&cap);
+    u8 *pl = chan_payload(&cap);
     struct wire_memread_rep r;
     memset(&r, 0, sizeof(r));
     r.addr = rq.addr;
@@ -176,40 +185,42 @@ static void do_memread(u16 type, u32 id, const u8 *p)
     /* memmove: the range may be the tx buffer itself */
     memmove(pl + sizeof(r), (const void *)(uintptr_t)rq.addr, rq.len);
     memcpy(pl, &r, sizeof(r));
-    send_reply(type | WIRE_REPLY, id, sizeof(r) + rq.len);
+    chan_reply(type | WIRE_REPLY, id, sizeof(r) + rq.len);
 }
 
-static void do_chanstat(u16 type, u32 id)
+/* CHANSTAT: the channel's counters, this request counted in. */
+static void chan_serve_chanstat(u16 type, u32 id)
 {
     u32 cap;
-    struct wire_chanstat_rep s = stats;
-    memcpy(payload(&cap), &s, sizeof(s));
-    send_reply(type | WIRE_REPLY, id, sizeof(s));
+    struct wire_chanstat_rep s = chan_stats;
+    memcpy(chan_payload(&cap), &s, sizeof(s));
+    chan_reply(type | WIRE_REPLY, id, sizeof(s));
 }
 
-/* One well-formed frame from the decoder. */
-static void on_frame(void *ctx, u16 type, u32 id, const u8 *p, u32 len)
+/* One well-formed frame from the decoder (frame_feed's callback): reject
+ * it as codec.classify() would, or answer it. */
+static void chan_serve(void *ctx, u16 type, u32 id, const u8 *p, u32 len)
 {
     (void)ctx;
     int why = frame_classify(type, len);
     if (why == WIRE_REJ_UNKNOWN_TYPE) {
-        frame_reject(&dec, why);
-        send_error(type, id, WIRE_ERR_UNKNOWN_TYPE, "unknown request type 0x%x", type);
+        frame_reject(&chan_dec, why);
+        chan_error(type, id, WIRE_ERR_UNKNOWN_TYPE, "unknown request type 0x%x", type);
         return;
     }
     if (why == WIRE_REJ_BAD_PAYLOAD) {
-        frame_reject(&dec, why);
-        send_error(type, id, WIRE_ERR_BAD_PAYLOAD, "type 0x%x: payload of %u bytes is wrong",
+        frame_reject(&chan_dec, why);
+        chan_error(type, id, WIRE_ERR_BAD_PAYLOAD, "type 0x%x: payload of %u bytes is wrong",
                    type, len);
         return;
     }
     switch (type) {
-    case WIRE_MSG_HELLO: do_hello(type, id, p); break;
-    case WIRE_MSG_THREADS: do_threads(type, id); break;
-    case WIRE_MSG_MEMSTAT: do_memstat(type, id); break;
-    case WIRE_MSG_LOG: do_log(type, id, p); break;
-    case WIRE_MSG_MEMREAD: do_memread(type, id, p); break;
-    case WIRE_MSG_CHANSTAT: do_chanstat(type, id); break;
+    case WIRE_MSG_HELLO: chan_serve_hello(type, id, p); break;
+    case WIRE_MSG_THREADS: chan_serve_threads(type, id); break;
+    case WIRE_MSG_MEMSTAT: chan_serve_memstat(type, id); break;
+    case WIRE_MSG_LOG: chan_serve_log(type, id, p); break;
+    case WIRE_MSG_MEMREAD: chan_serve_memread(type, id, p); break;
+    case WIRE_MSG_CHANSTAT: chan_serve_chanstat(type, id); break;
     default: break;                     /* frame_classify() said it was known */
     }
 }
@@ -248,7 +259,8 @@ static void chan_irq_idle(void)
     }
 }
 
-/* The device's interrupt handler's wake-up (interrupt context). */
+/* The device's interrupt handler's wake-up (interrupt context): the wake
+ * function chan_main gives vcons_init. */
 static void chan_wake(void)
 {
     thread_wake(chan_thread);
@@ -265,8 +277,33 @@ static bool chan_poll_forced(void)
     return true;
 }
 
-/* The probe-chan thread: bring up the device, then serve events forever,
- * waiting on the interrupt (or polling) when there are none. */
+/* Serve one event of kind `kind` (not NONE) from vcons_next: count a
+ * host connect, end the connection's partial frame on a disconnect, feed
+ * received bytes to the decoder (which calls chan_serve per frame).
+ * Called by chan_main. */
+static void chan_event(int kind, const struct vcons_ev *ev)
+{
+    switch (kind) {
+    case VCONS_EV_OPEN:
+        chan_stats.connects++;
+        kprintf("chan: host connected (connection %lu)\n", (unsigned long)chan_stats.connects);
+        break;
+    case VCONS_EV_CLOSE: {
+        u64 trunc = chan_stats.rej_truncated;
+        frame_disconnect(&chan_dec);            /* counts the disconnect */
+        kprintf("chan: host disconnected%s\n",
+                chan_stats.rej_truncated != trunc ? " (partial frame dropped)" : "");
+        break;
+    }
+    case VCONS_EV_DATA:
+        frame_feed(&chan_dec, ev->data, ev->len, chan_serve, NULL);
+        break;
+    }
+}
+
+/* The probe-chan thread (started by chan_start): bring up the device,
+ * then serve events forever, waiting on the interrupt (or polling) when
+ * there are none. */
 static void chan_main(void *arg)
 {
     (void)arg;
@@ -275,40 +312,28 @@ static void chan_main(void *arg)
         kprintf("chan: probe channel disabled\n");
         thread_exit();
     }
-    tsc_ready = rdtsc();
-    frame_init(&dec, &stats);
+    chan_tsc_ready = rdtsc();
+    frame_init(&chan_dec, &chan_stats);
     kprintf("chan: probe channel ready on %s\n", WIRE_PORT_NAME);
     u32 idle = 0;
     u64 last = 0;
     for (;;) {
         struct vcons_ev ev;
-        switch (vcons_next(&ev)) {
-        case VCONS_EV_NONE:
+        int kind = vcons_next(&ev);
+        if (kind == VCONS_EV_NONE) {
             if (vcons_irq_on())
                 chan_irq_idle();
             else
                 chan_poll_idle(&idle, &last);
             continue;
-        case VCONS_EV_OPEN:
-            stats.connects++;
-            kprintf("chan: host connected (connection %lu)\n", (unsigned long)stats.connects);
-            break;
-        case VCONS_EV_CLOSE: {
-            u64 trunc = stats.rej_truncated;
-            frame_disconnect(&dec);             /* counts the disconnect */
-            kprintf("chan: host disconnected%s\n",
-                    stats.rej_truncated != trunc ? " (partial frame dropped)" : "");
-            break;
         }
-        case VCONS_EV_DATA:
-            frame_feed(&dec, ev.data, ev.len, on_frame, NULL);
-            break;
-        }
+        chan_event(kind, &ev);
         idle = 0;
         last = time_ns();
     }
 }
 
+/* Start the probe-chan thread.  Called by kmain (main.c) at boot. */
 void chan_start(void)
 {
     if (!thread_spawn("probe-chan", chan_main, NULL, THREAD_F_SERVICE, 0))

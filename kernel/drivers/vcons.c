@@ -1,10 +1,9 @@
 /* virtio-console multiport driver for one named port, interrupt-driven
- * (the caller's wake function) or polled.  See vcons.h for the queue map
- * and how events are ordered. */
-#include "vcons.h"
-#include "arch.h"
-#include "virtio_mmio.h"
-#include "virtq.h"
+ * (the caller's wake function) or polled: device setup, the port's data
+ * queues, the order of events and the interrupt.  The control queue (the
+ * handshake, control messages) is in vcons_ctrl.c.  See vcons.h for the
+ * queue map and how events are ordered. */
+#include "vcons_int.h"
 #include "kernel.h"
 #include "kprintf.h"
 #include "lib.h"
@@ -14,229 +13,71 @@
 #include "wire.h"
 #include "x86.h"
 
-#define MAX_PORTS 32                 /* ports we track host state for */
 #define TX_CAP (WIRE_HEADER_SIZE + WIRE_MAX_PAYLOAD)
 
-struct __attribute__((packed)) vcons_ctrl {
-    u32 id;
-    u16 event;
-    u16 value;
-};
+struct vcons_state vcons = { .port = -1, .queues_port = -1 };
 
-static struct {
-    struct vmmio_dev dev;
-    const char *name;
-    u32 max_ports;
-    struct virtq crx, ctx;           /* control receive / transmit */
-    struct virtq rx, tx;             /* our port's receive / transmit */
-    int port;                        /* our port id, -1 until PORT_NAME */
-    int queues_port;                 /* port whose data queues are set up, -1 none */
-    bool host_open;                  /* host state as reported by vcons_next */
-    u8 host_state[MAX_PORTS];        /* PORT_OPEN value per port, any port */
-    int pending;                     /* event to report first (from the handshake) */
-    u32 ctrl_posted;                 /* control receive buffers handed to the device */
-    bool resync;                     /* control ring was full: messages may be lost */
-    bool resync_wait;                /* PORT_READY re-sent; its PORT_NAME will mark the reply */
-    u16 snap_c, snap_d;              /* used indexes of the current snapshot */
-    u8 *held;                        /* rx buffer lent to the caller */
-    u8 *ctrl_bufs;
-    u8 *rx_bufs;
-    u8 *tx_buf;
-    struct vcons_ctrl ctrl_msg;      /* the control message being sent */
-    void (*wake)(void);              /* called by the interrupt handler */
-    bool irq;                        /* interrupts in use (else polled) */
-    struct irq_route route;          /* where they arrive */
-} vc = { .port = -1, .queues_port = -1 };
-
-static inline u16 used_idx(struct virtq *q)
+/* The used index the device last published for q.  Read when taking a
+ * snapshot (vcons_snapshot), setting up the port and sending. */
+static inline u16 vcons_used_idx(struct virtq *q)
 {
     return *(volatile u16 *)&q->used->idx;
 }
 
-static bool rx_ready(void)
+/* Are our port's data queues set up (vcons_next may read them)? */
+static bool vcons_rx_ready(void)
 {
-    return vc.port >= 0 && vc.queues_port == vc.port;
+    return vcons.port >= 0 && vcons.queues_port == vcons.port;
 }
 
-/* Send one control message and wait for the device to take it (QEMU handles
- * the control queue synchronously on the notify). */
-static bool send_ctrl(u32 id, u16 event, u16 value)
+/* Hand receive buffer buf to the device (the caller kicks).  Called by
+ * vcons_setup_port and to give back a consumed buffer. */
+static void vcons_post_rx(u8 *buf)
 {
-    vc.ctrl_msg.id = id;
-    vc.ctrl_msg.event = event;
-    vc.ctrl_msg.value = value;
-    int d = virtq_add(&vc.ctx, &vc.ctrl_msg, sizeof(vc.ctrl_msg), false, &vc.ctrl_msg);
-    if (d < 0)
-        return false;
-    virtq_kick(&vc.ctx);
-    for (u32 spin = 0; spin < 1000000; spin++) {
-        if (virtq_pop(&vc.ctx, NULL, NULL))
-            return true;
-        cpu_relax();
-    }
-    virtq_reclaim(&vc.ctx, d);
-    kprintf("chan: control message %u for port %u not taken by the device\n", event, id);
-    return false;
-}
-
-static void post_ctrl(u8 *buf)
-{
-    virtq_add(&vc.crx, buf, CHAN_CTRL_BUF_SIZE, true, buf);
-}
-
-static void post_rx(u8 *buf)
-{
-    virtq_add(&vc.rx, buf, CHAN_RX_BUF_SIZE, true, buf);
+    virtq_add(&vcons.rx, buf, CHAN_RX_BUF_SIZE, true, buf);
 }
 
 /* The data queues of port `id`: set up once (QEMU accepts QueueReady after
- * DRIVER_OK), then every receive buffer posted. */
-static bool setup_port_queues(u32 id)
+ * DRIVER_OK), then every receive buffer posted.  Called by
+ * vcons_ctrl_named (vcons_ctrl.c) on the PORT_NAME of our port. */
+bool vcons_setup_port(u32 id)
 {
-    if (vc.queues_port == (int)id)
+    if (vcons.queues_port == (int)id)
         return true;
-    if (vc.queues_port >= 0) {
+    if (vcons.queues_port >= 0) {
         kprintf("chan: port %u renamed to ours, but port %d's queues are in use\n",
-                id, vc.queues_port);
+                id, vcons.queues_port);
         return false;
     }
     u16 rxq = (u16)(2 * (id + 1)), txq = (u16)(2 * (id + 1) + 1);
-    if (!virtq_setup(&vc.rx, &vc.dev, rxq, CHAN_VQ_SIZE) ||
-        !virtq_setup(&vc.tx, &vc.dev, txq, CHAN_VQ_SIZE)) {
+    if (!virtq_setup(&vcons.rx, &vcons.dev, rxq, CHAN_VQ_SIZE) ||
+        !virtq_setup(&vcons.tx, &vcons.dev, txq, CHAN_VQ_SIZE)) {
         kprintf("chan: cannot set up queues %u/%u of port %u\n", rxq, txq, id);
         return false;
     }
-    if (vc.rx.size < CHAN_RX_BUFS)
-        kprintf("chan: rx queue holds %u buffers, fewer than CHAN_RX_BUFS\n", vc.rx.size);
-    for (u32 i = 0; i < CHAN_RX_BUFS && i < vc.rx.size; i++)
-        post_rx(vc.rx_bufs + (size_t)i * CHAN_RX_BUF_SIZE);
-    virtq_interrupts(&vc.rx, vc.irq);
-    virtq_kick(&vc.rx);
-    vc.queues_port = (int)id;
-    vc.snap_d = used_idx(&vc.rx);
+    if (vcons.rx.size < CHAN_RX_BUFS)
+        kprintf("chan: rx queue holds %u buffers, fewer than CHAN_RX_BUFS\n", vcons.rx.size);
+    for (u32 i = 0; i < CHAN_RX_BUFS && i < vcons.rx.size; i++)
+        vcons_post_rx(vcons.rx_bufs + (size_t)i * CHAN_RX_BUF_SIZE);
+    virtq_interrupts(&vcons.rx, vcons.irq);
+    virtq_kick(&vcons.rx);
+    vcons.queues_port = (int)id;
+    vcons.snap_d = vcons_used_idx(&vcons.rx);
     return true;
 }
 
-/* Host state change of our port in control message `buf`: 1 connect,
- * 0 disconnect (or removal), -1 none. */
-static int host_change(const u8 *buf, u32 len)
-{
-    struct vcons_ctrl m;
-    if (vc.port < 0 || len < sizeof(m))
-        return -1;
-    memcpy(&m, buf, sizeof(m));
-    if (m.id != (u32)vc.port)
-        return -1;
-    if (m.event == VCONS_PORT_OPEN)
-        return m.value ? 1 : 0;
-    if (m.event == VCONS_DEVICE_REMOVE)
-        return 0;
-    return -1;
-}
-
-/* Handle one control message; returns an event for our port or NONE. */
-static int handle_ctrl(const u8 *buf, u32 len)
-{
-    struct vcons_ctrl m;
-    if (len < sizeof(m))
-        return VCONS_EV_NONE;
-    memcpy(&m, buf, sizeof(m));
-    bool ours = vc.port >= 0 && m.id == (u32)vc.port;
-    switch (m.event) {
-    case VCONS_DEVICE_ADD:
-        if (m.value && m.id < vc.max_ports)
-            send_ctrl(m.id, VCONS_PORT_READY, 1);
-        break;
-    case VCONS_DEVICE_REMOVE:
-        if (m.id < MAX_PORTS)
-            vc.host_state[m.id] = 0;
-        if (ours) {
-            kprintf("chan: port %u removed by the host\n", m.id);
-            vc.port = -1;
-            if (vc.host_open) {
-                vc.host_open = false;
-                return VCONS_EV_CLOSE;
-            }
-        }
-        break;
-    case VCONS_PORT_NAME: {
-        if (ours && vc.resync_wait) {
-            /* QEMU answers PORT_READY with PORT_NAME, then PORT_OPEN(1)
-             * only if a host client is connected: no PORT_OPEN(1) right
-             * after it means the host is gone. */
-            vc.resync_wait = false;
-            void *tok;
-            u32 l2;
-            bool open = virtq_peek(&vc.crx, 0, &tok, &l2) &&
-                        host_change(tok, MIN(l2, (u32)CHAN_CTRL_BUF_SIZE)) == 1;
-            if (!open && vc.host_open) {
-                kprintf("chan: control messages were lost; the host has left\n");
-                vc.host_open = false;
-                return VCONS_EV_CLOSE;
-            }
-            break;
-        }
-        u32 n = len - sizeof(m);
-        const char *name = (const char *)buf + sizeof(m);
-        u32 want = (u32)strlen(vc.name);
-        /* the name is NUL-terminated by QEMU; accept it without as well */
-        if (vc.port >= 0 || n < want || memcmp(name, vc.name, want) != 0 ||
-            (n > want && name[want] != '\0'))
-            break;
-        if (!setup_port_queues(m.id))
-            break;
-        vc.port = (int)m.id;
-        send_ctrl(m.id, VCONS_PORT_OPEN, 1);      /* the guest side is open */
-        if (m.id < MAX_PORTS && vc.host_state[m.id] && !vc.host_open) {
-            vc.host_open = true;
-            return VCONS_EV_OPEN;
-        }
-        break;
-    }
-    case VCONS_PORT_OPEN:
-        if (m.id < MAX_PORTS)
-            vc.host_state[m.id] = m.value ? 1 : 0;
-        if (ours) {
-            if (m.value && !vc.host_open) {
-                vc.host_open = true;
-                return VCONS_EV_OPEN;
-            }
-            if (!m.value && vc.host_open) {
-                vc.host_open = false;
-                return VCONS_EV_CLOSE;
-            }
-        }
-        break;
-    default:                                      /* CONSOLE_PORT, RESIZE */
-        break;
-    }
-    return VCONS_EV_NONE;
-}
-
-/* Consume one control message: copy it out, repost its buffer at once. */
-static int next_ctrl(void)
-{
-    void *tok;
-    u32 len;
-    if (!virtq_pop(&vc.crx, &tok, &len))
-        return VCONS_EV_NONE;
-    u8 msg[CHAN_CTRL_BUF_SIZE];
-    len = MIN(len, (u32)CHAN_CTRL_BUF_SIZE);
-    memcpy(msg, tok, len);
-    post_ctrl(tok);
-    virtq_kick(&vc.crx);
-    return handle_ctrl(msg, len);
-}
-
+/* Is a host client connected now: the state vcons_next last reported,
+ * updated by the control messages still pending.  Called by vcons_send
+ * (and public, vcons.h). */
 bool vcons_host_connected(void)
 {
-    if (vc.port < 0)
+    if (vcons.port < 0)
         return false;
-    bool st = vc.host_open;
+    bool st = vcons.host_open;
     void *tok;
     u32 len;
-    for (u16 k = 0; virtq_peek(&vc.crx, k, &tok, &len); k++) {
-        int c = host_change(tok, MIN(len, (u32)CHAN_CTRL_BUF_SIZE));
+    for (u16 k = 0; virtq_peek(&vcons.crx, k, &tok, &len); k++) {
+        int c = vcons_ctrl_change(tok, len);
         if (c >= 0)
             st = c;
     }
@@ -245,29 +86,45 @@ bool vcons_host_connected(void)
 
 /* Does a host connect follow the first (pending) control message within
  * the snapshot?  Then the pending data cannot be ordered against the
- * disconnect (see vcons.h) and is given to the new connection. */
-static bool reopened_in_snapshot(void)
+ * disconnect (see vcons.h) and is given to the new connection.  Called by
+ * vcons_take_ctrl. */
+static bool vcons_reopened(void)
 {
-    u16 n = (u16)(vc.snap_c - vc.crx.last_used);
+    u16 n = (u16)(vcons.snap_c - vcons.crx.last_used);
     void *tok;
     u32 len;
-    for (u16 k = 1; k < n && virtq_peek(&vc.crx, k, &tok, &len); k++)
-        if (host_change(tok, MIN(len, (u32)CHAN_CTRL_BUF_SIZE)) == 1)
+    for (u16 k = 1; k < n && virtq_peek(&vcons.crx, k, &tok, &len); k++)
+        if (vcons_ctrl_change(tok, len) == 1)
             return true;
     return false;
 }
 
-static int next_data(struct vcons_ev *ev)
+/* Give the receive buffer lent by the last DATA event back to the device.
+ * Called by vcons_next. */
+static void vcons_release(void)
+{
+    if (!vcons.held)
+        return;
+    vcons_post_rx(vcons.held);
+    virtq_kick(&vcons.rx);
+    vcons.held = NULL;
+}
+
+/* The next received bytes as a DATA event (the buffer is lent until the
+ * next vcons_next); empty buffers are reposted on the way.  NONE if the
+ * receive queue has no more.  Called by vcons_take_data and
+ * vcons_take_ctrl. */
+static int vcons_pop_data(struct vcons_ev *ev)
 {
     void *tok;
     u32 len;
-    while (virtq_pop(&vc.rx, &tok, &len)) {
+    while (virtq_pop(&vcons.rx, &tok, &len)) {
         if (len == 0) {
-            post_rx(tok);
-            virtq_kick(&vc.rx);
+            vcons_post_rx(tok);
+            virtq_kick(&vcons.rx);
             continue;
         }
-        vc.held = tok;
+        vcons.held = tok;
         ev->kind = VCONS_EV_DATA;
         ev->data = tok;
         ev->len = MIN(len, (u32)CHAN_RX_BUF_SIZE);
@@ -276,118 +133,120 @@ static int next_data(struct vcons_ev *ev)
     return VCONS_EV_NONE;
 }
 
+/* A DATA event from the data snapshot, or NONE with the data snapshot
+ * marked used up.  Called by vcons_next and vcons_take_ctrl. */
+static int vcons_take_data(struct vcons_ev *ev)
+{
+    int k = vcons_pop_data(ev);
+    if (k == VCONS_EV_NONE)
+        vcons.snap_d = vcons.rx.last_used;
+    return k;
+}
+
+/* The next event while the control snapshot has messages left.  If the
+ * first is a host disconnect that no reconnect in the snapshot follows,
+ * the data before it goes first; then the control message.  Called by
+ * vcons_next; d_left: the data snapshot has entries left. */
+static int vcons_take_ctrl(struct vcons_ev *ev, bool d_left)
+{
+    if (d_left && vcons_ctrl_first_change() == 0 && !vcons_reopened()) {
+        int k = vcons_take_data(ev);
+        if (k != VCONS_EV_NONE)
+            return k;
+    }
+    int e = vcons_ctrl_next();
+    if (e != VCONS_EV_NONE)
+        ev->kind = e;
+    return e;
+}
+
+/* The snapshot is used up: send a resync if one is due, then take a new
+ * snapshot, control first, then data (data pushed before a control message
+ * we see is then in the data snapshot).  False if it is empty.  Called by
+ * vcons_next. */
+static bool vcons_snapshot(void)
+{
+    if (vcons.resync && vcons_rx_ready())
+        vcons_ctrl_resync();
+    vcons.snap_c = vcons_used_idx(&vcons.crx);
+    if ((u16)(vcons.snap_c - vcons.crx.last_used) >= vcons.ctrl_posted)
+        vcons.resync = true;            /* no buffer was left: QEMU drops */
+    mb();
+    if (vcons_rx_ready())
+        vcons.snap_d = vcons_used_idx(&vcons.rx);
+    rmb();
+    return vcons.crx.last_used != vcons.snap_c ||
+           (vcons_rx_ready() && vcons.rx.last_used != vcons.snap_d);
+}
+
+/* The next event, in arrival order (see vcons.h); NONE when idle.  Called
+ * by the probe-chan thread (chan/server.c). */
 int vcons_next(struct vcons_ev *ev)
 {
     ev->kind = VCONS_EV_NONE;
     ev->data = NULL;
     ev->len = 0;
-    if (vc.held) {
-        post_rx(vc.held);
-        virtq_kick(&vc.rx);
-        vc.held = NULL;
-    }
-    if (vc.pending) {
-        ev->kind = vc.pending;
-        vc.pending = VCONS_EV_NONE;
+    vcons_release();
+    if (vcons.pending) {
+        ev->kind = vcons.pending;
+        vcons.pending = VCONS_EV_NONE;
         return ev->kind;
     }
     for (;;) {
-        bool c_left = vc.crx.last_used != vc.snap_c;
-        bool d_left = rx_ready() && vc.rx.last_used != vc.snap_d;
-        if (!c_left && !d_left) {
-            if (vc.resync && rx_ready()) {
-                /* ask QEMU to restate the port: PORT_NAME [+ PORT_OPEN 1] */
-                vc.resync = false;
-                vc.resync_wait = true;
-                kprintf("chan: control queue was full; asking QEMU to restate port %d\n",
-                        vc.port);
-                send_ctrl((u32)vc.port, VCONS_PORT_READY, 1);
-            }
-            /* control first, then data: data pushed before a control
-             * message we see is then in the data snapshot */
-            vc.snap_c = used_idx(&vc.crx);
-            if ((u16)(vc.snap_c - vc.crx.last_used) >= vc.ctrl_posted)
-                vc.resync = true;           /* no buffer was left: QEMU drops */
-            mb();
-            if (rx_ready())
-                vc.snap_d = used_idx(&vc.rx);
-            rmb();
-            if (vc.crx.last_used == vc.snap_c &&
-                (!rx_ready() || vc.rx.last_used == vc.snap_d))
-                return VCONS_EV_NONE;
-            continue;
-        }
-        if (c_left) {
-            void *tok;
-            u32 len;
-            if (d_left && virtq_peek(&vc.crx, 0, &tok, &len) &&
-                host_change(tok, MIN(len, (u32)CHAN_CTRL_BUF_SIZE)) == 0 &&
-                !reopened_in_snapshot()) {
-                /* a disconnect: the data before it goes first */
-                int k = next_data(ev);
-                if (k != VCONS_EV_NONE)
-                    return k;
-                vc.snap_d = vc.rx.last_used;
-            }
-            int e = next_ctrl();
-            if (e != VCONS_EV_NONE) {
-                ev->kind = e;
-                return e;
-            }
-            continue;
-        }
-        int k = next_data(ev);
+        bool c_left = vcons.crx.last_used != vcons.snap_c;
+        bool d_left = vcons_rx_ready() && vcons.rx.last_used != vcons.snap_d;
+        int k = VCONS_EV_NONE;
+        if (c_left)
+            k = vcons_take_ctrl(ev, d_left);
+        else if (d_left)
+            k = vcons_take_data(ev);
+        else if (!vcons_snapshot())
+            return VCONS_EV_NONE;
         if (k != VCONS_EV_NONE)
             return k;
-        vc.snap_d = vc.rx.last_used;
     }
 }
 
+/* The transmit buffer (and its size) replies are built in.  Called by
+ * chan/server.c. */
 u8 *vcons_tx_buffer(u32 *cap)
 {
     if (cap)
-        *cap = vc.tx_buf ? TX_CAP : 0;
-    return vc.tx_buf;
+        *cap = vcons.tx_buf ? TX_CAP : 0;
+    return vcons.tx_buf;
 }
 
 /* Did the host leave (a disconnect of our port) in the control messages
- * QEMU pushed since the used index was `mark`? */
-static bool closed_since(u16 mark)
+ * QEMU pushed since the used index was `mark`?  Called by vcons_send_wait. */
+static bool vcons_closed_since(u16 mark)
 {
-    u16 skip = (u16)(mark - vc.crx.last_used);
+    u16 skip = (u16)(mark - vcons.crx.last_used);
     void *tok;
     u32 len;
-    if (skip > virtq_pending(&vc.crx))
+    if (skip > virtq_pending(&vcons.crx))
         skip = 0;                     /* consumed meanwhile: look at all */
-    for (u16 k = skip; virtq_peek(&vc.crx, k, &tok, &len); k++)
-        if (host_change(tok, MIN(len, (u32)CHAN_CTRL_BUF_SIZE)) == 0)
+    for (u16 k = skip; virtq_peek(&vcons.crx, k, &tok, &len); k++)
+        if (vcons_ctrl_change(tok, len) == 0)
             return true;
     return false;
 }
 
-bool vcons_send(u32 len)
+/* Wait until the device returns transmit descriptor d, or the host leaves
+ * (a disconnect after control used index `mark`): true if it was sent.
+ * Under TCG virtio-mmio completes on the notify; a slow host reader
+ * (chardev write would block) makes QEMU hold the buffer until the socket
+ * drains, or until the client leaves.  Called by vcons_send. */
+static bool vcons_send_wait(int d, u16 mark)
 {
-    if (!rx_ready() || len == 0 || len > TX_CAP || !vcons_host_connected())
-        return false;
-    int d = virtq_add(&vc.tx, vc.tx_buf, len, false, vc.tx_buf);
-    if (d < 0)
-        return false;
-    u16 mark = used_idx(&vc.crx);
-    virtq_kick(&vc.tx);
-    /* Under TCG virtio-mmio completes on the notify; a slow host reader
-     * (chardev write would block) makes QEMU hold the buffer until the
-     * socket drains, or until the client leaves. */
-    if (virtq_pop(&vc.tx, NULL, NULL))
-        return true;
     for (u32 spins = 0;; spins++) {
-        if (closed_since(mark)) {
+        if (vcons_closed_since(mark)) {
             /* the host left while QEMU held the buffer: it returns it
              * unsent, or drops it (some QEMUs detach a throttled element) */
-            if (!virtq_pop(&vc.tx, NULL, NULL))
-                virtq_reclaim(&vc.tx, d);
+            if (!virtq_pop(&vcons.tx, NULL, NULL))
+                virtq_reclaim(&vcons.tx, d);
             return false;
         }
-        if (virtq_pop(&vc.tx, NULL, NULL))
+        if (virtq_pop(&vcons.tx, NULL, NULL))
             return true;
         if (spins < CHAN_IDLE_SPINS)
             cpu_relax();
@@ -396,9 +255,27 @@ bool vcons_send(u32 len)
     }
 }
 
+/* Send len bytes of the transmit buffer and wait until the device has
+ * them; false if no host is connected or it left first.  Called by
+ * chan/server.c for every reply. */
+bool vcons_send(u32 len)
+{
+    if (!vcons_rx_ready() || len == 0 || len > TX_CAP || !vcons_host_connected())
+        return false;
+    int d = virtq_add(&vcons.tx, vcons.tx_buf, len, false, vcons.tx_buf);
+    if (d < 0)
+        return false;
+    u16 mark = vcons_used_idx(&vcons.crx);
+    virtq_kick(&vcons.tx);
+    if (virtq_pop(&vcons.tx, NULL, NULL))
+        return true;
+    return vcons_send_wait(d, mark);
+}
+
+/* Our port id, -1 before the handshake (public, vcons.h; for debugging). */
 int vcons_port_id(void)
 {
-    return vc.port;
+    return vcons.port;
 }
 
 /* The device interrupted (interrupt context, status acknowledged): a used
@@ -407,20 +284,20 @@ static void vcons_irq(void *arg, u32 status)
 {
     (void)arg;
     (void)status;
-    if (vc.wake)
-        vc.wake();
+    if (vcons.wake)
+        vcons.wake();
 }
 
 /* Take the device's interrupt for the receive queues if the caller gave a
  * wake function and the line can be routed.  Called by vcons_init before
- * DRIVER_OK (the port's data queues follow in setup_port_queues). */
+ * DRIVER_OK (the port's data queues follow in vcons_setup_port). */
 static void vcons_irq_setup(void (*wake)(void))
 {
-    vc.wake = wake;
-    if (!wake || !vmmio_irq_enable(&vc.dev, vcons_irq, NULL, &vc.route))
+    vcons.wake = wake;
+    if (!wake || !vmmio_irq_enable(&vcons.dev, vcons_irq, NULL, &vcons.route))
         return;
-    vc.irq = true;
-    virtq_interrupts(&vc.crx, true);
+    vcons.irq = true;
+    virtq_interrupts(&vcons.crx, true);
 }
 
 /* After the handshake: keep the interrupt only if it fired (the control
@@ -428,54 +305,26 @@ static void vcons_irq_setup(void (*wake)(void))
  * mode.  Called by vcons_init. */
 static void vcons_irq_check(void)
 {
-    if (vc.irq && vmmio_irq_count(&vc.dev) == 0) {
-        kprintf("chan: no interrupt came on IRQ %u during the handshake\n", vc.route.gsi);
-        vmmio_irq_disable(&vc.dev);
-        vc.irq = false;
-        virtq_interrupts(&vc.crx, false);
-        if (rx_ready())
-            virtq_interrupts(&vc.rx, false);
+    if (vcons.irq && vmmio_irq_count(&vcons.dev) == 0) {
+        kprintf("chan: no interrupt came on IRQ %u during the handshake\n", vcons.route.gsi);
+        vmmio_irq_disable(&vcons.dev);
+        vcons.irq = false;
+        virtq_interrupts(&vcons.crx, false);
+        if (vcons_rx_ready())
+            virtq_interrupts(&vcons.rx, false);
     }
-    if (vc.irq)
+    if (vcons.irq)
         kprintf("chan: interrupts on IRQ %u (ioapic%u pin %u, vector 0x%x, %s)\n",
-                vc.route.gsi, vc.route.ioapic, vc.route.pin, vc.route.vector,
-                vc.route.level ? "level" : "edge");
+                vcons.route.gsi, vcons.route.ioapic, vcons.route.pin, vcons.route.vector,
+                vcons.route.level ? "level" : "edge");
     else
         kprintf("chan: no interrupt, polling\n");
-}
-
-/* DEVICE_READY -> DEVICE_ADD per port -> PORT_READY -> PORT_NAME (and
- * PORT_OPEN if a host client is there) -> PORT_OPEN(1) from us, until our
- * port is open or CHAN_HANDSHAKE_MS passed.  Waits on the interrupt when
- * there is one.  Called by vcons_init once the device is live. */
-static bool vcons_handshake(const char *name)
-{
-    if (!send_ctrl(0, VCONS_DEVICE_READY, 1))
-        return false;
-    u64 deadline = time_ns() + (u64)CHAN_HANDSHAKE_MS * 1000000;
-    while (vc.port < 0) {
-        if (virtq_pending(&vc.crx)) {
-            int e = next_ctrl();
-            if (e != VCONS_EV_NONE)
-                vc.pending = e;
-            continue;
-        }
-        if (time_ns() > deadline) {
-            kprintf("chan: no virtio-console port named %s\n", name);
-            return false;
-        }
-        if (vc.irq)
-            thread_block("chan-init", CHAN_SLEEP_MS);
-        else
-            thread_sleep_ms(CHAN_SLEEP_MS, "chan-init");
-    }
-    return true;
 }
 
 /* Interrupt mode (else polling)?  chan/server.c picks its idle wait. */
 bool vcons_irq_on(void)
 {
-    return vc.irq;
+    return vcons.irq;
 }
 
 /* Work for vcons_next: a held event, a resync to send, or used entries
@@ -483,67 +332,83 @@ bool vcons_irq_on(void)
  * interrupts off before blocking. */
 bool vcons_pending(void)
 {
-    return vc.pending != VCONS_EV_NONE || (vc.resync && rx_ready()) ||
-           virtq_pending(&vc.crx) || (rx_ready() && virtq_pending(&vc.rx));
+    return vcons.pending != VCONS_EV_NONE || (vcons.resync && vcons_rx_ready()) ||
+           virtq_pending(&vcons.crx) || (vcons_rx_ready() && virtq_pending(&vcons.rx));
 }
 
-bool vcons_init(const char *name, void (*wake)(void))
+/* Find the virtio-console, check it is virtio-mmio version 2 and negotiate
+ * MULTIPORT.  False (and a log line) if it cannot be used.  Called by
+ * vcons_init. */
+static bool vcons_probe(void)
 {
-    vc.name = name;
-    if (!vmmio_find(VIRTIO_ID_CONSOLE, &vc.dev)) {
+    if (!vmmio_find(VIRTIO_ID_CONSOLE, &vcons.dev)) {
         kprintf("chan: no virtio-console device in the virtio-mmio slots\n");
         return false;
     }
-    if (vc.dev.version != 2) {
+    if (vcons.dev.version != 2) {
         kprintf("chan: virtio-console at slot %u is legacy virtio-mmio (version %u); "
                 "run QEMU with -global virtio-mmio.force-legacy=false\n",
-                vc.dev.slot, vc.dev.version);
+                vcons.dev.slot, vcons.dev.version);
         return false;
     }
-    if (!vmmio_negotiate(&vc.dev, VIRTIO_CONSOLE_F_MULTIPORT)) {
+    if (!vmmio_negotiate(&vcons.dev, VIRTIO_CONSOLE_F_MULTIPORT)) {
         kprintf("chan: virtio-console feature negotiation failed\n");
         return false;
     }
-    if (!(vc.dev.features & VIRTIO_CONSOLE_F_MULTIPORT)) {
+    if (!(vcons.dev.features & VIRTIO_CONSOLE_F_MULTIPORT)) {
         kprintf("chan: virtio-console without MULTIPORT: named ports unavailable\n");
-        vmmio_failed(&vc.dev);
+        vmmio_failed(&vcons.dev);
         return false;
     }
-    vc.max_ports = vmmio_config32(&vc.dev, 4);     /* cols u16, rows u16, max_nr_ports */
+    return true;
+}
+
+/* Pages for the control and receive buffers and the transmit buffer.
+ * False (device marked FAILED) if memory is short.  Called by vcons_init. */
+static bool vcons_alloc(void)
+{
     size_t ctrl_bytes = (size_t)CHAN_CTRL_BUFS * CHAN_CTRL_BUF_SIZE;
     size_t rx_bytes = (size_t)CHAN_RX_BUFS * CHAN_RX_BUF_SIZE;
-    vc.ctrl_bufs = page_alloc_n((ctrl_bytes + PAGE_SIZE - 1) / PAGE_SIZE);
-    vc.rx_bufs = page_alloc_n((rx_bytes + PAGE_SIZE - 1) / PAGE_SIZE);
-    vc.tx_buf = page_alloc_n((TX_CAP + PAGE_SIZE - 1) / PAGE_SIZE);
-    if (!vc.ctrl_bufs || !vc.rx_bufs || !vc.tx_buf) {
+    vcons.ctrl_bufs = page_alloc_n((ctrl_bytes + PAGE_SIZE - 1) / PAGE_SIZE);
+    vcons.rx_bufs = page_alloc_n((rx_bytes + PAGE_SIZE - 1) / PAGE_SIZE);
+    vcons.tx_buf = page_alloc_n((TX_CAP + PAGE_SIZE - 1) / PAGE_SIZE);
+    if (!vcons.ctrl_bufs || !vcons.rx_bufs || !vcons.tx_buf) {
         kprintf("chan: out of memory for virtio-console buffers\n");
-        vmmio_failed(&vc.dev);
+        vmmio_failed(&vcons.dev);
         return false;
     }
-    if (!virtq_setup(&vc.crx, &vc.dev, 2, CHAN_VQ_SIZE) ||
-        !virtq_setup(&vc.ctx, &vc.dev, 3, CHAN_VQ_SIZE)) {
+    return true;
+}
+
+/* Bring the device up and open the port named `name` (see vcons.h).
+ * Called once by the probe-chan thread (chan/server.c). */
+bool vcons_init(const char *name, void (*wake)(void))
+{
+    vcons.name = name;
+    if (!vcons_probe())
+        return false;
+    vcons.max_ports = vmmio_config32(&vcons.dev, 4);   /* cols u16, rows u16, max_nr_ports */
+    if (!vcons_alloc())
+        return false;
+    if (!vcons_ctrl_setup()) {
         kprintf("chan: cannot set up the virtio-console control queues\n");
-        vmmio_failed(&vc.dev);
+        vmmio_failed(&vcons.dev);
         return false;
-    }
-    for (u32 i = 0; i < CHAN_CTRL_BUFS && i < vc.crx.size; i++) {
-        post_ctrl(vc.ctrl_bufs + (size_t)i * CHAN_CTRL_BUF_SIZE);
-        vc.ctrl_posted++;
     }
     vcons_irq_setup(wake);
-    vmmio_driver_ok(&vc.dev);
-    virtq_kick(&vc.crx);
+    vmmio_driver_ok(&vcons.dev);
+    virtq_kick(&vcons.crx);
     kprintf("chan: virtio-console at slot %u (0x%lx), %u ports max\n",
-            vc.dev.slot, (unsigned long)vc.dev.base, vc.max_ports);
+            vcons.dev.slot, (unsigned long)vcons.dev.base, vcons.max_ports);
 
-    if (!vcons_handshake(name)) {
-        if (vc.irq)
-            vmmio_irq_disable(&vc.dev);
-        vc.irq = false;
+    if (!vcons_ctrl_handshake(name)) {
+        if (vcons.irq)
+            vmmio_irq_disable(&vcons.dev);
+        vcons.irq = false;
         return false;
     }
-    vc.snap_c = vc.crx.last_used;
-    vc.snap_d = vc.rx.last_used;
+    vcons.snap_c = vcons.crx.last_used;
+    vcons.snap_d = vcons.rx.last_used;
     vcons_irq_check();
     return true;
 }

@@ -1,5 +1,6 @@
 /* virtio-console (virtio-serial) with VIRTIO_CONSOLE_F_MULTIPORT, one named
- * port, interrupt-driven or polled (kernel/drivers/vcons.c).
+ * port, interrupt-driven or polled (kernel/drivers/vcons.c; the control
+ * queue in vcons_ctrl.c).
  *
  * Queues: 2/3 control rx/tx; port n uses 2(n+1) rx and 2(n+1)+1 tx.  The
  * port is found by the PORT_NAME control message, not by assuming its nr.
@@ -67,6 +68,6 @@ bool vcons_send(u32 len);
 /* Is a host client connected now (counting control messages not yet
  * returned by vcons_next)? */
 bool vcons_host_connected(void);
-/* Our port id (-1 before the handshake) and the virtio-mmio slot. */
+/* Our port id (-1 before the handshake). */
 int vcons_port_id(void);
 #endif
