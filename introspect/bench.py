@@ -144,6 +144,24 @@ def load_rows(base: Path, n: int = 200) -> list[dict]:
                  "through the mux")]
 
 
+def idle_rows(inst, seconds: float = 10.0) -> list[dict]:
+    """What the probe channel costs while nobody debugs: probe-chan's
+    wake-ups per second and CPU share over `seconds` of an idle instance."""
+    def sample(ch):
+        head, threads = ch.threads()
+        t = next(t for t in threads if t["name"] == "probe-chan")
+        return head["uptime_ns"], t["switches"], t["cpu_ns"]
+    with Channel.for_instance(inst, timeout=10) as ch:
+        up0, sw0, cpu0 = sample(ch)
+    time.sleep(seconds)
+    with Channel.for_instance(inst, timeout=10) as ch:
+        up1, sw1, cpu1 = sample(ch)
+    span = (up1 - up0) / 1e9
+    return [_row("idle probe channel", round((sw1 - sw0) / span, 1), "wake-ups/s",
+                 f"probe-chan over {span:.0f} s idle (includes the 2 requests); "
+                 f"{100 * (cpu1 - cpu0) / (up1 - up0):.3f} % CPU")]
+
+
 def cli_rows(name: str, base: Path, runs: int = 10) -> list[dict]:
     """`unik ps` as a whole command: process start to exit."""
     import os
@@ -172,6 +190,7 @@ def run_all(base: Path, app: str = "demo", quick: bool = False) -> list[dict]:
     inst = _boot(elf, "bench-chan", base, mux=True)
     try:
         wait_ready(inst, 60)
+        rows += idle_rows(inst, seconds=2 if quick else 10)
         rows += channel_rows(inst, n=50 if quick else 1000)
         rows += cli_rows(inst.name, base, runs=2 if quick else 10)
     finally:

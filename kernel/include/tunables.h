@@ -13,7 +13,7 @@
 /* --- boot, traps and time --- */
 #define IST_STACK_SIZE 8192           /* bytes of the double-fault (IST) stack */
 #define PANIC_BT_MAX 32               /* most frames a panic backtrace prints */
-#define TIME_CAL_DIV 50               /* calibrate the TSC over 1/TIME_CAL_DIV s of PIT time (boot cost vs accuracy) */
+#define TIME_CAL_DIV 200              /* calibrate the TSC over 1/TIME_CAL_DIV s of PIT time (boot cost vs accuracy) */
 #define TIME_CAL_TRIES 4              /* bracketed PIT reads per calibration endpoint (the tightest wins) */
 #define PVH_CMDLINE_MAX 1024          /* bytes of kernel command line kept */
 #define PVH_MEMMAP_MAX 64             /* most firmware memory-map entries kept */
