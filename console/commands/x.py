@@ -1,3 +1,4 @@
+import argparse
 import re
 
 from introspect.errors import UnikError
@@ -11,9 +12,25 @@ MAX_DUMP = 1 << 20
 def args(p):
     p.add_argument("-n", "--name", dest="name", metavar="NAME",
                    help="instance (default: the only running one)")
-    p.add_argument("addr", metavar="ADDR", help="address (0x...) or symbol[+offset]")
-    p.add_argument("length", metavar="LEN", nargs="?",
+    p.add_argument("w1", metavar="NAME|ADDR", help="the address, or the instance when three words are given")
+    p.add_argument("w2", metavar="ADDR|LEN", nargs="?", help="address (0x...) or symbol[+offset], or the length")
+    p.add_argument("w3", metavar="LEN", nargs="?",
                    help="bytes (default: the symbol's size, or 64)")
+    p.add_argument("extra", nargs="*", help=argparse.SUPPRESS)
+
+
+def split_where(args) -> None:
+    """`x ADDR`, `x ADDR LEN` or `x NAME ADDR LEN` (as the other commands
+    take NAME first); -n NAME works with the first two forms."""
+    w = [a for a in (args.w1, args.w2, args.w3) if a is not None] + args.extra
+    if len(w) > 3:
+        raise UsageError(f"too many arguments: {' '.join(w)}", "usage: unik x [NAME] ADDR [LEN]")
+    if len(w) == 3:
+        if args.name and args.name != w[0]:
+            raise UsageError(f"two instance names: -n {args.name} and {w[0]}",
+                             "give the instance once")
+        args.name, w = w[0], w[1:]
+    args.addr, args.length = w[0], (w[1] if len(w) > 1 else None)
 
 
 def parse_int(text: str, what: str) -> int:
@@ -44,6 +61,7 @@ def resolve(text: str, kernel: str) -> tuple[int, int | None]:
 
 
 def run(ctx, args):
+    split_where(args)
     inst = ctx.find(args)
     addr, size = resolve(args.addr, inst.kernel)
     n = parse_int(args.length, "length") if args.length else (size or 64)
@@ -58,5 +76,7 @@ def run(ctx, args):
         ctx.write(hexdump(addr, data))
 
 
-COMMAND = Command("x", "hex dump of guest memory: x [-n NAME] ADDR|SYMBOL [LEN]", run,
-                  args=args)
+COMMAND = Command("x", "hex dump of guest memory: x [NAME] ADDR|SYMBOL [LEN]", run,
+                  args=args,
+                  epilog="forms: x ADDR, x ADDR LEN, x NAME ADDR LEN (or -n NAME);\n"
+                         "ADDR is 0xHEX, a decimal number, or symbol[+offset].")
