@@ -189,3 +189,18 @@ def test_mismatched_build_id_is_refused(tmp_path):
         assert "hint:" in r.stderr and "Traceback" not in r.stderr
     finally:
         unik(env, "stop", "mm", check=False)
+
+
+def test_follower_says_when_the_instance_stops(tmp_path):
+    require_qemu()
+    build_kernel("demo")
+    env = dict(os.environ, UNIK_STATE_DIR=str(tmp_path))
+    unik(env, "boot", "--app", "demo", "--name", "gone", "--detach", timeout=120)
+    follower = subprocess.Popen([UNIK, "log", "gone", "-f"], env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(1.0)
+    unik(env, "stop", "gone")
+    out, err = follower.communicate(timeout=30)
+    assert follower.returncode == 2
+    assert "unik: kernel ready" in out
+    assert err.startswith("unik: error: instance gone stopped while following its log"), err

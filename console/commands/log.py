@@ -37,6 +37,21 @@ def run(ctx, args):
     inst = ctx.find(args)
     if inst.state == "panicked":
         return _from_serial(ctx, inst, args)
+    from introspect.errors import ChannelDown, UnikError
+    try:
+        return _follow(ctx, args)
+    except ChannelDown:
+        if args.follow and not inst.running:
+            raise UnikError(f"instance {inst.name} stopped while following its log",
+                            "unik ls shows what is running") from None
+        if args.follow and inst.panic_report():
+            raise UnikError(f"instance {inst.name} panicked while following its log",
+                            f"unik log {inst.name} shows the report") from None
+        raise
+
+
+def _follow(ctx, args):
+    """Print the ring from args.start (following with -f)."""
     with ctx.channel(args) as ch:
         off, first = args.start, True
         text, last = [], None
