@@ -35,17 +35,25 @@ class Frame:
     type: int
     id: int
     payload: bytes
+    crc: int | None = None          # payload CRC as received (verified)
 
     @property
     def is_reply(self) -> bool:
         return self.type == P.MsgType.ERROR or bool(self.type & P.REPLY)
 
 
-def encode(mtype: int, rid: int, payload: bytes = b"") -> bytes:
-    """One frame as bytes."""
-    head = _HDR.pack(P.MAGIC, mtype & 0xFFFF, len(payload), rid & 0xFFFFFFFF,
-                     zlib.crc32(payload), 0)[:16]
+def encode(mtype: int, rid: int, payload: bytes = b"", crc: int | None = None) -> bytes:
+    """One frame as bytes; `crc` is the payload's CRC when already known."""
+    if crc is None:
+        crc = zlib.crc32(payload)
+    head = _HDR.pack(P.MAGIC, mtype & 0xFFFF, len(payload), rid & 0xFFFFFFFF, crc, 0)[:16]
     return head + zlib.crc32(head).to_bytes(4, "little") + payload
+
+
+def reframe(fr: Frame, rid: int) -> bytes:
+    """`fr` again under request id `rid` (the mux's id rewriting): only the
+    header is new, the payload CRC checked on receipt is reused."""
+    return encode(fr.type, rid, fr.payload, fr.crc)
 
 
 def new_stats() -> dict:
@@ -109,7 +117,7 @@ class Decoder:
             self.reject(P.Reject.BAD_CHECKSUM)
             return True
         self.stats["frames_in"] += 1
-        out.append(Frame(mtype, rid, payload))
+        out.append(Frame(mtype, rid, payload, pcrc))
         return True
 
     def disconnect(self) -> None:

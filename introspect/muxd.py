@@ -155,7 +155,8 @@ class Mux:
             targets = self.subs.targets(fr.type)
             if not targets:
                 self.stats["frames_dropped"] += 1
-            raw = codec.encode(fr.type, 0, fr.payload)
+                return
+            raw = codec.reframe(fr, 0)
             for c in targets:
                 self.send_client(c, raw)
                 self.stats["frames_broadcast"] += 1
@@ -171,7 +172,7 @@ class Mux:
         if fr.type == P.MsgType.HELLO | P.REPLY:
             self.hello = fr.payload
         if p.client in self.clients:
-            self.send_client(p.client, codec.encode(fr.type, p.client_id, fr.payload))
+            self.send_client(p.client, codec.reframe(fr, p.client_id))
             self.stats["frames_down"] += 1
         else:
             self.stats["frames_dropped"] += 1
@@ -204,7 +205,7 @@ class Mux:
                         self.serve_local(cid, fr)
                         continue
                     mid = self.router.outbound(cid, fr.id, fr.type, time.monotonic())
-                    self.send_kernel(fr.type, mid, fr.payload)
+                    self.kw.write(codec.reframe(fr, mid))
                     self.stats["frames_up"] += 1
                 await self.kw.drain()
         except (ConnectionError, OSError) as e:

@@ -125,3 +125,11 @@ def test_payload_codecs_roundtrip():
         codec.decode_log(P.LOG_REP.pack(len=5) + b"abc")
     info = P.MUX_INFO_REP.pack(clients=2, hello_len=0)
     assert codec.decode_mux_info(info)["hello"] is None
+
+
+def test_reframe_rewrites_the_id_and_keeps_the_payload_crc():
+    raw = codec.encode(P.MsgType.THREADS | P.REPLY, 7, b"x" * 300)
+    fr = codec.Decoder().feed(raw)[0]
+    again = codec.reframe(fr, 99)
+    assert again == codec.encode(P.MsgType.THREADS | P.REPLY, 99, b"x" * 300)
+    assert codec.Decoder().feed(again)[0].id == 99
