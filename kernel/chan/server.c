@@ -192,9 +192,8 @@ static void chan_serve_memread(u16 type, u32 id, const u8 *p)
 static void chan_serve_chanstat(u16 type, u32 id)
 {
     u32 cap;
-    struct wire_chanstat_rep s = chan_stats;
-    memcpy(chan_payload(&cap), &s, sizeof(s));
-    chan_reply(type | WIRE_REPLY, id, sizeof(s));
+    memcpy(chan_payload(&cap), &chan_stats, sizeof(chan_stats));
+    chan_reply(type | WIRE_REPLY, id, sizeof(chan_stats));
 }
 
 /* One well-formed frame from the decoder (frame_feed's callback): reject
@@ -328,8 +327,10 @@ static void chan_main(void *arg)
             continue;
         }
         chan_event(kind, &ev);
-        idle = 0;
-        last = time_ns();
+        if (!vcons_irq_on()) {              /* only the polling loop lingers */
+            idle = 0;
+            last = time_ns();
+        }
     }
 }
 
