@@ -34,6 +34,9 @@ def run(ctx, args):
     if args.interval <= 0:
         from ..registry import UsageError
         raise UsageError(f"bad --interval {args.interval}", "give a positive number of seconds")
+    if not 0 <= args.start < 1 << 64:
+        from ..registry import UsageError
+        raise UsageError(f"bad --from {args.start}", "give a log stream offset >= 0")
     inst = ctx.find(args)
     if inst.state == "panicked":
         return _from_serial(ctx, inst, args)

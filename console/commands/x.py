@@ -40,6 +40,8 @@ def parse_int(text: str, what: str) -> int:
         raise UsageError(f"bad {what} {text!r}", "give a number like 64 or 0x40") from None
     if v < 0:
         raise UsageError(f"bad {what} {text!r}: negative", "give a positive number")
+    if v >= 1 << 64:
+        raise UsageError(f"bad {what} {text!r}: beyond 64 bits", "give a 64-bit address")
     return v
 
 
