@@ -57,6 +57,7 @@ bench: venv kernels
 
 docs: venv
 	$(PY) -m introspect.protodoc docs/protocol.md
+	$(PY) -m probes.isadoc docs/bytecode.md
 
 clean:
 	rm -rf build
