@@ -249,3 +249,34 @@ def test_listing_is_dtrace_like(demo_elf):
     assert lines[1].split() == ["1", "dtrace", "BEGIN"]
     assert any(re.fullmatch(r"\s*\d+ sched\s+sched\s+sched_run\s+switch", l) for l in lines)
     assert "args[1]: struct thread * next" in text
+
+
+def test_site_entry_passes_six_arguments_and_preserves_registers(demo_elf, tmp_path):
+    """Run a site on the host: hot_six built with the kernel's flags, linked
+    with site_entry.S and tests/site_harness.c (its own site_fire), patched
+    on and off as site.c does."""
+    cflags = subprocess.run(["make", "-s", "-C", str(ROOT / "kernel"), "APP=demo",
+                             f"O={demo_elf.parent}", "cflags"],
+                            capture_output=True, text=True, check=True).stdout.split()
+    cflags = [f for f in cflags if f not in ("-MMD", "-MP")]
+    src = tmp_path / "hot.c"
+    src.write_text(HOT_C)
+    subprocess.run(["gcc", *cflags, '-DPROBE_MODULE="test"', "-DWITH_PROBES", "-c", str(src),
+                    "-o", str(tmp_path / "hot.o")], check=True, capture_output=True)
+    exe = tmp_path / "harness"
+    subprocess.run(["gcc", "-O2", "-no-pie", "-fno-pie", "-o", str(exe),
+                    str(ROOT / "tests" / "site_harness.c"), str(tmp_path / "hot.o"),
+                    str(ROOT / "kernel" / "probe" / "site_entry.S")],
+                   check=True, capture_output=True)
+    with open(exe, "rb") as f:
+        elf = ELFFile(f)
+        raw = elf.get_section_by_name(".unik_sites").data()
+        fn = elf.get_section_by_name(".symtab").get_symbol_by_name("hot_six")[0]
+    lo, hi = fn["st_value"], fn["st_value"] + fn["st_size"]
+    sites = [isa.PROBE_SITE.unpack(raw, o) for o in range(0, len(raw), isa.PROBE_SITE.size)]
+    six = [s for s in sites if lo <= s["addr"] < hi]
+    assert len(six) == 1, sites
+    s = six[0]
+    r = subprocess.run([str(exe), hex(s["addr"]), hex(s["target"]), hex(s["desc"])],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stdout + r.stderr
