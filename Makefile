@@ -58,6 +58,8 @@ bench: venv kernels
 docs: venv
 	$(PY) -m introspect.protodoc docs/protocol.md
 	$(PY) -m probes.isadoc docs/bytecode.md
+	$(MAKE) -s -C kernel APP=demo O=$(CURDIR)/build/demo PYTHON=$(PY)
+	$(PY) -m introspect.probetable --update-doc build/demo/kernel.elf docs/probes.md
 
 clean:
 	rm -rf build

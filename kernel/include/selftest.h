@@ -4,5 +4,11 @@
  * (status 1 = all passed, 3 = some failed, 5 = panic). */
 #ifndef UNIK_SELFTEST_H
 #define UNIK_SELFTEST_H
+#include "types.h"
 void selftest_main(void *arg);
+/* Record one check: counted, and printed with its line when it fails. */
+void selftest_check(bool ok, const char *what, int line);
+#define CHECK(cond) selftest_check((cond), #cond, __LINE__)
+/* Static probe sites: patching round trips and firings (selftest_sites.c). */
+void selftest_sites(void);
 #endif
