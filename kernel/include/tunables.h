@@ -20,6 +20,7 @@
 
 /* --- memory --- */
 #define LOG_RING_SIZE 65536           /* bytes of kernel log kept in memory (power of 2) */
+#define LOG_LINE_MAX 512              /* bytes of a log line log:::line passes (longer: its last bytes) */
 #define HEAP_NCLASSES 9               /* size classes 16..4096; larger goes to pages */
 
 /* --- probe channel --- */
