@@ -44,7 +44,7 @@ static u32 agg_hash(u16 agg, const u8 *key, u32 keylen)
     u64 h = 0xcbf29ce484222325ull ^ agg;
     for (u32 i = 0; i + 8 <= keylen; i += 8) {
         u64 w;
-        memcpy(&w, key + i, 8);
+        __builtin_memcpy(&w, key + i, 8);
         h = (h ^ w) * 0x100000001b3ull;
         h ^= h >> 29;
     }

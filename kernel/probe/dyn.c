@@ -47,7 +47,7 @@ static u32 dyn_hash(u32 var, const u8 *key, u32 keylen)
     u64 h = 0x84222325cbf29ce4ull ^ ((u64)var << 32) ^ keylen;
     for (u32 i = 0; i + 8 <= keylen; i += 8) {
         u64 w;
-        memcpy(&w, key + i, 8);
+        __builtin_memcpy(&w, key + i, 8);
         h = (h ^ w) * 0x100000001b3ull;
         h ^= h >> 29;
     }

@@ -131,7 +131,7 @@ static void probe_commit_stage(struct probe_session *s, const struct vm_ctx *c)
 {
     for (u32 off = 0; off < c->stage_len; ) {
         u16 size;
-        memcpy(&size, c->stage + off, 2);
+        __builtin_memcpy(&size, c->stage + off, 2);
         probe_commit(s, c->stage + off, size);
         off += size;
     }
@@ -168,8 +168,8 @@ static void probe_clause(struct probe_enabling *e, u32 probe, const u64 *args, u
     c->env = s;
     c->load = probe_load_cb;
     c->builtin = probe_builtin_cb;
-    memcpy(c->args, args, nargs * sizeof(u64));
-    memset(c->args + nargs, 0, (VM_NARGS - nargs) * sizeof(u64));
+    for (u32 i = 0; i < VM_NARGS; i++)          /* word copies: lib memcpy is bytewise */
+        c->args[i] = i < nargs ? args[i] : 0;
     c->nargs = nargs;
     c->probe = probe;
     c->epid = epid;

@@ -62,11 +62,11 @@ static u32 vm_tpush(struct vm_ctx *c, u64 v, bool str)
     u8 *p = c->tuple + c->tuple_len;
     if (str) {
         u16 l16 = (u16)len;
-        memcpy(p, &l16, 2);
+        __builtin_memcpy(p, &l16, 2);
         memcpy(p + 2, s, len);
         memset(p + 2 + len, 0, need - 2 - len);
     } else {
-        memcpy(p, &v, 8);
+        __builtin_memcpy(p, &v, 8);
     }
     c->tuple_len += need;
     c->tuple_n++;
@@ -110,9 +110,9 @@ static u32 vm_var(struct vm_ctx *c, u32 var, bool store, u64 v, u64 *rd)
             return vm_str_set(c, slot, v);
         return vm_str_load(c, slot, rd);
     } else if (store) {
-        memcpy(slot, &v, 8);
+        __builtin_memcpy(slot, &v, 8);
     } else {
-        memcpy(rd, slot, 8);
+        __builtin_memcpy(rd, slot, 8);
     }
     return 0;
 }
@@ -140,7 +140,7 @@ static u32 vm_dyn(struct vm_ctx *c, u32 var, bool store, u64 v, u64 *rd)
         if (str)
             return vm_str_load(c, val ? val : (u8 *)c->nul, rd);
         if (val)
-            memcpy(rd, val, 8);
+            __builtin_memcpy(rd, val, 8);
         else
             *rd = 0;
         return 0;
@@ -157,7 +157,7 @@ static u32 vm_dyn(struct vm_ctx *c, u32 var, bool store, u64 v, u64 *rd)
         return 0;                       /* dropped and counted */
     if (str)
         return vm_str_set(c, val, v);
-    memcpy(val, &v, 8);
+    __builtin_memcpy(val, &v, 8);
     return 0;
 }
 
@@ -178,7 +178,7 @@ static u32 vm_recb(struct vm_ctx *c, u32 desc)
     if (c->rec_open != VM_NO_REC || VM_HDR > c->stage_size - c->stage_len)
         return ISA_F_RECORD;
     struct isa_rec_hdr h = { 0, (u16)desc, c->probe, c->timestamp };
-    memcpy(c->stage + c->stage_len, &h, sizeof h);
+    __builtin_memcpy(c->stage + c->stage_len, &h, sizeof h);
     c->rec_open = c->stage_len;
     c->rec_end = c->stage_len + VM_HDR;
     return 0;
@@ -204,11 +204,11 @@ static u32 vm_recv(struct vm_ctx *c, u64 v, bool str)
     u8 *p = c->stage + c->rec_end;
     if (str) {
         u16 l16 = (u16)len;
-        memcpy(p, &l16, 2);
+        __builtin_memcpy(p, &l16, 2);
         memcpy(p + 2, s, len);
         memset(p + 2 + len, 0, need - 2 - len);
     } else {
-        memcpy(p, &v, 8);
+        __builtin_memcpy(p, &v, 8);
     }
     c->rec_end += need;
     return 0;
@@ -220,7 +220,7 @@ static u32 vm_rece(struct vm_ctx *c)
     if (c->rec_open == VM_NO_REC)
         return ISA_F_RECORD;
     u16 size = (u16)(c->rec_end - c->rec_open);
-    memcpy(c->stage + c->rec_open, &size, 2);
+    __builtin_memcpy(c->stage + c->rec_open, &size, 2);
     c->stage_len = c->rec_end;
     c->rec_open = VM_NO_REC;
     return 0;
@@ -270,10 +270,14 @@ static __attribute__((noinline)) u32 vm_slow(struct vm_ctx *c, const struct isa_
 static void vm_reset(struct vm_ctx *c)
 {
     const struct vm_prog *p = c->prog;
-    memset(c->regs, 0, sizeof c->regs);
+    u64 zero = 0;
+    for (u32 i = 0; i < ISA_NREGS; i += 4) {     /* word stores: lib memset is bytewise */
+        c->regs[i] = c->regs[i + 1] = 0;
+        c->regs[i + 2] = c->regs[i + 3] = 0;
+    }
     for (u32 i = 0; i < p->nlocal_vars; i++)
-        memset(c->locals + p->local_off[i], 0, 8);
-    memset(c->nul, 0, sizeof c->nul);
+        __builtin_memcpy(c->locals + p->local_off[i], &zero, 8);
+    __builtin_memcpy(c->nul, &zero, 8);
     c->scratch_used = c->stage_len = c->tuple_len = c->tuple_n = 0;
     c->rec_open = VM_NO_REC;
     c->fault = ISA_F_NONE;
