@@ -11,4 +11,6 @@ void selftest_check(bool ok, const char *what, int line);
 #define CHECK(cond) selftest_check((cond), #cond, __LINE__)
 /* Static probe sites: patching round trips and firings (selftest_sites.c). */
 void selftest_sites(void);
+/* The probe engine's part (kernel/probe/probetest.c). */
+void probetest_run(void);
 #endif

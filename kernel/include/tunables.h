@@ -35,4 +35,14 @@
 #define CHAN_VQ_SIZE 64               /* most descriptors per virtqueue (QueueNumMax may be lower) */
 #define CHAN_HANDSHAKE_MS 2000        /* give up on the port handshake after this long */
 
+/* --- probe engine (kernel/probe/) --- */
+#define PROBE_SESSIONS_MAX 8          /* concurrent tracing sessions (unik trace consumers) */
+#define PROBE_ENABLINGS_MAX 512       /* (probe, clause) enablings over every session */
+#define PROBE_IDS_MAX 512             /* probe ids the engine can enable (synthetic + static) */
+#define PROBE_SCRATCH_BYTES 8192      /* string scratch space of one clause firing */
+#define PROBE_STAGE_BYTES 8192        /* records one clause firing may stage before commit */
+#define PROBE_TUPLE_BYTES 2048        /* bytes of one tuple key (aggregation or assoc array) */
+#define PROBE_ARENA_MIN 4096          /* smallest bufsize / aggsize / dynvarsize accepted */
+#define PROBE_ARENA_MAX (8u << 20)    /* largest bufsize / aggsize / dynvarsize accepted */
+
 #endif

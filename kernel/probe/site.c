@@ -233,14 +233,3 @@ site_handler_fn site_set_handler(site_handler_fn fn)
     irq_restore(f);
     return old;
 }
-
-/* INTEGRATOR: remove this default when the probe engine (branch `vm`,
- * kernel/probe/engine.c) is merged; it defines the real probe_fire.
- * Until then an enabled site's firing is only counted here. */
-u64 site_unclaimed_fires;
-__attribute__((weak)) void probe_fire(u32 index, u64 a0, u64 a1, u64 a2, u64 a3,
-                                      u64 a4, u64 a5)
-{
-    (void)index, (void)a0, (void)a1, (void)a2, (void)a3, (void)a4, (void)a5;
-    site_unclaimed_fires++;
-}

@@ -218,6 +218,18 @@ u32 thread_id(struct thread *t)
     return t ? t->tid : 0;
 }
 
+/* CPU time thread t has run, in ns, up to now if it is running (the probe
+ * VM's vtimestamp; interrupts off). */
+u64 thread_cpu_ns(struct thread *t)
+{
+    if (!t)
+        return 0;
+    u64 cycles = t->cpu_cycles;
+    if (t == sched_cur)
+        cycles += rdtsc() - t->run_tsc;
+    return time_cycles_to_ns(cycles);
+}
+
 /* One wire record for t (interrupts off). */
 static void thread_fill(struct wire_thread_info *w, struct thread *t)
 {
