@@ -8,10 +8,19 @@ base types here exist even when an ELF lacks them.  Pure: no I/O.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, replace
 from typing import Mapping
 
 POINTER_SIZE = 8        # x86-64
+
+
+class UnknownType(KeyError):
+    """A type name or spelling that does not name a type: a KeyError whose
+    str() is "unknown type 'NAME'" (TypeDB.parse_type raises it)."""
+
+    def __str__(self) -> str:
+        return self.args[0]
 
 # kind: int, bool, enum, ptr, struct, union, array, void, func (and float,
 # which the kernel never uses but DWARF may name).
@@ -293,3 +302,57 @@ def base_type(name: str) -> CType | None:
 
 def std_typedef_names() -> list[str]:
     return list(_STD_TYPEDEFS)
+
+
+# --- C type spellings ------------------------------------------------------
+_TOKEN = re.compile(r"\s*(?:([A-Za-z_]\w*)|(\*)|\[\s*(\d*)\s*\])")
+
+
+def split_spelling(text: str) -> tuple[list[str], list[str], int, list[int | None]]:
+    """A C type spelling cut into (specifier words, qualifiers, pointer
+    depth, array dimensions): 'const struct thread *[4]' ->
+    (['struct', 'thread'], ['const'], 1, [4]).  UnknownType if malformed."""
+    toks, pos = [], 0
+    while pos < len(text):
+        m = _TOKEN.match(text, pos)
+        if m is None or m.end() == pos:
+            raise UnknownType(f"unknown type '{text}': cannot parse '{text[pos:].strip()}'")
+        toks.append(m.groups())
+        pos = m.end()
+    words: list[str] = []
+    quals: list[str] = []
+    i = 0
+    while i < len(toks) and toks[i][0] is not None:
+        w = toks[i][0]
+        if w in _QUALS:
+            quals.append(w)
+        elif w in ("struct", "union", "enum"):
+            if words or i + 1 >= len(toks) or toks[i + 1][0] is None:
+                raise UnknownType(f"unknown type '{text}'")
+            words = [w, toks[i + 1][0]]
+            i += 1
+        elif w != "restrict":
+            words.append(w)
+        i += 1
+    stars, dims = 0, []
+    for ident, star, dim in toks[i:]:
+        if star and not dims:
+            stars += 1
+        elif ident in ("const", "volatile", "restrict") and not dims:
+            continue                       # qualifiers of the pointer itself
+        elif dim is not None:
+            dims.append(int(dim) if dim else None)
+        else:
+            raise UnknownType(f"unknown type '{text}'")
+    return words, quals, stars, dims
+
+
+def declare(t: CType, quals: list[str], stars: int, dims: list[int | None]) -> CType:
+    """Apply split_spelling's declarator parts to the named type t."""
+    for q in quals:
+        t = qualified(t, q)
+    for _ in range(stars):
+        t = pointer_to(t)
+    for n in reversed(dims):
+        t = array_of(t, n)
+    return t

@@ -14,27 +14,20 @@ from __future__ import annotations
 
 import io
 import os
-import re
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 
 from . import ctype as C
-from .ctype import CType, Member
+from .ctype import CType, Member, UnknownType
 from .errors import UnikError
+from .lines import LineTable
 from .symbols import SymbolTable
 
 _TAGS = {"DW_TAG_structure_type": "struct", "DW_TAG_union_type": "union",
          "DW_TAG_enumeration_type": "enum"}
 _ATE = {2: "bool", 4: "float", 5: "int", 6: "int", 7: "int", 8: "int", 0x10: "int"}
 _ATE_SIGNED = (5, 6)
-class UnknownType(KeyError):
-    """A type name parse_type() does not know; args[0] is the message."""
-
-    def __str__(self) -> str:
-        return self.args[0]
-
-
 _HINT = "rebuild the kernel (unik build) or point at the right kernel.elf"
 
 
@@ -77,8 +70,7 @@ class TypeDB:
         self._enumerators: dict[str, tuple[int, CType]] | None = None
         self._cache: dict[int, CType] = {}
         self._parsed: dict[str, CType] = {}
-        self._lines: dict[int, list] = {}
-        self._aranges = None
+        self._lines = LineTable(self._dw)
         for cu in self._dw.iter_CUs():
             for die in cu.get_top_DIE().iter_children():
                 self._index(die)
@@ -214,47 +206,9 @@ class TypeDB:
             self._parsed[key] = t
         return t
 
-    _TOKEN = re.compile(r"\s*(?:([A-Za-z_]\w*)|(\*)|\[\s*(\d*)\s*\])")
-
     def _parse(self, text: str) -> CType:
-        toks, pos = [], 0
-        while pos < len(text):
-            m = self._TOKEN.match(text, pos)
-            if m is None or m.end() == pos:
-                raise UnknownType(f"unknown type '{text}': cannot parse '{text[pos:]}'")
-            toks.append(m.groups())
-            pos = m.end()
-        words, quals, i = [], [], 0
-        while i < len(toks) and toks[i][0] is not None:
-            w = toks[i][0]
-            if w in ("const", "volatile"):
-                quals.append(w)
-            elif w in ("struct", "union", "enum"):
-                if words or i + 1 >= len(toks) or toks[i + 1][0] is None:
-                    raise UnknownType(f"unknown type '{text}'")
-                words = [w, toks[i + 1][0]]
-                i += 1
-            elif w != "restrict":
-                words.append(w)
-            i += 1
-        t = self._named(words, text)
-        for q in quals:
-            t = C.qualified(t, q)
-        dims = []
-        for ident, star, dim in toks[i:]:
-            if star:
-                if dims:
-                    raise UnknownType(f"unknown type '{text}': '*' after '[]'")
-                t = C.pointer_to(t)
-            elif ident in ("const", "volatile", "restrict") and not dims:
-                continue                       # qualifiers of the pointer
-            elif dim is not None:
-                dims.append(int(dim) if dim else None)
-            else:
-                raise UnknownType(f"unknown type '{text}'")
-        for n in reversed(dims):
-            t = C.array_of(t, n)
-        return t
+        words, quals, stars, dims = C.split_spelling(text)
+        return C.declare(self._named(words, text), quals, stars, dims)
 
     def _named(self, words: list[str], text: str) -> CType:
         if not words:
@@ -444,14 +398,7 @@ class TypeDB:
     def source_line(self, addr: int) -> tuple[str, int] | None:
         """(source file, line) of the code at addr, from the line program."""
         with self._guard():
-            if self._aranges is None:
-                self._aranges = self._dw.get_aranges() or False
-            off = self._aranges.cu_offset_at_addr(addr) if self._aranges else None
-            if off is None:
-                return None
-            if off not in self._lines:
-                self._lines[off] = _line_rows(self._dw, self._dw.get_CU_at(off))
-            return _find_line(self._lines[off], addr)
+            return self._lines.source_line(addr)
 
     # --- errors -----------------------------------------------------------
     @contextmanager
@@ -483,45 +430,6 @@ def _fit(v: int, size: int, signed: bool) -> int:
     bits = size * 8
     v &= (1 << bits) - 1
     return v - (1 << bits) if signed and v >> (bits - 1) else v
-
-
-def _line_rows(dw, cu) -> list[tuple[int, str, int, bool]]:
-    """(address, file, line, end_sequence) rows of a CU's line program."""
-    lp = dw.line_program_for_CU(cu)
-    if lp is None:
-        return []
-    v5 = lp["version"] >= 5
-    files, dirs = lp["file_entry"], lp["include_directory"]
-    comp = cu.get_top_DIE().attributes.get("DW_AT_comp_dir")
-    comp_dir = comp.value.decode() if comp is not None else ""
-
-    def fname(i: int) -> str:
-        e = files[i if v5 else i - 1]
-        d = dirs[e.dir_index].decode() if v5 else \
-            (dirs[e.dir_index - 1].decode() if e.dir_index else comp_dir)
-        return os.path.join(comp_dir, d, e.name.decode())
-
-    rows = []
-    for ent in lp.get_entries():
-        s = ent.state
-        if s is not None:
-            rows.append((s.address, s.file, s.line, s.end_sequence))
-    names: dict[int, str] = {}
-    out = []
-    for a, f, line, end in rows:
-        if f not in names:
-            names[f] = fname(f)
-        out.append((a, names[f], line, end))
-    return out
-
-
-def _find_line(rows, addr: int) -> tuple[str, int] | None:
-    best = None
-    for i, (a, f, line, end) in enumerate(rows[:-1]):
-        nxt = rows[i + 1][0]
-        if not end and a <= addr < nxt and (best is None or a >= best[0]):
-            best = (a, f, line)
-    return (best[1], best[2]) if best else None
 
 
 def _check_complete(path: Path, elf, size: int) -> None:
