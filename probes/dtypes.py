@@ -165,3 +165,8 @@ def promote(a: DType, b: DType) -> DType:
 def int_of_width(t: DType) -> DType:
     """The integer promotion of t (C: types narrower than int become int)."""
     return INT32 if t.kind == "int" and t.size < 4 else t
+
+# sym(addr) / func(pc): an address the consumer prints as a kernel symbol
+# (ValType.ctype "sym": name+offset; "func": the function name alone).
+SYM = INT(8, False, "sym")
+FUNC = INT(8, False, "func")
