@@ -38,7 +38,7 @@ BAR = 40
 DIST_HEADER = "\n%16s %41s %-9s\n" % ("value", "------------- Distribution -------------",
                                        "count")
 _KEY_WIDTH = {8: 16, 4: 8, 2: 5, 1: 3}
-SYM_CTYPES = ("sym", "func")     # ValType.ctype of sym()/func() values: printed as symbols
+SYM_CTYPES = ("sym", "func")     # ValType.ctype of sym()/func() values: printed as the symbol name (no offset, as dtrace)
 
 
 class AggDecodeError(ValueError):
@@ -221,7 +221,7 @@ def key_text(vt, value, symbolize=None) -> str:
     """One key as dtrace prints it in an aggregation (and as trace() does
     outside quiet mode)."""
     if getattr(vt, "ctype", "") in SYM_CTYPES and isinstance(value, int):
-        return "  %-50s" % symbol_text(value, symbolize, offset=vt.ctype != "func")
+        return "  %-50s" % symbol_text(value, symbolize, offset=False)
     if isinstance(value, str):
         return "  %-50s" % value
     width = _KEY_WIDTH.get(getattr(vt, "size", 8), 16)

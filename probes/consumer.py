@@ -205,7 +205,7 @@ class Consumer:
 
     def _sym(self, vt, v):
         if getattr(vt, "ctype", "") in aggprint.SYM_CTYPES and isinstance(v, int):
-            return symbol_text(v, self.symbolize, offset=vt.ctype != "func")
+            return symbol_text(v, self.symbolize, offset=False)
         return v
 
     def _agg_desc(self, rd, probe):
