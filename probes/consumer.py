@@ -42,8 +42,9 @@ FAULT_TEXT = {
     isa.Fault.BADSTR: "invalid string (0x{addr:x})",
     isa.Fault.ILLOP: "illegal operation",
 }
-DROP_KIND = {"records": "", "record": "", "agg": "aggregation ", "aggregation": "aggregation ",
-             "dynvar": "dynamic variable ", "dynvars": "dynamic variable "}
+# TraceSession's drop kinds (introspect/trace.py) as dtrace words them
+DROP_KIND = {"records": "", "buf": "", "chan": "channel ", "agg": "aggregation ",
+             "dyn": "dynamic variable "}
 
 
 class Consumer:

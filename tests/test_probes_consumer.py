@@ -138,9 +138,13 @@ def test_drops_lines():
     c = Consumer(prog, out, err=err)
     c.drops(12)
     c.drops(3, "agg")
+    c.drops(2, "chan")
+    c.drops(1, "dyn")
     c.drops(0)
-    assert err.getvalue() == "unik: 12 drops on CPU 0\nunik: 3 aggregation drops on CPU 0\n"
-    assert c.dropped == {"records": 12, "agg": 3}
+    assert err.getvalue() == ("unik: 12 drops on CPU 0\nunik: 3 aggregation drops on CPU 0\n"
+                            "unik: 2 channel drops on CPU 0\n"
+                            "unik: 1 dynamic variable drops on CPU 0\n")
+    assert c.dropped == {"records": 12, "agg": 3, "chan": 2, "dyn": 1}
 
 
 def _agg_prog(extra=()):
