@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from probes import isa
-from probes.printf import Conv, FormatError, format_one, symbol_text
+from probes.printf import FormatError, format_one, symbol_text
 
 ENTRY_HDR = struct.Struct("<HHI")
 U64 = 1 << 64
