@@ -102,6 +102,8 @@ def _arity(ctx, name: str, args: list, pos, lo: int, hi: int | None = None) -> b
 # ------------------------------------------------------------ value functions
 def value_call(ctx, name: str, args: list, pos: Pos):
     """The typed tree of a value-returning function call (None after errors)."""
+    if any(a is None for a in args):
+        return None
     if name in ("sym", "func"):
         if not _arity(ctx, name, args, pos, 1):
             return None
@@ -139,6 +141,8 @@ def action_call(ctx, name: str, args: list, pos: Pos) -> list:
         ctx.error(pos, "stack() is not available yet (comes with function-boundary "
                        "tracing)", "record func(arg0) or sym(addr) for now")
         return []
+    if any(a is None for a in args):
+        return []                       # an argument's error is already reported
     return globals()["_act_" + name](ctx, args, pos)
 
 

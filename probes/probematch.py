@@ -92,11 +92,12 @@ def closest(desc: str, probes: list, n: int = 3) -> list:
     f = fields(desc)
     scored = []
     for p in probes:
-        forms = [p.fullname, f"{p.provider}:::{p.name}", p.name]
-        if len(f) == 4:
-            forms.append(":".join(g if g else v for g, v in
-                                  zip(f, (p.provider, p.module, p.function, p.name))))
-        r = max(difflib.SequenceMatcher(None, desc, x).ratio() for x in forms)
+        r = difflib.SequenceMatcher(None, desc, p.fullname).ratio()
+        given = [(g, v) for g, v in zip(f, (p.provider, p.module, p.function, p.name)) if g]
+        if len(f) == 4 and given:
+            r = max(r, sum(difflib.SequenceMatcher(None, g, v).ratio()
+                           for g, v in given) / len(given))
         scored.append((r, p.fullname))
     scored.sort(key=lambda x: -x[0])
-    return [name for r, name in scored[:n] if r >= 0.5]
+    best = scored[0][0] if scored else 0
+    return [name for r, name in scored[:n] if r >= max(0.5, best - 0.15)]
