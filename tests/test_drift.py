@@ -4,10 +4,11 @@ three ways — the generated header in the build, the DWARF of the built
 kernel, and the generated docs."""
 from __future__ import annotations
 
-from elftools.elf.elffile import ELFFile
-
 from introspect import protocol as P
 from introspect import protodoc, wiregen
+from elftools.elf.elffile import ELFFile
+
+from introspect.dwarf import TypeDB
 from probes import isa as I
 from probes import isagen
 
@@ -15,29 +16,8 @@ from probes import isagen
 def _dwarf_types(elf_path, prefix="wire_"):
     """{struct name: (byte_size, {member: offset})}, {enum name: {k: v}} for
     the types whose name starts with prefix."""
-    structs, enums = {}, {}
-    with open(elf_path, "rb") as f:
-        dw = ELFFile(f).get_dwarf_info()
-        for cu in dw.iter_CUs():
-            for die in cu.iter_DIEs():
-                name = die.attributes.get("DW_AT_name")
-                if name is None:
-                    continue
-                name = name.value.decode()
-                if not name.startswith(prefix):
-                    continue
-                if die.tag == "DW_TAG_structure_type" and "DW_AT_byte_size" in die.attributes:
-                    members = {}
-                    for m in die.iter_children():
-                        if m.tag == "DW_TAG_member":
-                            members[m.attributes["DW_AT_name"].value.decode()] = \
-                                m.attributes["DW_AT_data_member_location"].value
-                    structs[name] = (die.attributes["DW_AT_byte_size"].value, members)
-                elif die.tag == "DW_TAG_enumeration_type":
-                    enums[name] = {e.attributes["DW_AT_name"].value.decode():
-                                   e.attributes["DW_AT_const_value"].value
-                                   for e in die.iter_children()}
-    return structs, enums
+    db = TypeDB.from_elf(elf_path)
+    return db.struct_layouts(prefix), db.enums(prefix)
 
 
 def test_generated_header_is_current(demo_elf):

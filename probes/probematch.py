@@ -1,0 +1,103 @@
+"""Probe descriptions -> probes: what a clause is enabled on.
+
+A description is `provider:module:function:name` with globs (`*`, `?`,
+`[...]`) in any field; with fewer than four fields the ones given are the
+rightmost (`BEGIN` is a name, `sched:::switch` spells every field) and
+the missing or empty fields match anything, as in DTrace.
+
+`tick-N[unit]` (alone or as `profile:::tick-N[unit]`) is the kernel's
+timer provider: it is not in the probe table but parsed here into an
+enabling of isa.SynthProbe.TICK whose arg is the period in ns.  Units: ns
+nsec us usec ms msec s sec, or hz; no unit means hz, as in DTrace.
+
+    match(desc, probes) -> list of (Probe, arg)      # [] when nothing matches
+    closest(desc, probes) -> up to 3 full probe names for a hint
+    tick_period(desc) -> ns, None if desc is not a tick, or ValueError
+
+Pure: no I/O.
+"""
+from __future__ import annotations
+
+import difflib
+import re
+from fnmatch import fnmatchcase
+
+from probes import isa
+from probes.program import Probe
+
+try:                                    # the front end's glob (same semantics)
+    from probes.glob import glob_match as _glob
+except ImportError:                     # pragma: no cover - until it exists
+    _glob = None
+
+_UNIT_NS = {"ns": 1, "nsec": 1, "us": 1000, "usec": 1000, "ms": 10**6, "msec": 10**6,
+            "s": 10**9, "sec": 10**9}
+_TICK = re.compile(r"tick-(\d+)([a-z]*)")
+TICK_PROBE = Probe(int(isa.SynthProbe.TICK), "profile", "", "", "tick")
+
+
+def fields(desc: str) -> list:
+    """The four fields of a description, missing ones ''."""
+    parts = desc.split(":")
+    return [""] * (4 - len(parts)) + parts if len(parts) <= 4 else parts
+
+
+def glob_match(pattern: str, text: str) -> bool:
+    if _glob is not None:
+        return _glob(pattern, text)
+    return fnmatchcase(text, pattern)
+
+
+def tick_period(desc: str) -> int | None:
+    """The period in ns of a tick-N description; None if it is not one;
+    ValueError (message for the user) for a tick with a bad rate."""
+    f = fields(desc)
+    if len(f) != 4 or f[0] not in ("", "profile") or f[1] or f[2]:
+        return None
+    m = _TICK.fullmatch(f[3])
+    if not m:
+        if f[0] == "profile" and f[3].startswith(("tick", "profile")):
+            raise ValueError(f"bad timer probe '{f[3]}'")
+        return None
+    n, unit = int(m.group(1)), m.group(2)
+    if n <= 0:
+        raise ValueError(f"timer rate must be positive in '{f[3]}'")
+    if unit in ("", "hz"):
+        if n > 10**9:
+            raise ValueError(f"timer rate {n}hz is faster than 1 ns")
+        return 10**9 // n
+    if unit not in _UNIT_NS:
+        raise ValueError(f"unknown time unit '{unit}' in '{f[3]}'")
+    return n * _UNIT_NS[unit]
+
+
+def match(desc: str, probes: list) -> list:
+    """(Probe, enabling arg) for every probe desc names."""
+    period = tick_period(desc)
+    if period is not None:
+        return [(TICK_PROBE, period)]
+    f = fields(desc)
+    if len(f) != 4:
+        return []
+    out = []
+    for p in probes:
+        if all(pat == "" or glob_match(pat, val) for pat, val in
+               zip(f, (p.provider, p.module, p.function, p.name))):
+            out.append((p, 0))
+    return out
+
+
+def closest(desc: str, probes: list, n: int = 3) -> list:
+    """Full names of the probes most like desc (for 'did you mean')."""
+    f = fields(desc)
+    scored = []
+    for p in probes:
+        r = difflib.SequenceMatcher(None, desc, p.fullname).ratio()
+        given = [(g, v) for g, v in zip(f, (p.provider, p.module, p.function, p.name)) if g]
+        if len(f) == 4 and given:
+            r = max(r, sum(difflib.SequenceMatcher(None, g, v).ratio()
+                           for g, v in given) / len(given))
+        scored.append((r, p.fullname))
+    scored.sort(key=lambda x: -x[0])
+    best = scored[0][0] if scored else 0
+    return [name for r, name in scored[:n] if r >= max(0.5, best - 0.15)]
