@@ -138,6 +138,13 @@ class TypeDB:
             return
         lo, hi = a["DW_AT_low_pc"], a["DW_AT_high_pc"]
         high = hi.value if hi.form == "DW_FORM_addr" else lo.value + hi.value
+        if _name(die) is None:
+            # A concrete copy named through its origin: gcc's clones
+            # (name.part.0, .isra.0, .constprop.0) carry their own ELF
+            # symbol; file them under it so they never shadow the function.
+            sym = self.symbols.symbol(lo.value)
+            if sym and sym[1] == 0 and sym[0] != name and sym[0].startswith(name + "."):
+                name = sym[0]
         self._funcs.setdefault(name, (lo.value, high))
         self._func_dies.setdefault(name, die)
 
