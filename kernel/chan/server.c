@@ -22,6 +22,9 @@
 
 #define HDR WIRE_HEADER_SIZE
 
+_Static_assert(CHAN_TX_BUF_SIZE >= HDR + WIRE_MAX_PAYLOAD,
+               "a transmit buffer must hold the largest frame");
+
 static struct wire_chanstat_rep chan_stats;
 static struct frame_dec chan_dec;
 static u64 chan_tsc_ready;              /* TSC when the channel became ready */
@@ -104,16 +107,52 @@ static void chan_serve_hello(u16 type, u32 id, const u8 *p)
     chan_reply(type | WIRE_REPLY, id, sizeof(r));
 }
 
+/* The wire's ThreadState for a kernel thread state.  Called by
+ * chan_serve_threads. */
+static u8 chan_wire_state(enum thread_state st)
+{
+    switch (st) {
+    case THREAD_RUNNING: return WIRE_TS_RUNNING;
+    case THREAD_RUNNABLE: return WIRE_TS_RUNNABLE;
+    case THREAD_SLEEPING: return WIRE_TS_SLEEPING;
+    case THREAD_DEAD: return WIRE_TS_DEAD;
+    }
+    return WIRE_TS_DEAD;
+}
+
+/* One thread_info in wire form.  Called by chan_serve_threads. */
+static void chan_wire_thread(struct wire_thread_info *w, const struct thread_info *t)
+{
+    memset(w, 0, sizeof(*w));
+    w->tid = t->tid;
+    w->state = chan_wire_state(t->state);
+    w->priority = t->priority;
+    w->flags = t->flags;
+    str_copy(w->name, t->name, sizeof(w->name));
+    str_copy(w->wchan, t->wchan, sizeof(w->wchan));
+    w->cpu_ns = t->cpu_ns;
+    w->switches = t->switches;
+    w->stack_size = t->stack_size;
+    w->stack_hwm = t->stack_hwm;
+    w->start_ns = t->start_ns;
+}
+
 /* THREADS: the thread table, as many entries as fit. */
 static void chan_serve_threads(u16 type, u32 id)
 {
+    static struct thread_info list[THREAD_MAX];
     u32 cap;
     u8 *pl = chan_payload(&cap);
     struct wire_threads_rep h;
     memset(&h, 0, sizeof(h));
-    u32 max = (cap - sizeof(h)) / sizeof(struct wire_thread_info);
+    u32 max = MIN((u32)THREAD_MAX, (cap - (u32)sizeof(h)) / (u32)sizeof(struct wire_thread_info));
     u32 total = 0;
-    u32 n = thread_list((struct wire_thread_info *)(pl + sizeof(h)), max, &total);
+    u32 n = thread_list(list, max, &total);
+    struct wire_thread_info w;
+    for (u32 i = 0; i < n; i++) {
+        chan_wire_thread(&w, &list[i]);
+        memcpy(pl + sizeof(h) + i * sizeof(w), &w, sizeof(w));
+    }
     h.count = n;
     h.total = total;
     h.uptime_ns = time_ns();
@@ -124,14 +163,27 @@ static void chan_serve_threads(u16 type, u32 id)
 /* MEMSTAT: memory totals and the heap's size classes. */
 static void chan_serve_memstat(u16 type, u32 id)
 {
+    struct mm_stats m;
+    struct mm_class_stats cls[HEAP_NCLASSES + 1];
+    u32 n = mm_stats(&m, cls, HEAP_NCLASSES + 1);
     u32 cap;
     u8 *pl = chan_payload(&cap);
-    struct wire_memstat_rep h;
-    memset(&h, 0, sizeof(h));
-    u32 max = (cap - sizeof(h)) / sizeof(struct wire_heap_class);
-    u32 n = mm_stats(&h, (struct wire_heap_class *)(pl + sizeof(h)), max);
-    h.nclasses = n;                     /* records that follow, whatever mm said */
+    struct wire_memstat_rep h = {
+        .page_size = m.page_size, .nclasses = n, .mem_total = m.mem_total,
+        .pages_total = m.pages_total, .pages_free = m.pages_free,
+        .pages_kernel = m.pages_kernel, .page_failures = m.page_failures,
+        .heap_bytes_total = m.heap_bytes_total, .heap_bytes_used = m.heap_bytes_used,
+        .heap_allocs = m.heap_allocs, .heap_frees = m.heap_frees,
+        .heap_failures = m.heap_failures,
+    };
     memcpy(pl, &h, sizeof(h));
+    for (u32 i = 0; i < n; i++) {
+        struct wire_heap_class c = {
+            .size = cls[i].size, .in_use = cls[i].in_use, .allocs = cls[i].allocs,
+            .frees = cls[i].frees, .failures = cls[i].failures,
+        };
+        memcpy(pl + sizeof(h) + i * sizeof(c), &c, sizeof(c));
+    }
     chan_reply(type | WIRE_REPLY, id, sizeof(h) + n * sizeof(struct wire_heap_class));
 }
 

@@ -10,10 +10,9 @@
 #include "mm.h"
 #include "thread.h"
 #include "tunables.h"
-#include "wire.h"
 #include "x86.h"
 
-#define TX_CAP (WIRE_HEADER_SIZE + WIRE_MAX_PAYLOAD)
+#define TX_CAP CHAN_TX_BUF_SIZE
 
 struct vcons_state vcons = { .port = -1, .queues_port = -1 };
 
