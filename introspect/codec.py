@@ -168,16 +168,12 @@ class KernelModel:
 
 
 def classify(fr: Frame):
-    """Reject reason the kernel gives a well-formed frame, or None."""
-    try:
-        mtype = P.MsgType(fr.type)
-    except ValueError:
+    """Reject reason the kernel gives a well-formed frame, or None: by the
+    request table (protocol.REQUESTS), as the kernel's frame_classify."""
+    req = P.REQUESTS.get(fr.type)
+    if req is None:
         return P.Reject.UNKNOWN_TYPE
-    if mtype not in P.REQUESTS:
-        return P.Reject.UNKNOWN_TYPE
-    lay = P.REQUESTS[mtype]
-    want = 0 if lay is None else lay.size
-    if len(fr.payload) != want:
+    if not req.size_ok(len(fr.payload)):
         return P.Reject.BAD_PAYLOAD
     return None
 
@@ -228,8 +224,12 @@ def _head_and_bytes(payload: bytes, lay: P.Layout, len_field: str) -> tuple[dict
 
 # requests (payloads the host sends)
 
-def hello_request(version: int = P.VERSION) -> bytes:
-    return P.HELLO_REQ.pack(version=version, flags=0)
+def hello_request(version: int = P.VERSION, features: int = P.FEATURES_ALL) -> bytes:
+    return P.HELLO_REQ.pack(version=version, features=features)
+
+
+def log_subscribe_request(on: bool) -> bytes:
+    return P.LOG_SUBSCRIBE_REQ.pack(on=int(on))
 
 
 def log_request(offset: int, max_len: int = P.LOG_READ_MAX) -> bytes:
@@ -255,6 +255,8 @@ def decode_hello(payload: bytes) -> dict:
     d = _exact(payload, P.HELLO_REP)
     n = min(d["build_id_len"], 32)
     d["build_id"] = d["build_id"][:n].hex()
+    d.pop("pad", None)
+    d["feature_names"] = [f.name for f in P.Feature if d["features"] & f]
     return d
 
 
@@ -273,6 +275,10 @@ def decode_memstat(payload: bytes) -> tuple[dict, list[dict]]:
     for c in classes:
         c.pop("pad", None)
     return head, classes
+
+
+def decode_log_subscribe(payload: bytes) -> dict:
+    return _exact(payload, P.LOG_SUBSCRIBE_REP)
 
 
 def decode_log(payload: bytes) -> tuple[dict, bytes]:

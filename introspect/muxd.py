@@ -61,6 +61,8 @@ class Mux:
         self.stats = {k: 0 for k in ("clients_total", "frames_up", "frames_down",
                                      "frames_broadcast", "frames_dropped", "frames_local")}
         self.hello = b""
+        self.features = 0               # the kernel's HELLO feature bits
+        self.log_on = False             # LOG_SUBSCRIBE sent (someone wants LOG_DATA)
         self.t0 = time.monotonic()
         self.kdec = codec.Decoder(max_payload=P.MAX_PAYLOAD)
         self.kr: asyncio.StreamReader | None = None
@@ -134,8 +136,10 @@ class Mux:
             raise Fatal(f"build-id mismatch: the running kernel is {h['build_id'] or '(none)'}"
                         f" but {self.inst.kernel} is {want}",
                         "the kernel image changed since boot: stop the instance and boot again")
-        log.info("kernel HELLO: version %d build-id %s app %s kernel %s",
-                 h["version"], h["build_id"], h["app"], h["kernel"])
+        self.features = h["features"]
+        log.info("kernel HELLO: version %d build-id %s app %s kernel %s features %s",
+                 h["version"], h["build_id"], h["app"], h["kernel"],
+                 "+".join(h["feature_names"]) or "none")
 
     async def pump_kernel(self) -> None:
         while True:
@@ -215,6 +219,7 @@ class Mux:
             self.clients.pop(cid, None)
             self.router.drop_client(cid)
             self.subs.drop_client(cid)
+            self.sync_streams()
             writer.close()
 
     def serve_local(self, cid: int, fr: codec.Frame) -> None:
@@ -235,7 +240,20 @@ class Mux:
                 self.subs.subscribe(cid, req["type_lo"], req["type_hi"])
             else:
                 self.subs.unsubscribe(cid, req["type_lo"], req["type_hi"])
+            self.sync_streams()
             self.send_client(cid, codec.encode(fr.type | P.REPLY, fr.id, b""))
+
+    def sync_streams(self) -> None:
+        """Turn the kernel's LOG_DATA stream on while some client subscribes
+        to it and off when the last one goes.  Sent before the client's
+        subscribe reply, so anything the client asks next is served after
+        the stream started."""
+        want = bool(self.subs.targets(P.MsgType.LOG_DATA))
+        if want == self.log_on or not self.features & P.Feature.LOG_STREAM or self.kw is None:
+            return
+        self.log_on = want
+        rid = self.router.outbound(SELF, 0, P.MsgType.LOG_SUBSCRIBE, time.monotonic())
+        self.send_kernel(P.MsgType.LOG_SUBSCRIBE, rid, codec.log_subscribe_request(want))
 
     def reply_error(self, cid: int, fr: codec.Frame, code: P.ErrCode, msg: str) -> None:
         self.send_client(cid, codec.encode(P.MsgType.ERROR, fr.id,

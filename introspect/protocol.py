@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
-from enum import IntEnum
+from enum import IntEnum, IntFlag
 
 MAGIC = 0x4B55            # the bytes b"UK" read as a little-endian u16
 MAGIC_BYTES = b"UK"
-VERSION = 1               # bumped whenever a layout below changes
+VERSION = 2               # bumped whenever a layout below changes (features: HELLO)
 HEADER_SIZE = 20
 MAX_PAYLOAD = 16384       # largest payload either side sends
 MAX_REQUEST = 1024        # largest request payload the kernel accepts
@@ -42,7 +42,17 @@ class MsgType(IntEnum):
     LOG = 0x0004        # read the log ring from an offset
     MEMREAD = 0x0005    # bounded read of guest memory
     CHANSTAT = 0x0006   # channel statistics
+    LOG_SUBSCRIBE = 0x0007  # start (on=1) or stop the LOG_DATA stream
+    LOG_DATA = 0x0200   # unsolicited (id 0): new log bytes while subscribed
     ERROR = 0xFFFF      # reply only: the request failed (payload: error)
+
+
+class Feature(IntFlag):
+    """Capability bits: HELLO's `features`.  The host sends those it knows,
+    the kernel replies with those it has; a request of a family the kernel
+    lacks is refused by the host with the capability's name (the version
+    changes only when a layout does)."""
+    LOG_STREAM = 1 << 0     # LOG_SUBSCRIBE and the LOG_DATA stream
 
 
 class Reject(IntEnum):
@@ -145,7 +155,7 @@ HEADER = L("header", "frame header",
 
 HELLO_REQ = L("hello_req", "HELLO request",
               ("version", "u32", "protocol version the host speaks"),
-              ("flags", "u32", "reserved, 0"))
+              ("features", "u32", "Feature bits the host knows"))
 
 HELLO_REP = L("hello_rep", "HELLO reply",
               ("version", "u32", "protocol version the kernel speaks"),
@@ -158,7 +168,9 @@ HELLO_REP = L("hello_rep", "HELLO reply",
               ("app", "char[16]", "application linked in"),
               ("kernel", "char[32]", "kernel version string"),
               ("tsc_entry", "u64", "TSC at the kernel's first instruction"),
-              ("tsc_ready", "u64", "TSC when the probe channel became ready"))
+              ("tsc_ready", "u64", "TSC when the probe channel became ready"),
+              ("features", "u32", "Feature bits the kernel has"),
+              ("pad", "u32", "0"))
 
 THREADS_REP = L("threads_rep", "THREADS reply head; `count` thread_info follow",
                 ("count", "u32", "records that follow"),
@@ -213,6 +225,14 @@ LOG_REP = L("log_rep", "LOG reply head; `len` bytes of text follow",
             ("len", "u32", "bytes that follow"),
             ("lost", "u32", "bytes between the asked offset and `offset` lost to wrap"))
 
+LOG_SUBSCRIBE_REQ = L("log_subscribe_req", "LOG_SUBSCRIBE request (the mux sends it "
+                      "when its first LOG_DATA subscriber comes and its last goes)",
+                      ("on", "u32", "1 start the stream at the log's head, 0 stop it"),
+                      ("pad", "u32", "0"))
+
+LOG_SUBSCRIBE_REP = L("log_subscribe_rep", "LOG_SUBSCRIBE reply",
+                      ("head", "u64", "log offset the stream starts at (on) or stopped at"))
+
 MEMREAD_REQ = L("memread_req", "MEMREAD request",
                 ("addr", "u64", "guest physical (= virtual) address"),
                 ("len", "u32", "bytes wanted, at most MEMREAD_MAX"),
@@ -245,18 +265,70 @@ ERROR_REP = L("error_rep", "ERROR reply",
               ("msg", "char[56]", "human-readable reason"))
 
 LAYOUTS = (HEADER, HELLO_REQ, HELLO_REP, THREADS_REP, THREAD_INFO, MEMSTAT_REP,
-           HEAP_CLASS, LOG_REQ, LOG_REP, MEMREAD_REQ, MEMREAD_REP,
-           CHANSTAT_REP, ERROR_REP)
+           HEAP_CLASS, LOG_REQ, LOG_REP, LOG_SUBSCRIBE_REQ, LOG_SUBSCRIBE_REP,
+           MEMREAD_REQ, MEMREAD_REP, CHANSTAT_REP, ERROR_REP)
 
-# Request payload layout per type (None = empty payload).
+
+# ---------------------------------------------------------------- requests
+@dataclass(frozen=True)
+class Request:
+    """What the kernel accepts for one request type: a fixed head (`layout`,
+    None = nothing) followed by `min_items`..`max_items` items of `item`
+    bytes each (a variable part; 0 = none).  Any other payload size is
+    BAD_PAYLOAD.  `feature`: the capability bit of its family (0 = always
+    there).  `reply`: what the reply carries (docs).  The kernel's request
+    table (wire.h's WIRE_REQUESTS) and codec.classify() both come from this,
+    and the kernel's handler is chan_serve_<name>."""
+    layout: Layout | None
+    reply: str
+    item: int = 0
+    min_items: int = 0
+    max_items: int = 0
+    feature: int = 0
+
+    @property
+    def head(self) -> int:
+        return 0 if self.layout is None else self.layout.size
+
+    @property
+    def max_size(self) -> int:
+        return self.head + self.item * self.max_items
+
+    def size_ok(self, n: int) -> bool:
+        """Is n bytes a payload this request accepts (by size alone)?"""
+        if self.item == 0:
+            return n == self.head
+        k, rem = divmod(n - self.head, self.item)
+        return n >= self.head and rem == 0 and self.min_items <= k <= self.max_items
+
+
 REQUESTS = {
-    MsgType.HELLO: HELLO_REQ,
-    MsgType.THREADS: None,
-    MsgType.MEMSTAT: None,
-    MsgType.LOG: LOG_REQ,
-    MsgType.MEMREAD: MEMREAD_REQ,
-    MsgType.CHANSTAT: None,
+    MsgType.HELLO: Request(HELLO_REQ, "hello_rep"),
+    MsgType.THREADS: Request(None, "threads_rep + count × thread_info"),
+    MsgType.MEMSTAT: Request(None, "memstat_rep + nclasses × heap_class"),
+    MsgType.LOG: Request(LOG_REQ, "log_rep + len bytes of text"),
+    MsgType.MEMREAD: Request(MEMREAD_REQ, "memread_rep + len bytes"),
+    MsgType.CHANSTAT: Request(None, "chanstat_rep"),
+    MsgType.LOG_SUBSCRIBE: Request(LOG_SUBSCRIBE_REQ, "log_subscribe_rep",
+                                   feature=Feature.LOG_STREAM),
 }
+
+# Unsolicited kernel frames (id 0): what each carries (docs).
+STREAMS = {
+    MsgType.LOG_DATA: (LOG_REP, "log_rep + len bytes of text: the bytes from `offset` "
+                       "(`lost` before it were overwritten first)", Feature.LOG_STREAM),
+}
+
+FEATURES_ALL = 0
+for _f in Feature:
+    FEATURES_ALL |= int(_f)
+
+
+def feature_of(mtype: int) -> int:
+    """Capability bit a request type needs (0: none)."""
+    r = REQUESTS.get(mtype)
+    return r.feature if r else 0
+
 
 # Constants exported to C as #define WIRE_<NAME>.
 CONSTANTS = {
@@ -265,7 +337,8 @@ CONSTANTS = {
     "MEMREAD_MAX": MEMREAD_MAX, "LOG_READ_MAX": LOG_READ_MAX, "REPLY": REPLY,
 }
 
-ENUMS = (("MSG", MsgType), ("REJ", Reject), ("ERR", ErrCode), ("TS", ThreadState))
+ENUMS = (("MSG", MsgType), ("REJ", Reject), ("ERR", ErrCode), ("TS", ThreadState),
+         ("F", Feature))
 
 
 # ================================================================ mux-local
