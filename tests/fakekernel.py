@@ -57,6 +57,8 @@ class FakeKernel:
         self.srv.listen(1)
         os.rename(path + ".new", path)      # appears only once it accepts
         self.klog("fake kernel booted\n")
+        from faketrace import FakeTrace
+        self.trace = FakeTrace(self)
 
     # ------------------------------------------------------------ state
     def uptime_ns(self) -> int:
@@ -104,6 +106,7 @@ class FakeKernel:
                 with self.lock:
                     self.conn = None
                 self.log_on = False
+                self.trace.host_left()
                 self.model.disconnect()
                 conn.close()
 
@@ -151,7 +154,10 @@ class FakeKernel:
                     else P.ErrCode.BAD_PAYLOAD)
             return self.error(fr, code, why.name.lower().replace("_", " "))
         t = P.MsgType(fr.type)
-        reply = getattr(self, "do_" + t.name.lower())(fr)
+        if P.feature_of(t) & P.Feature.TRACE:
+            reply = self.trace.handle(fr)
+        else:
+            reply = getattr(self, "do_" + t.name.lower())(fr)
         if isinstance(reply, _Encoded):
             return bytes(reply)
         return codec.encode(t | P.REPLY, fr.id, reply)
@@ -307,10 +313,13 @@ def main(argv: list[str] | None = None) -> int:
                     help="emit an unsolicited frame every SECONDS")
     ap.add_argument("--features", type=lambda v: int(v, 0), default=P.FEATURES_ALL,
                     help="HELLO feature bits to claim (request families beyond them are unknown)")
+    ap.add_argument("--trace-exit-after", type=int, default=0,
+                    help="a trace session calls exit() after this many tick records")
     ap.add_argument("--log-lines", type=int, default=0,
                     help="append a log line every 10 ms, this many times")
     a = ap.parse_args(argv)
     fk = FakeKernel(a.sock, a.build_id, a.events, features=a.features)
+    fk.trace.exit_after = a.trace_exit_after
     if a.log_lines:
         def spam():
             for i in range(a.log_lines):
