@@ -5,13 +5,23 @@
  * irq_save (one CPU). */
 #include "lib.h"
 #include "log.h"
+#include "probe_site.h"
 #include "tunables.h"
 #include "x86.h"
+
+/* log:::line -- a line was completed in the kernel log: text is the whole
+ * line as LOG returns it (uptime stamp included, newline not), len its
+ * length, offset the log stream offset of its first byte.  Lines longer
+ * than LOG_LINE_MAX - 1 bytes pass their last bytes. */
+PROBE_DEFINE(log, line, string, text, size_t, len, uint64_t, offset);
 
 _Static_assert((LOG_RING_SIZE & (LOG_RING_SIZE - 1)) == 0, "LOG_RING_SIZE power of 2");
 
 static char log_buf[LOG_RING_SIZE];
 static struct log_ring log_kernel = { log_buf, LOG_RING_SIZE, 0 };
+static char log_line_text[LOG_LINE_MAX];    /* log:::line's text (interrupts off) */
+static u32 log_line_len;
+static u64 log_line_off;
 
 /* Prepare an empty ring over buf (size must be a power of 2). */
 void log_ring_init(struct log_ring *r, char *buf, u32 size)
@@ -66,11 +76,34 @@ u32 log_ring_read(const struct log_ring *r, u64 offset, void *buf, u32 max,
     return len;
 }
 
+/* If the write (s, n) just ended a line, copy that line (from the ring,
+ * after the previous newline, newline left out) into log_line_text and
+ * say so.  Runs only in log:::line's out-of-line block, when the probe is
+ * enabled; interrupts off (log_write's). */
+static bool log_line_take(const char *s, size_t n)
+{
+    const struct log_ring *r = &log_kernel;
+    if (n == 0 || s[n - 1] != '\n')
+        return false;
+    u64 end = r->head - 1;                  /* offset of the newline */
+    u64 oldest = r->head > r->size ? r->head - r->size : 0;
+    u64 lo = end > LOG_LINE_MAX - 1 ? end - (LOG_LINE_MAX - 1) : 0;
+    u64 start = end;
+    lo = MAX(lo, oldest);
+    while (start > lo && r->buf[(start - 1) & (r->size - 1)] != '\n')
+        start--;
+    log_line_len = log_ring_read(r, start, log_line_text, (u32)(end - start), NULL);
+    log_line_text[log_line_len] = 0;
+    log_line_off = start;
+    return true;
+}
+
 /* Append to the kernel log (kprintf's second sink). */
 void log_write(const char *s, size_t n)
 {
     u64 f = irq_save();
     log_ring_write(&log_kernel, s, n);
+    PROBE_FIRE_IF(log_line_take(s, n), log, line, log_line_text, log_line_len, log_line_off);
     irq_restore(f);
 }
 

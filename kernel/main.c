@@ -7,6 +7,7 @@
 #include "lib.h"
 #include "log.h"
 #include "mm.h"
+#include "probe.h"
 #include "sched.h"
 #include "selftest.h"
 #include "thread.h"
@@ -119,6 +120,7 @@ void kmain(u32 start_info)
     pic_init();
     ioapic_init();
     mm_init();
+    site_init();
     time_init();
     sched_init();
     kernel_banner();

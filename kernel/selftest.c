@@ -325,6 +325,7 @@ void selftest_main(void *arg)
     selftest_threads();
     selftest_block();
     selftest_sched();
+    probetest_run(selftest_check);
     kprintf("selftest: %u passed, %u failed\n", selftest_pass, selftest_fail);
     outb(DEBUG_EXIT_PORT, selftest_fail ? 1 : 0);
     kprintf("selftest: no isa-debug-exit device; halting\n");

@@ -1,7 +1,7 @@
 """Build the kernel's pure C files (and a harness) for the host, for ctypes.
 
 `build_shared(outdir, sources)` generates wire.h from introspect/protocol.py
-into `outdir/gen`, compiles `sources` (paths relative to the repo root, or
+and isa.h from probes/isa.py into `outdir/gen`, compiles `sources` (paths relative to the repo root, or
 absolute) with the host gcc into `outdir/lib.so` and returns its path.
 """
 from __future__ import annotations
@@ -11,6 +11,7 @@ import subprocess
 from pathlib import Path
 
 from introspect import wiregen
+from probes import isagen
 
 ROOT = Path(__file__).resolve().parent.parent
 # UBSan traps on undefined behaviour (shifts, overflow, misaligned or
@@ -27,6 +28,7 @@ def build_shared(outdir: Path, sources, name: str = "lib.so") -> Path:
     gen = Path(outdir) / "gen"
     gen.mkdir(parents=True, exist_ok=True)
     (gen / "wire.h").write_text(wiregen.render())
+    (gen / "isa.h").write_text(isagen.render())
     srcs = []
     for s in sources:
         p = Path(s)

@@ -8,6 +8,7 @@
 #include "kprintf.h"
 #include "lib.h"
 #include "mm.h"
+#include "probe_site.h"
 #include "thread.h"
 #include "tunables.h"
 #include "x86.h"
@@ -31,6 +32,11 @@ static const char *const panic_exc[32][2] = {
     {"#HV", "hypervisor injection"}, {"#VC", "VMM communication"},
     {"#SX", "security exception"}, {"#31", "reserved"},
 };
+
+/* panic:::enter -- the kernel panicked: reason is the exception's name
+ * (panic_trap) or panic()'s message.  Fires after the report is printed,
+ * just before the halt, so a fault in a probe cannot lose the report. */
+PROBE_DEFINE(panic, enter, string, reason);
 
 static volatile int panic_depth;
 static bool panic_exit;
@@ -173,6 +179,7 @@ void panic_trap(struct trap_frame *f)
                 (f->err & 16) ? "instruction fetch" : (f->err & 2) ? "write" : "read",
                 (f->err & 1) ? "protected" : "not-present", read_cr2());
     panic_report(f, true);
+    PROBE_FIRE(panic, enter, e[1]);
     panic_halt();
 }
 
@@ -197,5 +204,6 @@ void panic(const char *fmt, ...)
     f.rsp = (u64)__builtin_frame_address(0) + 16;
     kprintf("PANIC: %s\n", msg);
     panic_report(&f, false);
+    PROBE_FIRE(panic, enter, msg);
     panic_halt();
 }

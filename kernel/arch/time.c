@@ -4,6 +4,7 @@
 #include "arch.h"
 #include "kernel.h"
 #include "kprintf.h"
+#include "probe.h"
 #include "sched.h"
 #include "tunables.h"
 #include "x86.h"
@@ -65,11 +66,12 @@ static u64 time_calibrate(void)
     return (t1 - t0) * PIT_HZ / elapsed;
 }
 
-/* The timer interrupt: count and let the scheduler look. */
+/* The timer interrupt: count, fire due tick-N probes, let the scheduler look. */
 static void time_irq(struct trap_frame *f)
 {
     (void)f;
     time_tick_count++;
+    probe_tick(time_ns());
     sched_tick(time_tick_count);
 }
 

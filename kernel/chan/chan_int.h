@@ -21,6 +21,24 @@ bool chan_reply(u16 type, u32 id, u32 len);
 void chan_error(u16 req_type, u32 id, u32 code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/* trace.c: the trace requests (chan_serve_trace_*, chan_serve_agg_*) */
+void chan_serve_trace_open(u16 type, u32 id, const u8 *p, u32 len);
+void chan_serve_trace_chunk(u16 type, u32 id, const u8 *p, u32 len);
+void chan_serve_trace_load(u16 type, u32 id, const u8 *p, u32 len);
+void chan_serve_trace_enable(u16 type, u32 id, const u8 *p, u32 len);
+void chan_serve_trace_go(u16 type, u32 id, const u8 *p, u32 len);
+void chan_serve_trace_stop(u16 type, u32 id, const u8 *p, u32 len);
+void chan_serve_trace_close(u16 type, u32 id, const u8 *p, u32 len);
+void chan_serve_trace_status(u16 type, u32 id, const u8 *p, u32 len);
+void chan_serve_agg_read(u16 type, u32 id, const u8 *p, u32 len);
+void chan_serve_agg_clear(u16 type, u32 id, const u8 *p, u32 len);
+/* Drain the sessions that are due into TRACE_DATA frames. */
+void chan_trace_run(u64 now);
+/* ns until a session drain is due (~0: no session is active). */
+u64 chan_trace_wait_ns(u64 now);
+/* The host left: close every session. */
+void chan_trace_host_left(void);
+
 /* stream.c */
 void chan_serve_log_subscribe(u16 type, u32 id, const u8 *p, u32 len);
 /* Push the stream frames that are due; called by the probe-chan loop. */

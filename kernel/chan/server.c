@@ -19,10 +19,18 @@
 #include "lib.h"
 #include "log.h"
 #include "mm.h"
+#include "probe_site.h"
 #include "thread.h"
 #include "tunables.h"
 #include "wire.h"
 #include "x86.h"
+
+/* chan:::request -- a well-formed frame arrived (before it is classified):
+ * its message type, request id and payload length. */
+PROBE_DEFINE(chan, request, uint16_t, type, uint32_t, id, uint32_t, len);
+/* chan:::reject -- the server refuses that frame: reason is enum wire_rej
+ * (3 unknown type, 4 bad payload size), type its message type. */
+PROBE_DEFINE(chan, reject, int, reason, uint16_t, type);
 
 #define HDR WIRE_HEADER_SIZE
 
@@ -283,7 +291,9 @@ static void chan_serve_chanstat(u16 type, u32 id, const u8 *p, u32 len)
 static void chan_serve(void *ctx, u16 type, u32 id, const u8 *p, u32 len)
 {
     (void)ctx;
+    PROBE_FIRE(chan, request, type, id, len);
     int why = frame_classify(type, len);
+    PROBE_FIRE_IF(why >= 0, chan, reject, why, type);
     if (why == WIRE_REJ_UNKNOWN_TYPE) {
         frame_reject(&chan_dec, why);
         chan_error(type, id, WIRE_ERR_UNKNOWN_TYPE, "unknown request type 0x%x", type);

@@ -1,6 +1,8 @@
 /* The channel's unsolicited frames (id 0), pushed by the probe-chan
  * thread between requests: LOG_DATA carries new log bytes to the host
- * while it subscribes (LOG_SUBSCRIBE, sent by the mux for its clients).
+ * while it subscribes (LOG_SUBSCRIBE, sent by the mux for its clients);
+ * TRACE_DATA carries trace sessions' records (trace.c, drained here on
+ * each session's switchrate).
  * A stream frame never waits for the transmit ring: when the ring is full
  * it is not sent now, and the log stream simply resends from its cursor
  * later (the log ring keeps the bytes; bytes overwritten meanwhile are
@@ -69,14 +71,14 @@ static void stream_log(void)
         ;
 }
 
-/* Push what is due: the log stream every CHAN_STREAM_MS.  Called by the
+/* Push what is due: trace sessions on their switchrate, the log stream
+ * every CHAN_STREAM_MS.  Called by the
  * probe-chan loop (server.c) after each event and each wait. */
 void chan_stream_run(void)
 {
-    if (!stream_log_on)
-        return;
     u64 now = time_ns();
-    if (now < stream_due_ns)
+    chan_trace_run(now);
+    if (!stream_log_on || now < stream_due_ns)
         return;
     stream_due_ns = now + (u64)CHAN_STREAM_MS * 1000000;
     stream_log();
@@ -87,17 +89,20 @@ void chan_stream_run(void)
  * chan_irq_idle (server.c). */
 u32 chan_stream_wait_ms(void)
 {
-    if (!stream_log_on)
-        return CHAN_BLOCK_TIMEOUT_MS;
     u64 now = time_ns();
-    if (now >= stream_due_ns)
-        return 1;
-    return (u32)MAX((stream_due_ns - now) / 1000000, 1);
+    u64 ns = chan_trace_wait_ns(now);
+    if (stream_log_on)
+        ns = MIN(ns, stream_due_ns > now ? stream_due_ns - now : 0);
+    if (ns == ~0ull)
+        return CHAN_BLOCK_TIMEOUT_MS;
+    return (u32)MAX(MIN(ns / 1000000, (u64)CHAN_BLOCK_TIMEOUT_MS - 1), 1);
 }
 
-/* The host (the mux) left: nobody subscribes any more.  Called by
+/* The host (the mux) left: nobody subscribes any more, and every trace
+ * session is closed.  Called by
  * chan_event (server.c) on a disconnect. */
 void chan_stream_host_left(void)
 {
     stream_log_on = false;
+    chan_trace_host_left();
 }

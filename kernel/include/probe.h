@@ -28,11 +28,23 @@ const struct isa_probe_desc *site_desc(u32 i);
 void site_set(u32 i, bool on);
 /* Number of sites of static probe i currently patched on (tests, stats). */
 u32 site_enabled(u32 i);
+/* Every site back to the 5-byte nop, whatever enabled it; returns how many
+ * were on.  For the engine's teardown when no session is left. */
+u32 site_restore_all(void);
+/* Boot: check that every site holds the 5-byte nop (kmain, after mm_init);
+ * a site that does not is logged and never patched. */
+void site_init(void);
+/* Sites refused by the boot check or by a patch that found unexpected
+ * bytes (stats, tests). */
+u32 site_refused(void);
 
 /* ------------------------------------------------------------ firing */
-/* A static probe fired: called from a site's out-of-line block with the
- * probe's index in the table and its arguments.  Runs every enabled clause
- * of that probe; never blocks, never allocates, never faults. */
+/* A static probe fired: called (through site_entry.S and site_fire, with
+ * every caller-saved register of the probed code saved) with the probe's
+ * index in the table (its descriptor's position in .unik_probes, as
+ * site_desc numbers them) and its arguments; unused ones are 0.  Runs
+ * every enabled clause of that probe; never blocks, never allocates, never
+ * faults. */
 void probe_fire(u32 index, u64 a0, u64 a1, u64 a2, u64 a3, u64 a4, u64 a5);
 /* The timer tick (interrupt context): fires due tick-N enablings. */
 void probe_tick(u64 now_ns);

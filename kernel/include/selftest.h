@@ -4,5 +4,10 @@
  * (status 1 = all passed, 3 = some failed, 5 = panic). */
 #ifndef UNIK_SELFTEST_H
 #define UNIK_SELFTEST_H
+#include "types.h"
 void selftest_main(void *arg);
+/* The probe engine's part (kernel/probe/probetest.c): check reports one
+ * result with its text and line. */
+typedef void (*probetest_check_fn)(bool ok, const char *what, int line);
+void probetest_run(probetest_check_fn check);
 #endif

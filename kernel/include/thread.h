@@ -49,6 +49,8 @@ void thread_exit(void) __attribute__((noreturn));
 struct thread *thread_current(void);
 const char *thread_name(struct thread *t);
 u32 thread_id(struct thread *t);
+/* CPU time t has run in ns, the current slice included (interrupts off). */
+u64 thread_cpu_ns(struct thread *t);
 /* Fill up to max records; *total gets the number of threads. */
 u32 thread_list(struct thread_info *out, u32 max, u32 *total);
 u32 thread_count(void);

@@ -20,6 +20,7 @@
 
 /* --- memory --- */
 #define LOG_RING_SIZE 65536           /* bytes of kernel log kept in memory (power of 2) */
+#define LOG_LINE_MAX 512              /* bytes of a log line log:::line passes (longer: its last bytes) */
 #define HEAP_NCLASSES 9               /* size classes 16..4096; larger goes to pages */
 
 /* --- probe channel --- */
@@ -29,6 +30,9 @@
 #define CHAN_TX_BUFS 8                /* transmit ring: frames queued to the device at once (<= 32, <= CHAN_VQ_SIZE) */
 #define CHAN_TX_WAIT_MS 100           /* a reply waiting for a full ring re-checks the host this often (safety) */
 #define CHAN_STREAM_MS 20             /* LOG_DATA: push new log bytes at most this often while subscribed */
+#define CHAN_TRACE_RATE_US 20000      /* TRACE_DATA: drain a session this often when TRACE_OPEN gives no switchrate */
+#define CHAN_TRACE_MIN_RATE_US 1000   /* TRACE_DATA: the fastest switchrate honoured */
+#define CHAN_TRACE_FRAMES 8           /* TRACE_DATA: most frames per session per drain (then requests are served) */
 #define CHAN_BLOCK_TIMEOUT_MS 1000    /* interrupts: safety wake-up when idle (finds work only if one was lost) */
 #define CHAN_IDLE_SPINS 64            /* polling: empty polls before sleeping */
 #define CHAN_SLEEP_MS 1               /* polling: sleep between polls when idle; also handshake and full-tx waits */
@@ -37,5 +41,15 @@
 #define CHAN_CTRL_BUF_SIZE 256        /* bytes per control buffer (PORT_NAME carries the name) */
 #define CHAN_VQ_SIZE 64               /* most descriptors per virtqueue (QueueNumMax may be lower) */
 #define CHAN_HANDSHAKE_MS 2000        /* give up on the port handshake after this long */
+
+/* --- probe engine (kernel/probe/) --- */
+#define PROBE_SESSIONS_MAX 8          /* concurrent tracing sessions (unik trace consumers) */
+#define PROBE_ENABLINGS_MAX 512       /* (probe, clause) enablings over every session */
+#define PROBE_IDS_MAX 512             /* probe ids the engine can enable (synthetic + static) */
+#define PROBE_SCRATCH_BYTES 8192      /* string scratch space of one clause firing */
+#define PROBE_STAGE_BYTES 8192        /* records one clause firing may stage before commit */
+#define PROBE_TUPLE_BYTES 2048        /* bytes of one tuple key (aggregation or assoc array) */
+#define PROBE_ARENA_MIN 4096          /* smallest bufsize / aggsize / dynvarsize accepted */
+#define PROBE_ARENA_MAX (8u << 20)    /* largest bufsize / aggsize / dynvarsize accepted */
 
 #endif

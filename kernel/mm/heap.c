@@ -6,8 +6,18 @@
 #include "kernel.h"
 #include "lib.h"
 #include "mm_int.h"
+#include "probe_site.h"
 #include "tunables.h"
 #include "x86.h"
+
+/* mem:::alloc -- kmalloc returned addr for a request of size bytes, from
+ * the size class of class bytes (0: a large, page-backed block). */
+PROBE_DEFINE(mem, alloc, void *, addr, size_t, size, uint32_t, class);
+/* mem:::free -- kfree is giving back addr, a block of size bytes (its
+ * class's size, or the requested size of a large block). */
+PROBE_DEFINE(mem, free, void *, addr, size_t, size);
+/* mem:::fail -- kmalloc could not get size bytes; what = "heap". */
+PROBE_DEFINE(mem, fail, size_t, size, string, what);
 
 #define HEAP_MIN_SHIFT 4                /* smallest class: 16 bytes */
 #define HEAP_LARGE (HEAP_NCLASSES + 1)  /* page tag: first page of a large block */
@@ -93,15 +103,33 @@ static void *heap_big(size_t n)
     return (u8 *)h + HEAP_LARGE_HDR;
 }
 
-/* n bytes (not zeroed), or NULL; every failure is counted. */
-void *kmalloc(size_t n)
+/* The size class of an n-byte request, HEAP_NCLASSES for a large one. */
+static int heap_class_of(size_t n)
 {
     int c = 0;
     while (c < HEAP_NCLASSES && heap_size(c) < n)
         c++;
+    return c;
+}
+
+/* Bytes of the block p, whose page tag is tag (for mem:::free). */
+static u64 heap_block_size(void *p, u8 tag)
+{
+    if (tag != HEAP_LARGE)
+        return heap_size(tag - 1);
+    return ((struct heap_large *)((u8 *)p - HEAP_LARGE_HDR))->size;
+}
+
+/* n bytes (not zeroed), or NULL; every failure is counted. */
+void *kmalloc(size_t n)
+{
+    int c = heap_class_of(n);
     u64 f = irq_save();
     void *p = c < HEAP_NCLASSES ? heap_small(c) : heap_big(n);
     irq_restore(f);
+    PROBE_FIRE_IF(p, mem, alloc, p, n,
+                  heap_class_of(n) < HEAP_NCLASSES ? heap_size(heap_class_of(n)) : 0);
+    PROBE_FIRE_IF(!p, mem, fail, n, "heap");
     return p;
 }
 
@@ -137,6 +165,7 @@ void kfree(void *p)
     u8 tag = pfn < page_limit() ? heap_tag[pfn] : 0;
     if (tag == 0 || (tag <= HEAP_NCLASSES && (u64)p % heap_size(tag - 1)))
         panic("kfree: %p is not a heap pointer", p);
+    PROBE_FIRE(mem, free, p, heap_block_size(p, tag));
     u64 f = irq_save();
     if (tag == HEAP_LARGE) {
         heap_free_big(p);

@@ -5,7 +5,17 @@
 #include "kernel.h"
 #include "lib.h"
 #include "mm_int.h"
+#include "probe_site.h"
 #include "x86.h"
+
+/* mem:::page-alloc -- page_alloc_n gave npages contiguous pages at addr
+ * (page_alloc and the heap's refills and large blocks come through it). */
+PROBE_DEFINE(mem, page_alloc, void *, addr, size_t, npages);
+/* mem:::page-free -- page_free_n is giving back npages pages at addr. */
+PROBE_DEFINE(mem, page_free, void *, addr, size_t, npages);
+/* mem:::fail -- page_alloc_n found no run of size bytes (npages pages);
+ * what = "page". */
+PROBE_DEFINE(mem, fail, size_t, size, string, what);
 
 extern char __kernel_start[], __kernel_end[];
 
@@ -82,6 +92,7 @@ void *page_alloc_n(size_t n)
     if (!p) {
         page_st.failures++;
         irq_restore(f);
+        PROBE_FIRE(mem, fail, n * PAGE_SIZE, "page");
         return NULL;
     }
     for (u64 i = 0; i < n; i++)
@@ -91,6 +102,7 @@ void *page_alloc_n(size_t n)
     irq_restore(f);
     void *a = (void *)(p * PAGE_SIZE);
     memset(a, 0, n * PAGE_SIZE);
+    PROBE_FIRE(mem, page_alloc, a, n);
     return a;
 }
 
@@ -107,6 +119,7 @@ void page_free_n(void *a, size_t n)
         return;
     if ((u64)a % PAGE_SIZE || p < page_first || p + n > page_npages || p + n < p)
         panic("page_free: bad address %p (%zu pages)", a, n);
+    PROBE_FIRE(mem, page_free, a, n);
     u64 f = irq_save();
     for (u64 i = 0; i < n; i++) {
         if (!page_used(p + i))

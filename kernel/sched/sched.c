@@ -18,8 +18,16 @@
 #include "arch.h"
 #include "kernel.h"
 #include "lib.h"
+#include "probe_site.h"
 #include "sched_int.h"
 #include "x86.h"
+
+/* sched:::switch -- the CPU goes from prev to next (interrupts off, just
+ * before the stack switch; prev's state says why: runnable, sleeping, dead). */
+PROBE_DEFINE(sched, switch, struct thread *, prev, struct thread *, next);
+/* sched:::wakeup -- a sleeping or blocked thread becomes runnable (timer
+ * tick or thread_wake; interrupts off). */
+PROBE_DEFINE(sched, wakeup, struct thread *, thread);
 
 #define SCHED_IDLE_FILL_GAP 512         /* keep clear of idle's live frames */
 
@@ -168,6 +176,7 @@ static void sched_run(bool keep_turn)
     next->run_tsc = now;
     next->switches++;
     sched_cur = next;
+    PROBE_FIRE(sched, switch, prev, next);
     sched_switch(&prev->rsp, next->rsp);
 }
 
@@ -191,6 +200,7 @@ void sched_note_wake(u64 tick)
 static bool sched_ready(struct thread *t)
 {
     t->state = THREAD_RUNNABLE;
+    PROBE_FIRE(sched, wakeup, t);
     if (t->prio == THREAD_PRIO_SERVICE && t->boost_cycles < sched_boost_budget)
         return t->boost = true;
     return false;

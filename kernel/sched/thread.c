@@ -6,8 +6,20 @@
 #include "kernel.h"
 #include "lib.h"
 #include "mm.h"
+#include "probe_site.h"
 #include "sched_int.h"
 #include "x86.h"
+
+/* sched:::thread-create -- thread_spawn made a runnable thread (it has not
+ * run yet). */
+PROBE_DEFINE(sched, thread_create, struct thread *, thread);
+/* sched:::thread-exit -- the current thread ends (interrupts off, just
+ * before it leaves the CPU for good). */
+PROBE_DEFINE(sched, thread_exit, struct thread *, thread);
+/* sched:::sleep -- the current thread goes to sleep (thread_sleep_ms) or
+ * blocks until woken (thread_block) on wchan; timeout_ms is how long at
+ * most, 0 for no timeout (thread_block only).  Interrupts off. */
+PROBE_DEFINE(sched, sleep, struct thread *, thread, string, wchan, uint32_t, timeout_ms);
 
 static u32 thread_next_tid = 1;         /* idle is tid 0 */
 
@@ -92,6 +104,7 @@ struct thread *thread_spawn(const char *name, thread_fn fn, void *arg, u32 flags
     t->start_ns = time_ns();
     t->rsp = thread_initial_stack(stk + size, fn, arg);
     t->state = THREAD_RUNNABLE;
+    PROBE_FIRE(sched, thread_create, t);
     irq_restore(f);
     return t;
 }
@@ -127,6 +140,7 @@ void thread_sleep_ms(u32 ms, const char *wchan)
     t->state = THREAD_SLEEPING;
     str_copy(t->wchan, wchan ? wchan : "sleep", sizeof t->wchan);
     sched_note_wake(t->wake_tick);
+    PROBE_FIRE(sched, sleep, t, t->wchan, ms);
     sched_resched();
     t->wchan[0] = 0;
     irq_restore(f);
@@ -150,6 +164,7 @@ bool thread_block(const char *wchan, u32 timeout_ms)
         str_copy(t->wchan, wchan ? wchan : "block", sizeof t->wchan);
         if (timeout_ms)
             sched_note_wake(t->wake_tick);
+        PROBE_FIRE(sched, sleep, t, t->wchan, timeout_ms);
         sched_resched();
         t->blocked = false;
         t->wchan[0] = 0;
@@ -180,6 +195,7 @@ void thread_exit(void)
 {
     cpu_cli();
     struct thread *t = sched_cur;
+    PROBE_FIRE(sched, thread_exit, t);
     t->stack_hwm = sched_stack_used(t);
     t->state = THREAD_DEAD;
     t->wchan[0] = 0;
@@ -200,6 +216,18 @@ const char *thread_name(struct thread *t)
 u32 thread_id(struct thread *t)
 {
     return t ? t->tid : 0;
+}
+
+/* CPU time thread t has run, in ns, up to now if it is running (the probe
+ * VM's vtimestamp; interrupts off). */
+u64 thread_cpu_ns(struct thread *t)
+{
+    if (!t)
+        return 0;
+    u64 cycles = t->cpu_cycles;
+    if (t == sched_cur)
+        cycles += rdtsc() - t->run_tsc;
+    return time_cycles_to_ns(cycles);
 }
 
 /* One thread_info record for t (interrupts off). */

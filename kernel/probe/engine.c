@@ -1,0 +1,263 @@
+/* The probe engine's firing path: a static probe fires (probe_fire, from
+ * a site's out-of-line block), a tick comes (probe_tick, from the timer
+ * interrupt), or a session starts or stops (BEGIN/END, from session.c);
+ * each enabled clause runs in the VM with interrupts off, and what it
+ * recorded is committed to its session's ring (or dropped and counted)
+ * when it returns.  A fault commits a REC_ERROR record and fires the
+ * session's ERROR clauses.  Never allocates, never blocks, takes no lock;
+ * a firing while the engine already runs is skipped and counted.  The
+ * engine has no probe sites and calls nothing that has one.  VM state is
+ * static (probe_st.ctx), so probe_fire's stack use stays small. */
+#include "engine.h"
+#include "kernel.h"
+#include "lib.h"
+#include "mm.h"
+#include "thread.h"
+#include "x86.h"
+
+struct probe_state probe_st;
+
+/* Names of the synthetic probes, by id (provider, name). */
+static const char *const probe_synth[][2] = {
+    [ISA_SP_BEGIN] = {"dtrace", "BEGIN"}, [ISA_SP_END] = {"dtrace", "END"},
+    [ISA_SP_ERROR] = {"dtrace", "ERROR"}, [ISA_SP_TICK] = {"profile", "tick"},
+};
+
+/* Empty lists, the VM's fixed work areas.  Idempotent; called by the
+ * first session call. */
+void probe_state_init(void)
+{
+    if (probe_st.ready)
+        return;
+    for (u32 i = 0; i < PROBE_IDS_MAX; i++)
+        probe_st.head[i] = -1;
+    probe_st.ctx.scratch = probe_st.scratch;
+    probe_st.ctx.scratch_size = sizeof probe_st.scratch;
+    probe_st.ctx.stage = probe_st.stage;
+    probe_st.ctx.stage_size = sizeof probe_st.stage;
+    probe_st.ready = true;
+}
+
+/* Is [addr, addr+len) engine state: the static state or a session's
+ * memory?  (A script must not read or corrupt probe state.) */
+bool probe_denied(u64 addr, u64 len)
+{
+    u64 lo = (u64)&probe_st, hi = lo + sizeof probe_st;
+    if (addr < hi && addr + len > lo)
+        return true;
+    for (u32 i = 0; i < PROBE_SESSIONS_MAX; i++) {
+        const struct probe_session *s = &probe_st.sess[i];
+        const struct probe_mem *m[] = {&s->prog_mem, &s->ring_mem, &s->agg_mem,
+                                       &s->dyn_mem, &s->var_mem};
+        if (s->state == PS_FREE)
+            continue;
+        for (u32 k = 0; k < ARRAY_SIZE(m); k++) {
+            u64 b = (u64)m[k]->base, e = b + (u64)m[k]->pages * PAGE_SIZE;
+            if (m[k]->base && addr < e && addr + len > b)
+                return true;
+        }
+    }
+    return false;
+}
+
+/* The safe load (vm_ctx.load): mapped RAM only, never engine state. */
+static bool probe_load_cb(void *env, u64 addr, u32 size, u64 *out)
+{
+    (void)env;
+    if (!mm_readable(addr, size) || probe_denied(addr, size))
+        return false;
+    switch (size) {
+    case 1: *out = *(volatile const u8 *)addr; break;
+    case 2: *out = *(volatile const u16 *)addr; break;
+    case 4: *out = *(volatile const u32 *)addr; break;
+    default: *out = *(volatile const u64 *)addr; break;
+    }
+    return true;
+}
+
+/* Probe description strings of the firing probe (kernel addresses). */
+static u64 probe_name_of(u32 probe, u32 id)
+{
+    if (probe >= ISA_FIRST_STATIC_PROBE) {
+        const struct isa_probe_desc *d = site_desc(probe - ISA_FIRST_STATIC_PROBE);
+        if (!d)
+            return 0;
+        return id == ISA_B_PROBEPROV ? d->provider : id == ISA_B_PROBEMOD ? d->module :
+               id == ISA_B_PROBEFUNC ? d->function : d->name;
+    }
+    if (probe > ISA_SP_TICK)
+        return 0;
+    const char *s = id == ISA_B_PROBEPROV ? probe_synth[probe][0] :
+                    id == ISA_B_PROBENAME ? probe_synth[probe][1] : "";
+    return (u64)s;
+}
+
+/* Builtin variables (vm_ctx.builtin); env is the running session. */
+static u64 probe_builtin_cb(void *env, u32 id)
+{
+    struct probe_session *s = env;
+    struct thread *t = thread_current();
+    switch (id) {
+    case ISA_B_TIMESTAMP: return time_ns();
+    case ISA_B_VTIMESTAMP: return thread_cpu_ns(t);
+    case ISA_B_WALLTIMESTAMP: return s->opts.wall_ns + (time_ns() - s->open_ns);
+    case ISA_B_TID: return thread_id(t);
+    case ISA_B_CURTHREAD: return (u64)t;
+    case ISA_B_THREAD: return (u64)thread_name(t);
+    case ISA_B_PROBEPROV: case ISA_B_PROBEMOD: case ISA_B_PROBEFUNC: case ISA_B_PROBENAME:
+        return probe_name_of(probe_st.cur_probe, id);
+    }
+    return 0;
+}
+
+/* Append one record to session s's ring, or drop and count it. */
+static void probe_commit(struct probe_session *s, const u8 *rec, u32 size)
+{
+    if (size > s->ring_size - (u32)(s->ring_head - s->ring_tail)) {
+        s->st.drops_buf++;
+        return;
+    }
+    u32 at = (u32)(s->ring_head % s->ring_size), first = MIN(size, s->ring_size - at);
+    u8 *ring = s->ring_mem.base;
+    memcpy(ring + at, rec, first);
+    memcpy(ring, rec + first, size - first);
+    barrier();
+    s->ring_head += size;
+    s->st.records++;
+}
+
+/* Commit the staged records of a clause that returned. */
+static void probe_commit_stage(struct probe_session *s, const struct vm_ctx *c)
+{
+    for (u32 off = 0; off < c->stage_len; ) {
+        u16 size;
+        memcpy(&size, c->stage + off, 2);
+        probe_commit(s, c->stage + off, size);
+        off += size;
+    }
+}
+
+/* A clause faulted: commit REC_ERROR (clause, pc, fault, address) and
+ * fire the session's ERROR clauses (not for a fault inside ERROR). */
+static void probe_error(struct probe_session *s, u32 sid, u32 probe, u32 clause, u32 epid)
+{
+    const struct vm_ctx *c = &probe_st.ctx;
+    struct {
+        struct isa_rec_hdr h;
+        u64 v[4];
+    } r = { { sizeof r, ISA_REC_ERROR, probe, c->timestamp },
+            { clause, c->fault_pc, c->fault, c->fault_addr } };
+    u64 args[6] = {0, epid, clause, c->fault_pc, c->fault, c->fault_addr};
+    s->st.errors++;
+    probe_commit(s, (const u8 *)&r, sizeof r);
+    if (probe != ISA_SP_ERROR)
+        probe_run(ISA_SP_ERROR, (i32)sid, args, 6);
+}
+
+/* Run enabling e's clause for its session with args. */
+static void probe_clause(struct probe_enabling *e, u32 probe, const u64 *args, u32 nargs)
+{
+    struct probe_session *s = &probe_st.sess[e->sid];
+    struct vm_ctx *c = &probe_st.ctx;
+    u32 epid = (u32)e->clause << 16 | e->index;
+    c->prog = &s->prog;
+    c->globals = s->var_mem.base;
+    c->locals = s->var_mem.base ? s->var_mem.base + s->prog.globals_bytes : NULL;
+    c->agg = &s->agg;
+    c->dyn = &s->dyn;
+    c->env = s;
+    c->load = probe_load_cb;
+    c->builtin = probe_builtin_cb;
+    memcpy(c->args, args, nargs * sizeof(u64));
+    memset(c->args + nargs, 0, (VM_NARGS - nargs) * sizeof(u64));
+    c->nargs = nargs;
+    c->probe = probe;
+    c->epid = epid;
+    c->timestamp = time_ns();
+    probe_st.cur_probe = probe;
+    s->st.fired++;
+    if (vm_run(c, e->clause)) {
+        probe_error(s, e->sid, probe, e->clause, epid);
+        return;
+    }
+    probe_commit_stage(s, c);
+    if (c->exited)
+        s->exiting = true;
+}
+
+/* Run the linked enablings of probe (session sid's only when sid >= 0). */
+void probe_run(u32 probe, i32 sid, const u64 *args, u32 nargs)
+{
+    if (probe >= PROBE_IDS_MAX)
+        return;
+    for (int16_t i = probe_st.head[probe]; i >= 0; i = probe_st.en[i].next) {
+        struct probe_enabling *e = &probe_st.en[i];
+        struct probe_session *s = &probe_st.sess[e->sid];
+        if ((sid >= 0 && e->sid != sid) || s->state != PS_RUNNING ||
+            (s->exiting && probe != ISA_SP_END))
+            continue;
+        probe_clause(e, probe, args, nargs);
+    }
+}
+
+/* Count a skipped re-entrant firing against every session it would run. */
+static void probe_reentrant(u32 probe)
+{
+    for (int16_t i = probe_st.head[probe]; i >= 0; i = probe_st.en[i].next)
+        probe_st.sess[probe_st.en[i].sid].st.reentrant++;
+}
+
+bool probe_enter(u64 *flags)
+{
+    *flags = irq_save();
+    if (probe_st.busy) {
+        irq_restore(*flags);
+        return false;
+    }
+    probe_st.busy = true;
+    return true;
+}
+
+void probe_leave(u64 flags)
+{
+    probe_st.busy = false;
+    irq_restore(flags);
+}
+
+/* A static probe fired (see probe.h). */
+void probe_fire(u32 index, u64 a0, u64 a1, u64 a2, u64 a3, u64 a4, u64 a5)
+{
+    u32 probe = ISA_FIRST_STATIC_PROBE + index;
+    u64 flags;
+    if (!probe_st.ready || probe >= PROBE_IDS_MAX || probe_st.head[probe] < 0)
+        return;
+    if (!probe_enter(&flags)) {
+        u64 f = irq_save();
+        probe_reentrant(probe);
+        irq_restore(f);
+        return;
+    }
+    const u64 args[6] = {a0, a1, a2, a3, a4, a5};
+    probe_run(probe, -1, args, 6);
+    probe_leave(flags);
+}
+
+/* The timer tick (interrupt context): fire tick-N enablings now due. */
+void probe_tick(u64 now_ns)
+{
+    u64 flags;
+    if (!probe_st.ready || probe_st.head[ISA_SP_TICK] < 0 || !probe_enter(&flags))
+        return;
+    for (int16_t i = probe_st.head[ISA_SP_TICK]; i >= 0; i = probe_st.en[i].next) {
+        struct probe_enabling *e = &probe_st.en[i];
+        struct probe_session *s = &probe_st.sess[e->sid];
+        if (now_ns < e->due || s->state != PS_RUNNING || s->exiting)
+            continue;
+        e->due += e->arg;
+        if (e->due <= now_ns)           /* fell behind (long irq-off): skip ahead */
+            e->due = now_ns + e->arg;
+        const u64 args[2] = {0, 0};
+        probe_clause(e, ISA_SP_TICK, args, 0);
+    }
+    probe_leave(flags);
+}

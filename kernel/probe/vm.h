@@ -1,0 +1,150 @@
+/* The probe VM's insides, shared by verify.c and vm.c (the verifier and the
+ * interpreter), vmstr.c (string helpers), agg.c and dyn.c (aggregations and
+ * dynamic variables) -- all pure, also built for the host by tests/cpure.py
+ * -- and by the engine (engine.c, session.c), which owns the memory. */
+#ifndef UNIK_PROBE_VM_H
+#define UNIK_PROBE_VM_H
+#include "types.h"
+#include "isa.h"
+#include "probe.h"
+#include "tunables.h"
+
+/* ------------------------------------------------------------ verify.c */
+/* A verified program: views into its container (which must outlive it) and
+ * the layout of its variables in the globals and locals areas. */
+struct vm_prog {
+    const struct isa_prog_clause *clauses;
+    const struct isa_prog_var *vars;
+    const struct isa_prog_agg *aggs;
+    const struct isa_insn *code;
+    const char *strtab;
+    u32 ninsns, nclauses, nvars, naggs, nrecdescs, strtab_len, strsize;
+    u32 var_off[ISA_MAX_VARS];      /* GLOBAL: offset in globals; CLAUSE: in locals */
+    u32 globals_bytes;              /* bytes of global variable storage */
+    u32 locals_bytes;               /* bytes of clause-local variable storage */
+    u32 nlocal_vars;                /* CLAUSE-scope variables (local_off entries) */
+    u32 local_off[ISA_MAX_VARS];    /* their offsets, zeroed at every firing */
+};
+
+/* Check the container buf[0..len) against every rule of probes/isa.py;
+ * on success fill *p (pointing into buf) and return true, else fill *e. */
+bool verify_prog(const u8 *buf, u32 len, struct vm_prog *p, struct probe_verr *e);
+
+/* ------------------------------------------------------------ agg.c */
+/* One aggregation hash table in a fixed arena.  Entries are never freed
+ * (clearing zeroes values and keeps keys); a full arena drops new keys. */
+struct agg_table {
+    u8 *base;                       /* the arena: buckets, then entries */
+    u32 size;
+    u32 nbuckets;                   /* power of two */
+    u32 first;                      /* offset of the first entry */
+    u32 used;                       /* bump offset: next entry goes here */
+    u32 nkeys;                      /* entries */
+    u64 drops;                      /* new keys dropped: arena full */
+};
+
+void agg_init(struct agg_table *t, void *mem, u32 size);
+/* Aggregate v into aggregation `agg` (described by a) under key; false
+ * when the key is new and the arena is full (dropped and counted). */
+bool agg_update(struct agg_table *t, const struct isa_prog_agg *a, u16 agg,
+                const u8 *key, u32 keylen, u64 v);
+/* The value words of (agg, key), or NULL (tests, and the in-guest check). */
+const u64 *agg_lookup(const struct agg_table *t, u16 agg, const u8 *key, u32 keylen);
+/* Snapshot entries from *cursor on into out (probe_agg_read's format);
+ * *cursor advances and is 0 after the last entry.  Returns bytes written. */
+u32 agg_read(const struct agg_table *t, u32 *cursor, u8 *out, u32 cap);
+/* Zero the values of aggregation agg (every one if agg < 0); keys stay.
+ * aggs describes them (for min/max's starting values). */
+void agg_clear(struct agg_table *t, const struct isa_prog_agg *aggs, i32 agg);
+
+/* ------------------------------------------------------------ dyn.c */
+#define DYN_NCLASSES 10             /* entry size classes 32 .. 16384 bytes */
+
+/* Dynamic variables (self-> keyed by thread id, associative arrays keyed
+ * by tuple) in a fixed arena; storing zero frees an entry. */
+struct dyn_table {
+    u8 *base;
+    u32 size;
+    u32 nbuckets;                   /* power of two */
+    u32 used;                       /* bump offset */
+    u32 free[DYN_NCLASSES];         /* free lists by size class (offsets) */
+    u32 live;                       /* entries in use */
+    u64 drops;                      /* stores dropped: arena full */
+};
+
+void dyn_init(struct dyn_table *d, void *mem, u32 size);
+/* The value of (var, key), or NULL when absent. */
+u8 *dyn_find(struct dyn_table *d, u32 var, const u8 *key, u32 keylen);
+/* The value of (var, key), created zeroed with vsize bytes when absent;
+ * NULL when the arena is full (dropped and counted). */
+u8 *dyn_store(struct dyn_table *d, u32 var, const u8 *key, u32 keylen, u32 vsize);
+/* Free (var, key) if present. */
+void dyn_delete(struct dyn_table *d, u32 var, const u8 *key, u32 keylen);
+
+/* ------------------------------------------------------------ vm.c */
+#define VM_NARGS 10                 /* ARG 0..9 */
+
+/* Everything one clause runs with.  The engine keeps one (static: it is
+ * single-CPU and not reentrant), points it at a session and fills the
+ * per-firing part before each vm_run. */
+struct vm_ctx {
+    /* the session */
+    const struct vm_prog *prog;
+    u8 *globals;                    /* prog->globals_bytes */
+    u8 *locals;                     /* prog->locals_bytes */
+    struct agg_table *agg;
+    struct dyn_table *dyn;
+    /* the environment: safe loads and builtin variables */
+    void *env;
+    bool (*load)(void *env, u64 addr, u32 size, u64 *out);
+    /* Builtin id's value; for string builtins the address of a trusted
+     * NUL-terminated kernel string, which the VM copies into scratch. */
+    u64 (*builtin)(void *env, u32 id);
+    /* work areas */
+    char *scratch;                  /* strings made while the clause runs */
+    u32 scratch_size;
+    u8 *stage;                      /* records made while the clause runs */
+    u32 stage_size;
+    /* the firing */
+    u64 args[VM_NARGS];
+    u32 nargs;
+    u32 probe;                      /* probe id */
+    u32 epid;
+    u64 timestamp;                  /* record headers' timestamp */
+    /* results of vm_run */
+    u32 stage_len;                  /* bytes of complete records staged */
+    u32 fault;                      /* enum isa_f */
+    u32 fault_pc;                   /* program-wide pc of the fault */
+    u64 fault_addr;
+    bool exited;                    /* EXIT ran (its record is staged) */
+    u64 exit_code;
+    /* state of the run */
+    u32 scratch_used;
+    u32 rec_open;                   /* offset of the open record, or VM_NO_REC */
+    u32 rec_end;                    /* end of the open record's bytes */
+    u32 tuple_len, tuple_n;
+    u64 regs[ISA_NREGS];
+    char nul[8];                    /* "": what an absent string variable reads as */
+    u8 tuple[PROBE_TUPLE_BYTES];
+};
+#define VM_NO_REC 0xffffffffu
+
+/* Run clause `clause` of c->prog: returns ISA_F_NONE (records staged in
+ * c->stage[0..c->stage_len)) or the fault (c->fault_pc, c->fault_addr;
+ * nothing staged). */
+u32 vm_run(struct vm_ctx *c, u32 clause);
+
+/* ------------------------------------------------------------ vmstr.c */
+/* The VM-owned string at addr (string table, scratch, variables, the
+ * dynamic arena): its bytes, *len set (at most strsize - 1); NULL when addr
+ * is not in a VM-owned area. */
+const char *vm_str(const struct vm_ctx *c, u64 addr, u32 *len);
+/* A new scratch string copied from s (len bytes, truncated to strsize -
+ * 1), NUL-terminated; NULL when scratch is exhausted. */
+char *vm_str_new(struct vm_ctx *c, const char *s, u32 len);
+/* Helper h (enum isa_h) of args a[0..]: its result, or a fault in *fault
+ * (and *addr for BADADDR). */
+u64 vm_helper(struct vm_ctx *c, u32 h, const u64 *a, u32 *fault, u64 *addr);
+/* Copy the trusted kernel string s into scratch (string builtins). */
+u64 vm_str_kernel(struct vm_ctx *c, const char *s, u32 *fault);
+#endif

@@ -1,0 +1,155 @@
+"""The kernel's probe VM built for the host (tests/probe_vm_shim.c with
+kernel/probe/{verify,vm,vmstr,agg,dyn}.c), wrapped for the tests.
+
+    lib = build(tmpdir)
+    vm = VM(lib)
+    err = vm.load(blob)            # None, or (pc, message)
+    fault = vm.run(0, args=[1, 2]) # 0, or an isa.Fault
+    vm.records()                   # [(desc, probe, timestamp, payload)]
+"""
+from __future__ import annotations
+
+import ctypes
+import struct
+
+from cpure import build_shared
+from probes import isa
+
+SOURCES = ["kernel/probe/verify.c", "kernel/probe/vm.c", "kernel/probe/vmstr.c",
+           "kernel/probe/agg.c", "kernel/probe/dyn.c", "kernel/lib/string.c",
+           "tests/probe_vm_shim.c"]
+
+
+class VErr(ctypes.Structure):
+    _fields_ = [("pc", ctypes.c_int64), ("msg", ctypes.c_char * 64)]
+
+
+def build(outdir):
+    so = build_shared(outdir, SOURCES, name="probevm.so")
+    L = ctypes.CDLL(str(so))
+    P, U32, U64 = ctypes.c_void_p, ctypes.c_uint32, ctypes.c_uint64
+    sig = {
+        "vshim_new": ([U32, U32, U32, U32], P),
+        "vshim_free": ([P], None),
+        "vshim_load": ([P, ctypes.c_char_p, U32, ctypes.POINTER(VErr)], ctypes.c_int),
+        "vshim_run": ([P, U32, ctypes.POINTER(U64), U32, U32], U32),
+        "vshim_set_builtin": ([P, U32, U64], None),
+        "vshim_set_str": ([P, U32, ctypes.c_char_p], None),
+        "vshim_set_ram": ([P, U64, ctypes.c_char_p, U32], None),
+        "vshim_stage": ([P, ctypes.POINTER(U32)], P),
+        "vshim_fault": ([P, ctypes.POINTER(U32), ctypes.POINTER(U64)], U32),
+        "vshim_exit": ([P], U64),
+        "vshim_agg_read": ([P, ctypes.POINTER(U32), ctypes.c_char_p, U32], U32),
+        "vshim_agg_clear": ([P, ctypes.c_int32], None),
+        "vshim_agg_drops": ([P], U64),
+        "vshim_dyn_drops": ([P], U64),
+        "vshim_dyn_live": ([P], U32),
+        "vshim_agg_keys": ([P], U32),
+        "vshim_arena": ([P, U32], U64),
+        "vshim_loads": ([P], U64),
+    }
+    for name, (args, res) in sig.items():
+        fn = getattr(L, name)
+        fn.argtypes = args
+        fn.restype = res
+    return L
+
+
+class VM:
+    """One harness instance: a program, its arenas, fake RAM."""
+
+    def __init__(self, L, aggsize=65536, dynsize=65536, scratch=8192, stage=8192):
+        self.L = L
+        self.h = L.vshim_new(aggsize, dynsize, scratch, stage)
+        assert self.h
+        self._ram = None
+
+    def close(self):
+        self.L.vshim_free(self.h)
+        self.h = None
+
+    def load(self, blob: bytes):
+        e = VErr()
+        if self.L.vshim_load(self.h, blob, len(blob), ctypes.byref(e)):
+            return None
+        return e.pc, e.msg.decode()
+
+    def set_ram(self, addr: int, data: bytes):
+        self._ram = ctypes.create_string_buffer(data, len(data))
+        self.L.vshim_set_ram(self.h, addr, self._ram, len(data))
+
+    def builtin(self, b, value):
+        if isinstance(value, str):
+            self.L.vshim_set_str(self.h, int(b), value.encode())
+        else:
+            self.L.vshim_set_builtin(self.h, int(b), value & (2**64 - 1))
+
+    def run(self, clause=0, args=(), probe=isa.FIRST_STATIC_PROBE) -> int:
+        a = (ctypes.c_uint64 * max(1, len(args)))(*[x & (2**64 - 1) for x in args])
+        return self.L.vshim_run(self.h, clause, a, len(args), probe)
+
+    @property
+    def fault(self):
+        pc, addr = ctypes.c_uint32(), ctypes.c_uint64()
+        f = self.L.vshim_fault(self.h, ctypes.byref(pc), ctypes.byref(addr))
+        return f, pc.value, addr.value
+
+    @property
+    def exit_code(self):
+        v = self.L.vshim_exit(self.h)
+        return None if not v >> 63 else v & ((1 << 63) - 1)
+
+    def records(self) -> list:
+        n = ctypes.c_uint32()
+        p = self.L.vshim_stage(self.h, ctypes.byref(n))
+        raw = ctypes.string_at(p, n.value) if n.value else b""
+        out, i = [], 0
+        while i < len(raw):
+            h = isa.REC_HDR.unpack(raw, i)
+            assert h["size"] % 8 == 0 and h["size"] >= isa.REC_HDR.size
+            out.append((h["desc"], h["probe"], h["timestamp"],
+                        raw[i + isa.REC_HDR.size:i + h["size"]]))
+            i += h["size"]
+        return out
+
+    def aggs(self, cap=65536) -> dict:
+        """{(agg, key bytes): [words]} read through agg_read in cap-byte chunks."""
+        out, cur = {}, ctypes.c_uint32(0)
+        buf = ctypes.create_string_buffer(cap)
+        while True:
+            n = self.L.vshim_agg_read(self.h, ctypes.byref(cur), buf, cap)
+            data = buf.raw[:n]
+            i = 0
+            while i < n:
+                agg, klen, nw = struct.unpack_from("<HHI", data, i)
+                i += 8
+                key = data[i:i + klen]
+                i += (klen + 7) & ~7
+                words = list(struct.unpack_from(f"<{nw}q", data, i))
+                i += 8 * nw
+                out[(agg, key)] = words
+            if cur.value == 0:
+                return out
+            assert n > 0, "agg_read made no progress"
+
+    def arena(self, which: int) -> int:
+        return self.L.vshim_arena(self.h, which)
+
+    @property
+    def agg_drops(self):
+        return self.L.vshim_agg_drops(self.h)
+
+    @property
+    def dyn_drops(self):
+        return self.L.vshim_dyn_drops(self.h)
+
+    @property
+    def dyn_live(self):
+        return self.L.vshim_dyn_live(self.h)
+
+
+def strval(payload: bytes, off: int = 0):
+    """(string, next offset) of a RECS value at payload[off:]."""
+    n = struct.unpack_from("<H", payload, off)[0]
+    s = payload[off + 2:off + 2 + n].decode()
+    return s, off + ((2 + n + 7) & ~7)
