@@ -57,6 +57,8 @@ bench: venv kernels
 
 docs: venv
 	$(PY) -m introspect.protodoc docs/protocol.md
+	$(MAKE) -s -C kernel APP=demo O=$(CURDIR)/build/demo PYTHON=$(PY)
+	$(PY) -m introspect.probetable --update-doc build/demo/kernel.elf docs/probes.md
 
 clean:
 	rm -rf build

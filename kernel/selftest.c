@@ -17,8 +17,9 @@
 
 static u32 selftest_pass, selftest_fail;
 
-/* Record one check; failures are printed with their line. */
-static void selftest_check(bool ok, const char *what, int line)
+/* Record one check; failures are printed with their line.  Called through
+ * CHECK (selftest.h), also by the other selftest_*.c files. */
+void selftest_check(bool ok, const char *what, int line)
 {
     if (ok) {
         selftest_pass++;
@@ -27,7 +28,6 @@ static void selftest_check(bool ok, const char *what, int line)
     selftest_fail++;
     kprintf("selftest: FAIL %s (line %d)\n", what, line);
 }
-#define CHECK(cond) selftest_check((cond), #cond, __LINE__)
 
 static void selftest_memstat(struct mm_stats *h, struct mm_class_stats *c)
 {
@@ -322,6 +322,7 @@ void selftest_main(void *arg)
     selftest_heap();
     selftest_pages();
     selftest_log();
+    selftest_sites();
     selftest_threads();
     selftest_block();
     selftest_sched();

@@ -21,9 +21,10 @@
  *     PROBE_FIRE_IF(why >= 0, chan, reject, why, type);
  *
  * Disabled, a site is the 5-byte nop 0f 1f 44 00 00 and nothing else: the
- * arguments are evaluated only in the site's out-of-line block, which calls
- * site_entry (probe/site_entry.S) with the argument registers and no
- * clobbers, so the compiler keeps no extra register or spill for it.
+ * arguments are evaluated only in the site's out-of-line block, which
+ * pushes them and calls site_entry (probe/site_entry.S) with no clobbers
+ * and no register of its own, so the compiler keeps no extra register,
+ * move or spill in the hot path for it.
  * PROBE_FIRE_IF evaluates its condition in the out-of-line block too.
  * site_set (probe.h) patches the nop into `jmp` to that block and back.
  *
@@ -109,19 +110,24 @@ site_handler_fn site_set_handler(site_handler_fn fn);
     PROBE__STR(t##i, prov, name, ""); PROBE__STR(a##i, prov, name, "")
 
 /* The typed call: converts the arguments (so the compiler checks them
- * against the declared types) and enters site_entry with
- * rdi = desc, rsi/rdx/rcx/r8/r9/rax = a0..a5.  site_entry preserves every
- * register, so the block needs no clobbers but memory and flags. */
+ * against the declared types), pushes a5..a0 and the descriptor and calls
+ * site_entry, which preserves every register and pops nothing (the block
+ * drops the 56 bytes).  Operands are "register or 32-bit immediate"
+ * (never memory, whose address could be %rsp-relative) in registers of
+ * the compiler's choice, so no value has to be moved for the block's sake
+ * in the hot path. */
 #define PROBE__FN(prov, name, ...)                                          \
     static inline __attribute__((always_inline, unused)) void               \
     PROBE__ID(fire, prov, name)(const void *probe_desc__, ##__VA_ARGS__)
 #define PROBE__BODY(a0, a1, a2, a3, a4, a5)                                 \
     {                                                                       \
-        register u64 r8_ __asm__("r8") = (a3);                              \
-        register u64 r9_ __asm__("r9") = (a4);                              \
-        __asm__ volatile("call site_entry"                                  \
-                         : : "D"(probe_desc__), "S"((u64)(a0)), "d"((u64)(a1)),     \
-                           "c"((u64)(a2)), "r"(r8_), "r"(r9_), "a"((u64)(a5)) \
+        __asm__ volatile("pushq %6\n\tpushq %5\n\tpushq %4\n\t"             \
+                         "pushq %3\n\tpushq %2\n\tpushq %1\n\t"             \
+                         "pushq $%c0\n\tcall site_entry\n\t"                \
+                         "lea 56(%%rsp), %%rsp"                             \
+                         : : "i"(probe_desc__), "re"((u64)(a0)),            \
+                           "re"((u64)(a1)), "re"((u64)(a2)), "re"((u64)(a3)), \
+                           "re"((u64)(a4)), "re"((u64)(a5))                 \
                          : "memory", "cc");                                 \
     }
 #define PROBE__U(x) ((u64)(uintptr_t)(x))

@@ -10,4 +10,9 @@ void selftest_main(void *arg);
  * result with its text and line. */
 typedef void (*probetest_check_fn)(bool ok, const char *what, int line);
 void probetest_run(probetest_check_fn check);
+/* Record one check: counted, and printed with its line when it fails. */
+void selftest_check(bool ok, const char *what, int line);
+#define CHECK(cond) selftest_check((cond), #cond, __LINE__)
+/* Static probe sites: patching round trips and firings (selftest_sites.c). */
+void selftest_sites(void);
 #endif

@@ -16,7 +16,8 @@ PROBE_DEFINE(mem, alloc, void *, addr, size_t, size, uint32_t, class);
 /* mem:::free -- kfree is giving back addr, a block of size bytes (its
  * class's size, or the requested size of a large block). */
 PROBE_DEFINE(mem, free, void *, addr, size_t, size);
-/* mem:::fail -- kmalloc could not get size bytes; what = "heap". */
+/* mem:::fail -- an allocation of size bytes failed; what names the
+ * allocator: "heap" (kmalloc) or "page" (page_alloc_n). */
 PROBE_DEFINE(mem, fail, size_t, size, string, what);
 
 #define HEAP_MIN_SHIFT 4                /* smallest class: 16 bytes */

@@ -13,8 +13,8 @@
 PROBE_DEFINE(mem, page_alloc, void *, addr, size_t, npages);
 /* mem:::page-free -- page_free_n is giving back npages pages at addr. */
 PROBE_DEFINE(mem, page_free, void *, addr, size_t, npages);
-/* mem:::fail -- page_alloc_n found no run of size bytes (npages pages);
- * what = "page". */
+/* mem:::fail -- an allocation of size bytes failed; what names the
+ * allocator: "heap" (kmalloc) or "page" (page_alloc_n). */
 PROBE_DEFINE(mem, fail, size_t, size, string, what);
 
 extern char __kernel_start[], __kernel_end[];

@@ -19,6 +19,7 @@
 #define PT_STACK_SPAN 8192              /* bytes painted below the measuring frame */
 
 static probetest_check_fn probetest_check;
+#undef CHECK                            /* selftest.h's: this file reports through probetest_check */
 #define CHECK(c) probetest_check((c), #c, __LINE__)
 #define I(o, d, a, b, i) { ISA_OP_##o, d, a, b, i }
 

@@ -1,11 +1,13 @@
 /* site_entry: how a static probe site's out-of-line block (probe_site.h)
- * reaches site_fire.  The block loads rdi = descriptor, rsi, rdx, rcx, r8,
- * r9, rax = arguments 0..5 and calls here with nothing declared clobbered
- * (but flags and memory), so the probed function keeps no register or
- * spill for its disabled sites.  This saves every caller-saved register,
- * aligns the stack for the C call, passes argument 5 on the stack as the
- * SysV ABI wants, calls site_fire and restores everything.  The frame
- * (push rbp) keeps frame-pointer backtraces through it intact. */
+ * reaches site_fire.  The block pushes a5, a4, ..., a0 and the descriptor
+ * (so on entry: 8(%rsp) = descriptor, 16(%rsp) = a0 ... 56(%rsp) = a5),
+ * calls here with nothing declared clobbered but flags and memory, and
+ * drops the 56 bytes itself: the probed function keeps no register, move
+ * or spill for its disabled sites.  This saves every caller-saved
+ * register, aligns the stack for the C call, calls
+ * site_fire(desc, a0..a5) (a5 on the stack, as the SysV ABI wants) and
+ * restores everything.  The frame (push rbp) keeps frame-pointer
+ * backtraces through it intact. */
     .text
     .globl site_entry
     .type site_entry, @function
@@ -23,7 +25,13 @@ site_entry:
     push %r11
     and $-16, %rsp
     sub $8, %rsp
-    push %rax                   /* a5: site_fire's seventh argument */
+    pushq 64(%rbp)              /* a5: site_fire's seventh argument */
+    mov 16(%rbp), %rdi          /* descriptor */
+    mov 24(%rbp), %rsi          /* a0 */
+    mov 32(%rbp), %rdx
+    mov 40(%rbp), %rcx
+    mov 48(%rbp), %r8
+    mov 56(%rbp), %r9           /* a4 */
     call site_fire
     lea -72(%rbp), %rsp         /* back to the nine saved registers */
     pop %r11
