@@ -108,3 +108,28 @@ def test_missing_feature_is_named_not_a_version_error(fake):
         assert ch.threads()[1]        # everything else still works
         # the kernel never saw the refused request
         assert ch.chanstat()["rej_unknown_type"] == 0
+
+
+def test_kernel_types_are_not_wire_types(demo_elf, root):
+    """The wire stays in chan/: mm.h and thread.h do not include wire.h, and
+    thread states are a real enum the post-mortem tools see in DWARF."""
+    from elftools.elf.elffile import ELFFile
+    for h in ("mm.h", "thread.h", "vcons.h"):
+        assert '#include "wire.h"' not in (root / "kernel" / "include" / h).read_text(), h
+    for src in (root / "kernel").rglob("*.c"):
+        if src.parent.name not in ("chan",):
+            assert "WIRE_" not in src.read_text(), src
+    names = None
+    with open(demo_elf, "rb") as f:
+        for cu in ELFFile(f).get_dwarf_info().iter_CUs():
+            for die in cu.iter_DIEs():
+                n = die.attributes.get("DW_AT_name")
+                if die.tag == "DW_TAG_enumeration_type" and n and n.value == b"thread_state":
+                    names = {e.attributes["DW_AT_name"].value.decode():
+                             e.attributes["DW_AT_const_value"].value
+                             for e in die.iter_children()}
+                    break
+            if names:
+                break
+    assert names == {"THREAD_RUNNING": 0, "THREAD_RUNNABLE": 1, "THREAD_SLEEPING": 2,
+                     "THREAD_DEAD": 3}

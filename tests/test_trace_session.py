@@ -199,3 +199,30 @@ def test_option_parsing():
     assert parse_size("64k") == 65536 and parse_size(100) == 100 and parse_size("4m") == 4 << 20
     assert parse_rate_us("50hz") == 20000 and parse_rate_us(10) == 100000
     assert parse_rate_us("5ms") == 5000 and parse_rate_us("1s") == 1_000_000
+
+
+def test_sessions_table_pure():
+    from introspect.routing import Sessions
+    s = Sessions()
+    s.add(3, "a")
+    s.add(5, "b")
+    s.add(7, "a")
+    assert s.owner(3) == "a" and s.owner(5) == "b" and s.owner(9) is None
+    assert s.drop_client("a") == [3, 7]
+    assert s.owner(3) is None and s.owner(5) == "b"
+    s.remove(5)
+    s.remove(5)
+    assert s.drop_client("b") == []
+
+
+def test_decode_trace_data_checks_records():
+    rec = isa.REC_HDR.pack(size=24, desc=1, probe=4, timestamp=9) + bytes(8)
+    head = dict(session=2, seq=0, flags=0, drops_buf=0, drops_chan=0, drops_agg=0,
+                drops_dyn=0, errors=0)
+    h, recs = codec.decode_trace_data(P.TRACE_DATA_HDR.pack(nrec=2, **head) + rec * 2)
+    assert h["session"] == 2 and recs == rec * 2
+    for bad in (P.TRACE_DATA_HDR.pack(nrec=3, **head) + rec * 2,      # count differs
+                P.TRACE_DATA_HDR.pack(nrec=1, **head) + rec[:20],      # cut record
+                P.TRACE_DATA_HDR.pack(nrec=1, **head) + b"\x07" + rec[1:]):  # size 7
+        with pytest.raises(codec.ProtocolError):
+            codec.decode_trace_data(bad)

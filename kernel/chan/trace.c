@@ -94,8 +94,12 @@ void chan_serve_trace_open(u16 type, u32 id, const u8 *p, u32 len)
         probe_close(sid);
         err = PROBE_E_NOSPACE;
     }
+    if (err == PROBE_E_RANGE) {
+        chan_error(type, id, WIRE_ERR_RANGE, "sizes %u/%u/%u or prog_len %u out of range", rq.bufsize, rq.aggsize, rq.dynvarsize, rq.prog_len);
+        return;
+    }
     if (err != PROBE_OK) {
-        trace_refuse(type, id, err, sid);
+        chan_error(type, id, WIRE_ERR_NO_SPACE, "no room for another trace session");
         return;
     }
     struct chan_trace *t = &chan_traces[sid];
