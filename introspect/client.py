@@ -14,7 +14,7 @@ from pathlib import Path
 
 from . import codec
 from . import protocol as P
-from .errors import ChannelDown, ChannelError, ChannelTimeout, UnikError
+from .errors import ChannelDown, ChannelError, ChannelTimeout, MissingFeature, UnikError
 
 DEFAULT_TIMEOUT = 5.0
 
@@ -30,6 +30,7 @@ class Channel:
         self.events: deque = deque()         # unsolicited frames (id 0) seen
         self._pending: deque = deque()       # decoded frames not yet handed out
         self.next_id = 1
+        self.kernel_features: int | None = None  # from HELLO, fetched when first needed
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock.settimeout(timeout)
         try:
@@ -146,7 +147,12 @@ class Channel:
     def request(self, mtype: int, payload: bytes = b"",
                 timeout: float | None = None) -> codec.Frame:
         """Send a request and wait for its reply.  ERROR replies raise
-        ChannelError; unsolicited frames met meanwhile go to `events`."""
+        ChannelError; unsolicited frames met meanwhile go to `events`.  A
+        request of a family the kernel lacks (HELLO features) raises
+        MissingFeature without being sent."""
+        need = P.feature_of(mtype)
+        if need:
+            self.require(need, P.MsgType(mtype).name)
         timeout = self.timeout if timeout is None else timeout
         rid = self.send(mtype, payload)
         end = time.monotonic() + timeout
@@ -184,7 +190,22 @@ class Channel:
 
     def hello(self) -> dict:
         fr = self.request(P.MsgType.HELLO, codec.hello_request())
-        return self._decode(codec.decode_hello, fr.payload)
+        h = self._decode(codec.decode_hello, fr.payload)
+        self.kernel_features = h["features"]
+        return h
+
+    def features(self) -> int:
+        """The kernel's HELLO feature bits (asked once per channel)."""
+        if self.kernel_features is None:
+            self.hello()
+        return self.kernel_features
+
+    def require(self, feature: int, what: str) -> None:
+        """Raise MissingFeature unless the kernel has every bit of `feature`."""
+        missing = feature & ~self.features()
+        if missing:
+            names = "+".join(f.name for f in P.Feature if missing & f)
+            raise MissingFeature(self.name, names, what)
 
     def threads(self) -> tuple[dict, list[dict]]:
         return self._decode(codec.decode_threads, self.request(P.MsgType.THREADS).payload)

@@ -168,16 +168,12 @@ class KernelModel:
 
 
 def classify(fr: Frame):
-    """Reject reason the kernel gives a well-formed frame, or None."""
-    try:
-        mtype = P.MsgType(fr.type)
-    except ValueError:
+    """Reject reason the kernel gives a well-formed frame, or None: by the
+    request table (protocol.REQUESTS), as the kernel's frame_classify."""
+    req = P.REQUESTS.get(fr.type)
+    if req is None:
         return P.Reject.UNKNOWN_TYPE
-    if mtype not in P.REQUESTS:
-        return P.Reject.UNKNOWN_TYPE
-    lay = P.REQUESTS[mtype]
-    want = 0 if lay is None else lay.size
-    if len(fr.payload) != want:
+    if not req.size_ok(len(fr.payload)):
         return P.Reject.BAD_PAYLOAD
     return None
 
@@ -228,8 +224,12 @@ def _head_and_bytes(payload: bytes, lay: P.Layout, len_field: str) -> tuple[dict
 
 # requests (payloads the host sends)
 
-def hello_request(version: int = P.VERSION) -> bytes:
-    return P.HELLO_REQ.pack(version=version, flags=0)
+def hello_request(version: int = P.VERSION, features: int = P.FEATURES_ALL) -> bytes:
+    return P.HELLO_REQ.pack(version=version, features=features)
+
+
+def log_subscribe_request(on: bool) -> bytes:
+    return P.LOG_SUBSCRIBE_REQ.pack(on=int(on))
 
 
 def log_request(offset: int, max_len: int = P.LOG_READ_MAX) -> bytes:
@@ -255,6 +255,8 @@ def decode_hello(payload: bytes) -> dict:
     d = _exact(payload, P.HELLO_REP)
     n = min(d["build_id_len"], 32)
     d["build_id"] = d["build_id"][:n].hex()
+    d.pop("pad", None)
+    d["feature_names"] = [f.name for f in P.Feature if d["features"] & f]
     return d
 
 
@@ -273,6 +275,10 @@ def decode_memstat(payload: bytes) -> tuple[dict, list[dict]]:
     for c in classes:
         c.pop("pad", None)
     return head, classes
+
+
+def decode_log_subscribe(payload: bytes) -> dict:
+    return _exact(payload, P.LOG_SUBSCRIBE_REP)
 
 
 def decode_log(payload: bytes) -> tuple[dict, bytes]:
@@ -294,3 +300,95 @@ def decode_mux_info(payload: bytes) -> dict:
     h.pop("pad", None)
     h["hello"] = decode_hello(hello) if hello else None
     return h
+
+
+# ------------------------------------------------------------ trace sessions
+
+def trace_open_request(*, bufsize: int, aggsize: int, dynvarsize: int, prog_len: int,
+                       switchrate_us: int, wall_ns: int) -> bytes:
+    return P.TRACE_OPEN_REQ.pack(bufsize=bufsize, aggsize=aggsize, dynvarsize=dynvarsize,
+                                 prog_len=prog_len, switchrate_us=switchrate_us,
+                                 wall_ns=wall_ns)
+
+
+def trace_chunk_requests(session: int, blob: bytes) -> list[bytes]:
+    """The program container as TRACE_CHUNK payloads of at most
+    TRACE_CHUNK_MAX bytes each (every request stays under MAX_REQUEST)."""
+    step = P.TRACE_CHUNK_MAX
+    return [P.TRACE_CHUNK_REQ.pack(session=session, offset=off) + blob[off:off + step]
+            for off in range(0, len(blob), step)]
+
+
+def trace_session_request(session: int) -> bytes:
+    return P.TRACE_SESSION_REQ.pack(session=session)
+
+
+def trace_enable_requests(session: int, enablings) -> list[bytes]:
+    """(clause, probe id, arg) triples as TRACE_ENABLE payloads, batched."""
+    items = [P.TRACE_ENABLING.pack(clause=c, probe=p, arg=a) for c, p, a in enablings]
+    n = P.TRACE_ENABLE_MAX
+    head = P.TRACE_ENABLE_REQ.pack(session=session)
+    return [head + b"".join(items[i:i + n]) for i in range(0, len(items), n)]
+
+
+def agg_read_request(session: int, cursor: int) -> bytes:
+    return P.AGG_READ_REQ.pack(session=session, cursor=cursor)
+
+
+def agg_clear_request(session: int, agg: int | None) -> bytes:
+    return P.AGG_CLEAR_REQ.pack(session=session, agg=P.AGG_ALL if agg is None else agg)
+
+
+def decode_trace_open(payload: bytes) -> int:
+    return _exact(payload, P.TRACE_OPEN_REP)["session"]
+
+
+def decode_trace_load(payload: bytes) -> dict:
+    d = _exact(payload, P.TRACE_LOAD_REP)
+    d.pop("pad", None)
+    return d
+
+
+def decode_trace_status(payload: bytes) -> dict:
+    d = _exact(payload, P.TRACE_STATUS_REP)
+    d.pop("pad", None)
+    return d
+
+
+def decode_agg_read(payload: bytes) -> tuple[int, bytes]:
+    h, data = _head_and_bytes(payload, P.AGG_READ_REP, "len")
+    return h["next"], data
+
+
+def trace_data_session(payload: bytes) -> int | None:
+    """The session a TRACE_DATA payload belongs to (the mux routes by it)."""
+    if len(payload) < 4:
+        return None
+    return int.from_bytes(payload[:4], "little")
+
+
+def split_records(data: bytes) -> list[bytes]:
+    """Whole records (isa REC_HDR: u16 size first, a multiple of 8)."""
+    out, i = [], 0
+    while i < len(data):
+        if len(data) - i < 16:
+            raise ProtocolError(f"record header cut at byte {i} of {len(data)}")
+        n = int.from_bytes(data[i:i + 2], "little")
+        if n < 16 or n % 8 or i + n > len(data):
+            raise ProtocolError(f"record of size {n} at byte {i} of {len(data)}")
+        out.append(data[i:i + n])
+        i += n
+    return out
+
+
+def decode_trace_data(payload: bytes) -> tuple[dict, bytes]:
+    """TRACE_DATA: its head and the concatenated records (checked whole)."""
+    if len(payload) < P.TRACE_DATA_HDR.size:
+        raise ProtocolError(f"trace_data: {len(payload)} bytes, want >= "
+                            f"{P.TRACE_DATA_HDR.size}")
+    h = P.TRACE_DATA_HDR.unpack(payload)
+    recs = payload[P.TRACE_DATA_HDR.size:]
+    n = len(split_records(recs))
+    if n != h["nrec"]:
+        raise ProtocolError(f"trace_data: {n} records, head says {h['nrec']}")
+    return h, recs

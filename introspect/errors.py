@@ -39,6 +39,17 @@ class ChannelTimeout(ChannelDown):
     """No reply within the timeout."""
 
 
+class MissingFeature(UnikError):
+    """The running kernel lacks the capability (HELLO feature) a request needs."""
+
+    def __init__(self, instance: str, feature: str, what: str) -> None:
+        super().__init__(f"the kernel of {instance} lacks the {feature} capability "
+                         f"(needed for {what})",
+                         "it was built from older sources: rebuild the kernel "
+                         "(unik build) and boot the instance again")
+        self.feature = feature
+
+
 class ChannelError(UnikError):
     """The kernel (or the mux) answered a request with an ERROR frame."""
 

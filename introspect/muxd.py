@@ -10,7 +10,10 @@ protocol:
   * it then listens on chan.sock; each client request gets a fresh mux id on
     the way to the kernel and its own id back on the reply (routing.Router);
   * unsolicited kernel frames (id 0) go to the clients that subscribed to
-    their type (MUX_SUBSCRIBE); requests typed MUX_FIRST..MUX_LAST are
+    their type (MUX_SUBSCRIBE), except TRACE_DATA, which goes to the client
+    that opened its trace session (learnt from TRACE_OPEN replies); when a
+    client leaves, the mux closes its sessions (TRACE_CLOSE) and stops the
+    kernel's log stream if nobody else follows it; requests typed MUX_FIRST..MUX_LAST are
     answered here (MUX_INFO, MUX_SUBSCRIBE) and never reach the kernel;
   * it exits when the kernel side closes (QEMU gone), removing chan.sock.
 
@@ -33,7 +36,7 @@ from pathlib import Path
 from . import codec
 from . import protocol as P
 from .instance import Instance, pid_alive
-from .routing import Router, Subscriptions
+from .routing import Router, Sessions, Subscriptions
 
 log = logging.getLogger("muxd")
 
@@ -61,6 +64,9 @@ class Mux:
         self.stats = {k: 0 for k in ("clients_total", "frames_up", "frames_down",
                                      "frames_broadcast", "frames_dropped", "frames_local")}
         self.hello = b""
+        self.features = 0               # the kernel's HELLO feature bits
+        self.log_on = False             # LOG_SUBSCRIBE sent (someone wants LOG_DATA)
+        self.sessions = Sessions()      # trace session -> the client that opened it
         self.t0 = time.monotonic()
         self.kdec = codec.Decoder(max_payload=P.MAX_PAYLOAD)
         self.kr: asyncio.StreamReader | None = None
@@ -134,8 +140,10 @@ class Mux:
             raise Fatal(f"build-id mismatch: the running kernel is {h['build_id'] or '(none)'}"
                         f" but {self.inst.kernel} is {want}",
                         "the kernel image changed since boot: stop the instance and boot again")
-        log.info("kernel HELLO: version %d build-id %s app %s kernel %s",
-                 h["version"], h["build_id"], h["app"], h["kernel"])
+        self.features = h["features"]
+        log.info("kernel HELLO: version %d build-id %s app %s kernel %s features %s",
+                 h["version"], h["build_id"], h["app"], h["kernel"],
+                 "+".join(h["feature_names"]) or "none")
 
     async def pump_kernel(self) -> None:
         while True:
@@ -151,6 +159,8 @@ class Mux:
                 self.route_from_kernel(fr)
 
     def route_from_kernel(self, fr: codec.Frame) -> None:
+        if fr.id == 0 and fr.type == P.MsgType.TRACE_DATA:
+            return self.route_trace_data(fr)
         if fr.id == 0:
             targets = self.subs.targets(fr.type)
             if not targets:
@@ -165,6 +175,8 @@ class Mux:
         if p is None:
             self.stats["frames_dropped"] += 1
             return
+        if fr.type == P.MsgType.TRACE_OPEN | P.REPLY:
+            self.opened(p.client, fr)
         if p.client == SELF:
             if fr.type == P.MsgType.HELLO | P.REPLY:
                 self.hello = fr.payload
@@ -204,9 +216,7 @@ class Mux:
                     if P.is_mux_local(fr.type):
                         self.serve_local(cid, fr)
                         continue
-                    mid = self.router.outbound(cid, fr.id, fr.type, time.monotonic())
-                    self.kw.write(codec.reframe(fr, mid))
-                    self.stats["frames_up"] += 1
+                    self.forward(cid, fr)
                 await self.kw.drain()
         except (ConnectionError, OSError) as e:
             log.debug("client %d: %s", cid, e)
@@ -215,6 +225,9 @@ class Mux:
             self.clients.pop(cid, None)
             self.router.drop_client(cid)
             self.subs.drop_client(cid)
+            self.sync_streams()
+            for sid in self.sessions.drop_client(cid):
+                self.close_session(sid)
             writer.close()
 
     def serve_local(self, cid: int, fr: codec.Frame) -> None:
@@ -235,7 +248,56 @@ class Mux:
                 self.subs.subscribe(cid, req["type_lo"], req["type_hi"])
             else:
                 self.subs.unsubscribe(cid, req["type_lo"], req["type_hi"])
+            self.sync_streams()
             self.send_client(cid, codec.encode(fr.type | P.REPLY, fr.id, b""))
+
+    def route_trace_data(self, fr: codec.Frame) -> None:
+        """A TRACE_DATA frame goes to the client that opened its session
+        only (whoever else subscribes)."""
+        owner = self.sessions.owner(codec.trace_data_session(fr.payload))
+        if owner is None or owner not in self.clients:
+            self.stats["frames_dropped"] += 1
+            return
+        self.send_client(owner, codec.reframe(fr, 0))
+        self.stats["frames_broadcast"] += 1
+
+    def opened(self, client, fr: codec.Frame) -> None:
+        """A TRACE_OPEN reply: remember who owns the session; if that client
+        left meanwhile, close the session at once."""
+        try:
+            sid = codec.decode_trace_open(fr.payload)
+        except codec.ProtocolError:
+            return
+        if client in self.clients:
+            self.sessions.add(sid, client)
+        else:
+            self.close_session(sid)
+
+    def close_session(self, sid: int) -> None:
+        rid = self.router.outbound(SELF, 0, P.MsgType.TRACE_CLOSE, time.monotonic())
+        self.send_kernel(P.MsgType.TRACE_CLOSE, rid, codec.trace_session_request(sid))
+        log.info("closing trace session %d: its client left", sid)
+
+    def forward(self, cid: int, fr: codec.Frame) -> None:
+        """A client's request on its way to the kernel (a TRACE_CLOSE also
+        ends the session's ownership)."""
+        if fr.type == P.MsgType.TRACE_CLOSE and len(fr.payload) >= 4:
+            self.sessions.remove(codec.trace_data_session(fr.payload))
+        mid = self.router.outbound(cid, fr.id, fr.type, time.monotonic())
+        self.kw.write(codec.reframe(fr, mid))
+        self.stats["frames_up"] += 1
+
+    def sync_streams(self) -> None:
+        """Turn the kernel's LOG_DATA stream on while some client subscribes
+        to it and off when the last one goes.  Sent before the client's
+        subscribe reply, so anything the client asks next is served after
+        the stream started."""
+        want = bool(self.subs.targets(P.MsgType.LOG_DATA))
+        if want == self.log_on or not self.features & P.Feature.LOG_STREAM or self.kw is None:
+            return
+        self.log_on = want
+        rid = self.router.outbound(SELF, 0, P.MsgType.LOG_SUBSCRIBE, time.monotonic())
+        self.send_kernel(P.MsgType.LOG_SUBSCRIBE, rid, codec.log_subscribe_request(want))
 
     def reply_error(self, cid: int, fr: codec.Frame, code: P.ErrCode, msg: str) -> None:
         self.send_client(cid, codec.encode(P.MsgType.ERROR, fr.id,

@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
-from enum import IntEnum
+from enum import IntEnum, IntFlag
 
 MAGIC = 0x4B55            # the bytes b"UK" read as a little-endian u16
 MAGIC_BYTES = b"UK"
-VERSION = 1               # bumped whenever a layout below changes
+VERSION = 2               # bumped whenever a layout below changes (features: HELLO)
 HEADER_SIZE = 20
 MAX_PAYLOAD = 16384       # largest payload either side sends
 MAX_REQUEST = 1024        # largest request payload the kernel accepts
@@ -42,7 +42,29 @@ class MsgType(IntEnum):
     LOG = 0x0004        # read the log ring from an offset
     MEMREAD = 0x0005    # bounded read of guest memory
     CHANSTAT = 0x0006   # channel statistics
+    LOG_SUBSCRIBE = 0x0007  # start (on=1) or stop the LOG_DATA stream
+    TRACE_OPEN = 0x0010     # new trace session with its buffer sizes -> session id
+    TRACE_CHUNK = 0x0011    # a piece of the session's program container
+    TRACE_LOAD = 0x0012     # verify the uploaded program (structured refusal)
+    TRACE_ENABLE = 0x0013   # enablings: run clause c when probe p fires
+    TRACE_GO = 0x0014       # patch the sites, fire BEGIN, start streaming
+    TRACE_STOP = 0x0015     # fire END, restore the sites; data stays readable
+    TRACE_CLOSE = 0x0016    # free the session
+    TRACE_STATUS = 0x0017   # the session's counters
+    AGG_READ = 0x0018       # a page of the session's aggregations from a cursor
+    AGG_CLEAR = 0x0019      # zero one aggregation (or all)
+    LOG_DATA = 0x0200   # unsolicited (id 0): new log bytes while subscribed
+    TRACE_DATA = 0x0201  # unsolicited (id 0): a batch of a session's records
     ERROR = 0xFFFF      # reply only: the request failed (payload: error)
+
+
+class Feature(IntFlag):
+    """Capability bits: HELLO's `features`.  The host sends those it knows,
+    the kernel replies with those it has; a request of a family the kernel
+    lacks is refused by the host with the capability's name (the version
+    changes only when a layout does)."""
+    LOG_STREAM = 1 << 0     # LOG_SUBSCRIBE and the LOG_DATA stream
+    TRACE = 1 << 1          # TRACE_*, AGG_* and the TRACE_DATA stream
 
 
 class Reject(IntEnum):
@@ -63,6 +85,10 @@ class ErrCode(IntEnum):
     TOO_LARGE = 4       # a length above the request's cap
     VERSION = 5         # HELLO with a protocol version the kernel lacks
     BUSY = 6            # the kernel cannot serve this now
+    NO_SESSION = 7      # no such trace session, or not in the state the request needs
+    NO_SPACE = 8        # too many sessions, or not enough memory for the sizes asked
+    NO_PROBE = 9        # TRACE_ENABLE of a probe id the kernel does not have
+    RANGE = 10          # an offset, clause, aggregation or size out of range
 
 
 class ThreadState(IntEnum):
@@ -145,7 +171,7 @@ HEADER = L("header", "frame header",
 
 HELLO_REQ = L("hello_req", "HELLO request",
               ("version", "u32", "protocol version the host speaks"),
-              ("flags", "u32", "reserved, 0"))
+              ("features", "u32", "Feature bits the host knows"))
 
 HELLO_REP = L("hello_rep", "HELLO reply",
               ("version", "u32", "protocol version the kernel speaks"),
@@ -158,7 +184,9 @@ HELLO_REP = L("hello_rep", "HELLO reply",
               ("app", "char[16]", "application linked in"),
               ("kernel", "char[32]", "kernel version string"),
               ("tsc_entry", "u64", "TSC at the kernel's first instruction"),
-              ("tsc_ready", "u64", "TSC when the probe channel became ready"))
+              ("tsc_ready", "u64", "TSC when the probe channel became ready"),
+              ("features", "u32", "Feature bits the kernel has"),
+              ("pad", "u32", "0"))
 
 THREADS_REP = L("threads_rep", "THREADS reply head; `count` thread_info follow",
                 ("count", "u32", "records that follow"),
@@ -213,6 +241,94 @@ LOG_REP = L("log_rep", "LOG reply head; `len` bytes of text follow",
             ("len", "u32", "bytes that follow"),
             ("lost", "u32", "bytes between the asked offset and `offset` lost to wrap"))
 
+LOG_SUBSCRIBE_REQ = L("log_subscribe_req", "LOG_SUBSCRIBE request (the mux sends it "
+                      "when its first LOG_DATA subscriber comes and its last goes)",
+                      ("on", "u32", "1 start the stream at the log's head, 0 stop it"),
+                      ("pad", "u32", "0"))
+
+LOG_SUBSCRIBE_REP = L("log_subscribe_rep", "LOG_SUBSCRIBE reply",
+                      ("head", "u64", "log offset the stream starts at (on) or stopped at"))
+
+TRACE_OPEN_REQ = L("trace_open_req", "TRACE_OPEN request",
+                   ("bufsize", "u32", "bytes of record buffer"),
+                   ("aggsize", "u32", "bytes of aggregation memory"),
+                   ("dynvarsize", "u32", "bytes of dynamic-variable memory"),
+                   ("prog_len", "u32", "bytes of program container TRACE_CHUNK will send"),
+                   ("switchrate_us", "u32", "how often the kernel drains the buffer to TRACE_DATA"),
+                   ("pad", "u32", "0"),
+                   ("wall_ns", "u64", "host wall clock (ns since the epoch) for walltimestamp"))
+
+TRACE_OPEN_REP = L("trace_open_rep", "TRACE_OPEN reply",
+                   ("session", "u32", "session id (0..31)"),
+                   ("pad", "u32", "0"))
+
+TRACE_CHUNK_REQ = L("trace_chunk_req", "TRACE_CHUNK request head; the bytes follow "
+                    "(the rest of the payload)",
+                    ("session", "u32", "session id"),
+                    ("offset", "u32", "where the bytes go in the program container"))
+
+TRACE_SESSION_REQ = L("trace_session_req", "request naming only a session (TRACE_LOAD, "
+                      "TRACE_GO, TRACE_STOP, TRACE_CLOSE, TRACE_STATUS)",
+                      ("session", "u32", "session id"),
+                      ("pad", "u32", "0"))
+
+TRACE_LOAD_REP = L("trace_load_rep", "TRACE_LOAD reply: loaded, or the verifier's refusal",
+                   ("ok", "u32", "1 the program was verified and loaded, 0 refused"),
+                   ("pad", "u32", "0"),
+                   ("pc", "i64", "refused: the instruction at fault (-1: the container)"),
+                   ("msg", "char[64]", "refused: the verifier's reason"))
+
+TRACE_ENABLE_REQ = L("trace_enable_req", "TRACE_ENABLE request head; 1..TRACE_ENABLE_MAX "
+                     "trace_enabling follow",
+                     ("session", "u32", "session id"),
+                     ("pad", "u32", "0"))
+
+TRACE_ENABLING = L("trace_enabling", "one enabling",
+                   ("clause", "u32", "clause index in the program"),
+                   ("probe", "u32", "probe id (SynthProbe or FIRST_STATIC_PROBE + i)"),
+                   ("arg", "u64", "tick-N: the period in ns; else 0"))
+
+TRACE_STATUS_REP = L("trace_status_rep", "TRACE_STATUS reply",
+                     ("fired", "u64", "clause executions"),
+                     ("records", "u64", "records committed to the buffer"),
+                     ("drops_buf", "u64", "records dropped: buffer full"),
+                     ("drops_agg", "u64", "aggregation keys dropped: aggsize full"),
+                     ("drops_dyn", "u64", "dynamic variables dropped: dynvarsize full"),
+                     ("errors", "u64", "clause faults (ERROR fired)"),
+                     ("reentrant", "u64", "firings skipped: already inside the engine"),
+                     ("drained", "u64", "records taken from the buffer by the channel"),
+                     ("drops_chan", "u64", "of those, records in TRACE_DATA frames the "
+                      "transmit ring could not take"),
+                     ("frames", "u64", "TRACE_DATA frames sent"),
+                     ("exiting", "u32", "1 once the program called exit()"),
+                     ("pad", "u32", "0"))
+
+AGG_READ_REQ = L("agg_read_req", "AGG_READ request",
+                 ("session", "u32", "session id"),
+                 ("cursor", "u32", "0 to start, then the reply's `next`"))
+
+AGG_READ_REP = L("agg_read_rep", "AGG_READ reply head; `len` bytes of entries follow "
+                 "(each: u16 agg, u16 keylen, u32 nwords, key bytes padded to 8, nwords u64)",
+                 ("next", "u32", "cursor for the next page; 0 when this was the last"),
+                 ("len", "u32", "bytes that follow"))
+
+AGG_CLEAR_REQ = L("agg_clear_req", "AGG_CLEAR request",
+                  ("session", "u32", "session id"),
+                  ("agg", "u32", "aggregation index; 0xffffffff clears all"))
+
+TRACE_DATA_HDR = L("trace_data", "TRACE_DATA frame head; `nrec` whole records follow "
+                   "(isa.REC_HDR each).  The drop counters are the session's totals so far",
+                   ("session", "u32", "session id"),
+                   ("seq", "u32", "frame sequence number in the session, from 0 (dropped "
+                    "frames use one too)"),
+                   ("nrec", "u32", "records that follow"),
+                   ("flags", "u32", "bit 0: the session is exiting (exit() was called)"),
+                   ("drops_buf", "u64", "records dropped: buffer full"),
+                   ("drops_chan", "u64", "records dropped: frame not taken by the transmit ring"),
+                   ("drops_agg", "u64", "aggregation keys dropped"),
+                   ("drops_dyn", "u64", "dynamic variables dropped"),
+                   ("errors", "u64", "clause faults"))
+
 MEMREAD_REQ = L("memread_req", "MEMREAD request",
                 ("addr", "u64", "guest physical (= virtual) address"),
                 ("len", "u32", "bytes wanted, at most MEMREAD_MAX"),
@@ -245,27 +361,105 @@ ERROR_REP = L("error_rep", "ERROR reply",
               ("msg", "char[56]", "human-readable reason"))
 
 LAYOUTS = (HEADER, HELLO_REQ, HELLO_REP, THREADS_REP, THREAD_INFO, MEMSTAT_REP,
-           HEAP_CLASS, LOG_REQ, LOG_REP, MEMREAD_REQ, MEMREAD_REP,
-           CHANSTAT_REP, ERROR_REP)
+           HEAP_CLASS, LOG_REQ, LOG_REP, LOG_SUBSCRIBE_REQ, LOG_SUBSCRIBE_REP,
+           MEMREAD_REQ, MEMREAD_REP, CHANSTAT_REP, ERROR_REP,
+           TRACE_OPEN_REQ, TRACE_OPEN_REP, TRACE_CHUNK_REQ, TRACE_SESSION_REQ,
+           TRACE_LOAD_REP, TRACE_ENABLE_REQ, TRACE_ENABLING, TRACE_STATUS_REP,
+           AGG_READ_REQ, AGG_READ_REP, AGG_CLEAR_REQ, TRACE_DATA_HDR)
 
-# Request payload layout per type (None = empty payload).
+TRACE_DATA_EXITING = 1                  # TRACE_DATA flags bit 0
+AGG_ALL = 0xFFFFFFFF                    # AGG_CLEAR: every aggregation
+TRACE_CHUNK_MAX = MAX_REQUEST - TRACE_CHUNK_REQ.size   # program bytes per TRACE_CHUNK
+TRACE_ENABLE_MAX = (MAX_REQUEST - TRACE_ENABLE_REQ.size) // TRACE_ENABLING.size
+
+
+# ---------------------------------------------------------------- requests
+@dataclass(frozen=True)
+class Request:
+    """What the kernel accepts for one request type: a fixed head (`layout`,
+    None = nothing) followed by `min_items`..`max_items` items of `item`
+    bytes each (a variable part; 0 = none).  Any other payload size is
+    BAD_PAYLOAD.  `feature`: the capability bit of its family (0 = always
+    there).  `reply`: what the reply carries (docs).  The kernel's request
+    table (wire.h's WIRE_REQUESTS) and codec.classify() both come from this,
+    and the kernel's handler is chan_serve_<name>."""
+    layout: Layout | None
+    reply: str
+    item: int = 0
+    min_items: int = 0
+    max_items: int = 0
+    feature: int = 0
+
+    @property
+    def head(self) -> int:
+        return 0 if self.layout is None else self.layout.size
+
+    @property
+    def max_size(self) -> int:
+        return self.head + self.item * self.max_items
+
+    def size_ok(self, n: int) -> bool:
+        """Is n bytes a payload this request accepts (by size alone)?"""
+        if self.item == 0:
+            return n == self.head
+        k, rem = divmod(n - self.head, self.item)
+        return n >= self.head and rem == 0 and self.min_items <= k <= self.max_items
+
+
 REQUESTS = {
-    MsgType.HELLO: HELLO_REQ,
-    MsgType.THREADS: None,
-    MsgType.MEMSTAT: None,
-    MsgType.LOG: LOG_REQ,
-    MsgType.MEMREAD: MEMREAD_REQ,
-    MsgType.CHANSTAT: None,
+    MsgType.HELLO: Request(HELLO_REQ, "hello_rep"),
+    MsgType.THREADS: Request(None, "threads_rep + count × thread_info"),
+    MsgType.MEMSTAT: Request(None, "memstat_rep + nclasses × heap_class"),
+    MsgType.LOG: Request(LOG_REQ, "log_rep + len bytes of text"),
+    MsgType.MEMREAD: Request(MEMREAD_REQ, "memread_rep + len bytes"),
+    MsgType.CHANSTAT: Request(None, "chanstat_rep"),
+    MsgType.LOG_SUBSCRIBE: Request(LOG_SUBSCRIBE_REQ, "log_subscribe_rep",
+                                   feature=Feature.LOG_STREAM),
+    MsgType.TRACE_OPEN: Request(TRACE_OPEN_REQ, "trace_open_rep", feature=Feature.TRACE),
+    MsgType.TRACE_CHUNK: Request(TRACE_CHUNK_REQ, "empty", item=1, min_items=1,
+                                 max_items=TRACE_CHUNK_MAX, feature=Feature.TRACE),
+    MsgType.TRACE_LOAD: Request(TRACE_SESSION_REQ, "trace_load_rep", feature=Feature.TRACE),
+    MsgType.TRACE_ENABLE: Request(TRACE_ENABLE_REQ, "empty", item=TRACE_ENABLING.size,
+                                  min_items=1, max_items=TRACE_ENABLE_MAX,
+                                  feature=Feature.TRACE),
+    MsgType.TRACE_GO: Request(TRACE_SESSION_REQ, "empty", feature=Feature.TRACE),
+    MsgType.TRACE_STOP: Request(TRACE_SESSION_REQ, "empty", feature=Feature.TRACE),
+    MsgType.TRACE_CLOSE: Request(TRACE_SESSION_REQ, "empty", feature=Feature.TRACE),
+    MsgType.TRACE_STATUS: Request(TRACE_SESSION_REQ, "trace_status_rep", feature=Feature.TRACE),
+    MsgType.AGG_READ: Request(AGG_READ_REQ, "agg_read_rep + len bytes of entries",
+                              feature=Feature.TRACE),
+    MsgType.AGG_CLEAR: Request(AGG_CLEAR_REQ, "empty", feature=Feature.TRACE),
 }
+
+# Unsolicited kernel frames (id 0): what each carries (docs).
+STREAMS = {
+    MsgType.LOG_DATA: (LOG_REP, "log_rep + len bytes of text: the bytes from `offset` "
+                       "(`lost` before it were overwritten first)", Feature.LOG_STREAM),
+    MsgType.TRACE_DATA: (TRACE_DATA_HDR, "trace_data + nrec records; the mux routes it to "
+                         "the client that opened the session", Feature.TRACE),
+}
+
+FEATURES_ALL = 0
+for _f in Feature:
+    FEATURES_ALL |= int(_f)
+
+
+def feature_of(mtype: int) -> int:
+    """Capability bit a request type needs (0: none)."""
+    r = REQUESTS.get(mtype)
+    return r.feature if r else 0
+
 
 # Constants exported to C as #define WIRE_<NAME>.
 CONSTANTS = {
     "MAGIC": MAGIC, "VERSION": VERSION, "HEADER_SIZE": HEADER_SIZE,
     "MAX_PAYLOAD": MAX_PAYLOAD, "MAX_REQUEST": MAX_REQUEST,
     "MEMREAD_MAX": MEMREAD_MAX, "LOG_READ_MAX": LOG_READ_MAX, "REPLY": REPLY,
+    "TRACE_DATA_EXITING": TRACE_DATA_EXITING, "AGG_ALL": AGG_ALL,
 }
 
-ENUMS = (("MSG", MsgType), ("REJ", Reject), ("ERR", ErrCode), ("TS", ThreadState))
+ENUMS = (("MSG", MsgType), ("REJ", Reject), ("ERR", ErrCode), ("TS", ThreadState),
+         ("F", Feature))
 
 
 # ================================================================ mux-local

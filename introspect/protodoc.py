@@ -60,9 +60,36 @@ Every rejected frame is counted by reason in CHANSTAT.
 
 ## Requests
 
-| type | value | request payload | reply payload |
-| --- | --- | --- | --- |
+The kernel's request table (`WIRE_REQUESTS` in the generated wire.h, which
+generates its `frame_classify` and its dispatch to `chan_serve_<name>`)
+and `introspect.codec.classify` both come from `protocol.REQUESTS`.  A
+request's payload is its fixed head, then (for some types) a variable
+number of items; any other size is BAD_PAYLOAD.  A request that needs a
+feature is sent only to a kernel whose HELLO reply lists it.
+
+| type | value | request payload | size | feature | reply payload |
+| --- | --- | --- | --- | --- | --- |
 {request_rows}
+
+## Features (HELLO)
+
+The HELLO request's `features` are the capability bits the host knows, the
+reply's those the kernel has.  A host asked for a request of a family the
+kernel lacks says which capability is missing, instead of failing on the
+version, which changes only when a layout does.
+
+| feature | bit | meaning |
+| --- | --- | --- |
+{feature_rows}
+
+## Streams
+
+Unsolicited kernel frames (id 0).  Through the mux they reach only the
+clients that subscribed to their type (MUX_SUBSCRIBE).
+
+| type | value | payload | feature |
+| --- | --- | --- | --- |
+{stream_rows}
 
 ## Error codes
 
@@ -79,12 +106,16 @@ Every rejected frame is counted by reason in CHANSTAT.
 ## Payload layouts
 """
 
-_REPLIES = {
-    "HELLO": "hello_rep", "THREADS": "threads_rep + count × thread_info",
-    "MEMSTAT": "memstat_rep + nclasses × heap_class",
-    "LOG": "log_rep + len bytes of text", "MEMREAD": "memread_rep + len bytes",
-    "CHANSTAT": "chanstat_rep",
-}
+def _size(r) -> str:
+    if r.item == 0:
+        return str(r.head)
+    if r.item == 1:
+        return f"{r.head} + {r.min_items}..{r.max_items} bytes"
+    return f"{r.head} + {r.min_items}..{r.max_items} × {r.item}"
+
+
+def _feature(bit: int) -> str:
+    return " ".join(f.name for f in P.Feature if bit & f) or "-"
 
 
 def _enum_rows(enum) -> str:
@@ -106,14 +137,20 @@ def render() -> str:
     header_rows = "\n".join(f"| {offs[f]} | `{f}` | {t} | {c} |"
                             for f, t, c in P.HEADER.fields)
     req_rows = []
-    for m, lay in P.REQUESTS.items():
-        req = "empty" if lay is None else f"`{lay.name}`"
-        req_rows.append(f"| {m.name} | 0x{int(m):04x} | {req} | `{_REPLIES[m.name]}` |")
+    for m, r in P.REQUESTS.items():
+        req = "empty" if r.layout is None else f"`{r.layout.name}`"
+        req_rows.append(f"| {m.name} | 0x{int(m):04x} | {req} | {_size(r)} | "
+                        f"{_feature(r.feature)} | `{r.reply}` |")
+    feature_rows = "\n".join(f"| {f.name} | {int(f).bit_length() - 1} | {_comment(P.Feature, f)} |"
+                             for f in P.Feature)
+    stream_rows = "\n".join(f"| {m.name} | 0x{int(m):04x} | {doc} | {_feature(feat)} |"
+                            for m, (lay, doc, feat) in P.STREAMS.items())
     text = _INTRO.format(
         port=P.PORT_NAME, hsize=P.HEADER_SIZE, version=P.VERSION,
         header_rows=header_rows, reply=P.REPLY, maxreq=P.MAX_REQUEST,
         maxpay=P.MAX_PAYLOAD, reject_rows=_enum_rows(P.Reject),
-        request_rows="\n".join(req_rows), error_rows=_enum_rows(P.ErrCode),
+        request_rows="\n".join(req_rows), feature_rows=feature_rows,
+        stream_rows=stream_rows, error_rows=_enum_rows(P.ErrCode),
         state_rows="\n".join(f"| {m.name.lower()} | {int(m)} |" for m in P.ThreadState))
     parts = [text]
     parts.extend(_layout(lay) for lay in P.LAYOUTS[1:])

@@ -4,7 +4,8 @@ Pure: no I/O, no clock (callers pass `now`).  Many host clients share one
 kernel connection, and each picks its own request ids, so the mux gives every
 forwarded request a fresh mux id, remembers (client, client id) for it, and
 maps the kernel's reply back.  Kernel frames with id 0 are unsolicited: they
-go to the clients whose subscriptions cover the frame's type.
+go to the clients whose subscriptions cover the frame's type; trace
+sessions (`Sessions`) say which client a session's TRACE_DATA goes to.
 
 Clients are opaque hashable keys (the mux uses small integers).
 """
@@ -111,3 +112,26 @@ def _merge(ranges: list) -> list:
         else:
             out.append((a, b))
     return out
+
+
+@dataclass
+class Sessions:
+    """Which client opened which trace session (session id -> client)."""
+    owners: dict = field(default_factory=dict)
+
+    def add(self, sid: int, client) -> None:
+        self.owners[sid] = client
+
+    def remove(self, sid) -> None:
+        self.owners.pop(sid, None)
+
+    def owner(self, sid):
+        """The client that opened session sid, or None."""
+        return self.owners.get(sid)
+
+    def drop_client(self, client) -> list:
+        """A client left: forget its sessions and return them (to close)."""
+        gone = sorted(s for s, c in self.owners.items() if c == client)
+        for s in gone:
+            del self.owners[s]
+        return gone

@@ -40,6 +40,10 @@ def render() -> str:
         out.append(f"    WIRE_{prefix}_COUNT_ = {len(enum)},")
         out.append("};")
         out.append("")
+    feats = " | ".join(f"WIRE_F_{f.name}" for f in P.Feature) or "0"
+    out.append(f"/* Every feature bit: what a kernel built from this header serves. */")
+    out.append(f"#define WIRE_FEATURES_ALL ({feats})")
+    out.append("")
     for lay in P.LAYOUTS:
         out.append(f"/* {lay.doc} */")
         out.append(f"struct __attribute__((packed)) wire_{lay.name} {{")
@@ -48,8 +52,26 @@ def render() -> str:
         out.append(f"_Static_assert(sizeof(struct wire_{lay.name}) == {lay.size}, "
                    f"\"wire_{lay.name} size\");")
         out.append("")
+    out.extend(_requests())
     out.append("#endif")
     return "\n".join(out) + "\n"
+
+
+def _requests() -> list[str]:
+    """The kernel's request table as an X-macro: one
+    X(NAME, name, head, item, min_items, max_items, feature) per request, so
+    frame_classify (frame.c) and the dispatch in chan/server.c (which calls
+    chan_serve_<name>(type, id, payload, len)) are generated too."""
+    out = ["/* Request table: X(NAME, name, head bytes, item bytes, min items, max items,",
+           " * feature).  A payload is head + k * item bytes, min <= k <= max",
+           " * (item 0: exactly head).  Handler: chan_serve_<name>. */",
+           "#define WIRE_REQUESTS(X) \\"]
+    for m, r in P.REQUESTS.items():
+        out.append(f"    X({m.name}, {m.name.lower()}, {r.head}, {r.item}, "
+                   f"{r.min_items}, {r.max_items}, {int(r.feature):#x}) \\")
+    out.append("")
+    out.append("")
+    return out
 
 
 def main(argv=None) -> int:

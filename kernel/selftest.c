@@ -29,7 +29,7 @@ void selftest_check(bool ok, const char *what, int line)
     kprintf("selftest: FAIL %s (line %d)\n", what, line);
 }
 
-static void selftest_memstat(struct wire_memstat_rep *h, struct wire_heap_class *c)
+static void selftest_memstat(struct mm_stats *h, struct mm_class_stats *c)
 {
     mm_stats(h, c, SELFTEST_MAX_CLASSES);
 }
@@ -39,8 +39,8 @@ static void selftest_memstat(struct wire_memstat_rep *h, struct wire_heap_class 
 static void selftest_heap(void)
 {
     static const u32 sizes[] = {1, 16, 17, 100, 512, 2048, 4096, 5000, 40000};
-    struct wire_memstat_rep h0, h1, h2;
-    struct wire_heap_class c0[SELFTEST_MAX_CLASSES], c1[SELFTEST_MAX_CLASSES];
+    struct mm_stats h0, h1, h2;
+    struct mm_class_stats c0[SELFTEST_MAX_CLASSES], c1[SELFTEST_MAX_CLASSES];
     void *p[ARRAY_SIZE(sizes)];
 
     selftest_memstat(&h0, c0);
@@ -75,8 +75,8 @@ static void selftest_heap(void)
  * count returns to where it was. */
 static void selftest_pages(void)
 {
-    struct wire_memstat_rep h0, h1;
-    struct wire_heap_class c[SELFTEST_MAX_CLASSES];
+    struct mm_stats h0, h1;
+    struct mm_class_stats c[SELFTEST_MAX_CLASSES];
 
     selftest_memstat(&h0, c);
     CHECK(h0.page_size == PAGE_SIZE && h0.pages_total > 0 && h0.pages_kernel > 0);
@@ -167,9 +167,9 @@ static void selftest_spinner(void *arg)
 }
 
 /* Thread records for the two children, by name. */
-static bool selftest_find(const char *name, struct wire_thread_info *out)
+static bool selftest_find(const char *name, struct thread_info *out)
 {
-    static struct wire_thread_info list[THREAD_MAX];
+    static struct thread_info list[THREAD_MAX];
     u32 total, n = thread_list(list, THREAD_MAX, &total);
     for (u32 i = 0; i < n; i++)
         if (!strcmp(list[i].name, name)) {
@@ -182,19 +182,19 @@ static bool selftest_find(const char *name, struct wire_thread_info *out)
 /* Threads: spawn, sleep with a wchan, exit (listed dead), preemption. */
 static void selftest_threads(void)
 {
-    struct wire_thread_info ti;
+    struct thread_info ti;
     u32 alive = thread_count();
     u64 t0 = time_ns();
 
     CHECK(thread_spawn("st-sleeper", selftest_sleeper, (void *)50, 0, 0) != NULL);
     thread_sleep_ms(10, "selftest");
     CHECK(selftest_flag == 1);
-    CHECK(selftest_find("st-sleeper", &ti) && ti.state == WIRE_TS_SLEEPING &&
+    CHECK(selftest_find("st-sleeper", &ti) && ti.state == THREAD_SLEEPING &&
           !strcmp(ti.wchan, "selftest-nap") && ti.stack_size == THREAD_STACK_DEFAULT);
     thread_sleep_ms(100, "selftest");
     CHECK(selftest_flag == 2);
     CHECK(time_ns() - t0 >= 110ull * 1000000);
-    CHECK(selftest_find("st-sleeper", &ti) && ti.state == WIRE_TS_DEAD && ti.stack_hwm > 0);
+    CHECK(selftest_find("st-sleeper", &ti) && ti.state == THREAD_DEAD && ti.stack_hwm > 0);
     CHECK(thread_count() == alive);
 
     CHECK(thread_spawn("st-spinner", selftest_spinner, NULL, 0, 0) != NULL);
@@ -205,8 +205,8 @@ static void selftest_threads(void)
     CHECK(selftest_spins > s0);
     selftest_stop = true;
     thread_sleep_ms(20, "selftest");
-    CHECK(selftest_find("st-spinner", &ti) && ti.state == WIRE_TS_DEAD && ti.cpu_ns > 0);
-    CHECK(selftest_find("selftest", &ti) && ti.state == WIRE_TS_RUNNING && ti.switches > 1);
+    CHECK(selftest_find("st-spinner", &ti) && ti.state == THREAD_DEAD && ti.cpu_ns > 0);
+    CHECK(selftest_find("selftest", &ti) && ti.state == THREAD_RUNNING && ti.switches > 1);
     CHECK(time_tsc_hz() > 0 && time_ticks() > 0);
 }
 
@@ -238,7 +238,7 @@ static void selftest_greedy(void *arg)
 /* CPU time of thread `name` in ns (0 if not listed). */
 static u64 selftest_cpu_ns(const char *name)
 {
-    struct wire_thread_info ti;
+    struct thread_info ti;
     return selftest_find(name, &ti) ? ti.cpu_ns : 0;
 }
 
@@ -248,7 +248,7 @@ static u64 selftest_cpu_ns(const char *name)
  * cannot starve the spinner. */
 static void selftest_sched(void)
 {
-    struct wire_thread_info ti;
+    struct thread_info ti;
     CHECK(selftest_find("idle", &ti) && ti.priority == 0);
     CHECK(selftest_find("selftest", &ti) && ti.priority == 2);
     CHECK(thread_spawn("st-app-spin", selftest_app_spinner, NULL, THREAD_F_APP, 0) != NULL);
@@ -271,7 +271,7 @@ static void selftest_sched(void)
     CHECK(a > 0 && g > 0 && a * 3 >= g);          /* the app keeps >= 1/4 */
     selftest_sched_stop = true;
     thread_sleep_ms(20, "selftest");
-    CHECK(selftest_find("st-greedy", &ti) && ti.state == WIRE_TS_DEAD);
+    CHECK(selftest_find("st-greedy", &ti) && ti.state == THREAD_DEAD);
 }
 
 static struct thread *selftest_blocker;
@@ -290,7 +290,7 @@ static void selftest_block_child(void *arg)
  * until woken, and a woken service thread runs at once. */
 static void selftest_block(void)
 {
-    struct wire_thread_info ti;
+    struct thread_info ti;
     u64 t0 = time_ns();
     CHECK(!thread_block("selftest", 5));
     CHECK(time_ns() - t0 >= 5ull * 1000000);
@@ -301,7 +301,7 @@ static void selftest_block(void)
                                     THREAD_F_SERVICE, 0);
     CHECK(selftest_blocker != NULL);
     thread_sleep_ms(5, "selftest");
-    CHECK(selftest_find("st-blocker", &ti) && ti.state == WIRE_TS_SLEEPING &&
+    CHECK(selftest_find("st-blocker", &ti) && ti.state == THREAD_SLEEPING &&
           !strcmp(ti.wchan, "st-block") && selftest_block_res == 0);
     thread_wake(selftest_blocker);
     thread_yield();
@@ -309,7 +309,7 @@ static void selftest_block(void)
     thread_wake(selftest_blocker);
     thread_sleep_ms(5, "selftest");
     CHECK(selftest_block_res == 21);
-    CHECK(selftest_find("st-blocker", &ti) && ti.state == WIRE_TS_DEAD);
+    CHECK(selftest_find("st-blocker", &ti) && ti.state == THREAD_DEAD);
 }
 
 /* Run every check, report, and leave QEMU through isa-debug-exit. */

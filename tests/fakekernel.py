@@ -30,8 +30,11 @@ class _Encoded(bytes):
 
 class FakeKernel:
     def __init__(self, path: str, build_id: str = "ab" * 20, events: float = 0.0,
-                 app: str = "fake") -> None:
+                 app: str = "fake", features: int = P.FEATURES_ALL) -> None:
         self.path = path
+        self.features = features            # what HELLO says; other families are unknown
+        self.log_on = False                 # LOG_DATA stream (LOG_SUBSCRIBE)
+        self.log_next = 0
         self.build_id = bytes.fromhex(build_id)
         self.events = events
         self.app = app
@@ -43,6 +46,7 @@ class FakeKernel:
         self.mem = bytes(i & 0xFF for i in range(MEM_SIZE))
         self.conn: socket.socket | None = None
         self.lock = threading.Lock()
+        self.loglock = threading.RLock()    # the log ring and its stream cursor
         self.stopping = False
         self.srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
@@ -53,17 +57,28 @@ class FakeKernel:
         self.srv.listen(1)
         os.rename(path + ".new", path)      # appears only once it accepts
         self.klog("fake kernel booted\n")
+        from faketrace import FakeTrace
+        self.trace = FakeTrace(self)
 
     # ------------------------------------------------------------ state
     def uptime_ns(self) -> int:
         return int((time.monotonic() - self.t0) * 1e9)
 
     def klog(self, text: str) -> None:
-        self.logbuf += text.encode()
-        if len(self.logbuf) > self.ring:
-            cut = len(self.logbuf) - self.ring
-            del self.logbuf[:cut]
-            self.log_base += cut
+        with self.loglock:
+            self.logbuf += text.encode()
+            if len(self.logbuf) > self.ring:
+                cut = len(self.logbuf) - self.ring
+                del self.logbuf[:cut]
+                self.log_base += cut
+            if self.log_on:
+                self.push_log()
+
+    def push_log(self) -> None:
+        """One LOG_DATA frame with the log bytes since the stream's cursor."""
+        payload = self._log_read(self.log_next, P.MAX_PAYLOAD - P.LOG_REP.size)
+        self.log_next = P.LOG_REP.unpack(payload)["next"]
+        self.send(codec.encode(P.MsgType.LOG_DATA, 0, payload))
 
     # ------------------------------------------------------------ serving
     def serve_forever(self) -> None:
@@ -90,6 +105,8 @@ class FakeKernel:
             finally:
                 with self.lock:
                     self.conn = None
+                self.log_on = False
+                self.trace.host_left()
                 self.model.disconnect()
                 conn.close()
 
@@ -129,13 +146,18 @@ class FakeKernel:
     # ------------------------------------------------------------ requests
     def handle(self, fr: codec.Frame) -> bytes | None:
         why = codec.classify(fr)
+        if why is None and P.feature_of(fr.type) & ~self.features:
+            why = P.Reject.UNKNOWN_TYPE        # a kernel without that family
         if why is not None:
             self.model.dec.reject(why)
             code = (P.ErrCode.UNKNOWN_TYPE if why == P.Reject.UNKNOWN_TYPE
                     else P.ErrCode.BAD_PAYLOAD)
             return self.error(fr, code, why.name.lower().replace("_", " "))
         t = P.MsgType(fr.type)
-        reply = getattr(self, "do_" + t.name.lower())(fr)
+        if P.feature_of(t) & P.Feature.TRACE:
+            reply = self.trace.handle(fr)
+        else:
+            reply = getattr(self, "do_" + t.name.lower())(fr)
         if isinstance(reply, _Encoded):
             return bytes(reply)
         return codec.encode(t | P.REPLY, fr.id, reply)
@@ -151,7 +173,8 @@ class FakeKernel:
         return P.HELLO_REP.pack(version=P.VERSION, build_id_len=len(self.build_id),
                                 build_id=self.build_id, uptime_ns=self.uptime_ns(),
                                 tsc_hz=1_000_000_000, nthreads=len(self._threads()),
-                                mem_kib=32768, app=self.app, kernel="unik-fake 0.1")
+                                mem_kib=32768, app=self.app, kernel="unik-fake 0.1",
+                                features=self.features)
 
     def _threads(self) -> list[dict]:
         up = self.uptime_ns()
@@ -184,14 +207,29 @@ class FakeKernel:
 
     def do_log(self, fr):
         req = P.LOG_REQ.unpack(fr.payload)
+        return self._log_read(req["offset"], min(req["max_len"], P.LOG_READ_MAX))
+
+    def _log_read(self, offset: int, max_len: int) -> bytes:
+        with self.loglock:
+            return self._log_read_locked(offset, max_len)
+
+    def _log_read_locked(self, offset: int, max_len: int) -> bytes:
         head = self.log_base + len(self.logbuf)
-        off = min(max(req["offset"], self.log_base), head)
-        lost = max(0, self.log_base - req["offset"])
-        n = min(req["max_len"], P.LOG_READ_MAX, head - off)
+        off = min(max(offset, self.log_base), head)
+        lost = max(0, self.log_base - offset)
+        n = min(max_len, head - off)
         i = off - self.log_base
         data = bytes(self.logbuf[i:i + n])
         return P.LOG_REP.pack(offset=off, next=off + n, oldest=self.log_base, head=head,
                               len=n, lost=lost) + data
+
+    def do_log_subscribe(self, fr):
+        req = P.LOG_SUBSCRIBE_REQ.unpack(fr.payload)
+        with self.loglock:
+            if req["on"] and not self.log_on:
+                self.log_next = self.log_base + len(self.logbuf)
+            self.log_on = bool(req["on"])
+        return P.LOG_SUBSCRIBE_REP.pack(head=self.log_next)
 
     def do_memread(self, fr):
         req = P.MEMREAD_REQ.unpack(fr.payload)
@@ -273,10 +311,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--build-id", default="ab" * 20)
     ap.add_argument("--events", type=float, default=0.0,
                     help="emit an unsolicited frame every SECONDS")
+    ap.add_argument("--features", type=lambda v: int(v, 0), default=P.FEATURES_ALL,
+                    help="HELLO feature bits to claim (request families beyond them are unknown)")
+    ap.add_argument("--trace-exit-after", type=int, default=0,
+                    help="a trace session calls exit() after this many tick records")
     ap.add_argument("--log-lines", type=int, default=0,
                     help="append a log line every 10 ms, this many times")
     a = ap.parse_args(argv)
-    fk = FakeKernel(a.sock, a.build_id, a.events)
+    fk = FakeKernel(a.sock, a.build_id, a.events, features=a.features)
+    fk.trace.exit_after = a.trace_exit_after
     if a.log_lines:
         def spam():
             for i in range(a.log_lines):

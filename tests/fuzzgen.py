@@ -27,13 +27,13 @@ _VALID = (
 
 
 def _unknown(r):
-    t = r.choice([0, 7, 0x100, 0x4242, 0x7FFF, 0x8001, 0xFFFE])
+    t = r.choice([0, 0x3F, 0x100, 0x4242, 0x7FFF, 0x8001, 0xFFFE])
     return codec.encode(t, r.randrange(1 << 32), r.randbytes(r.randrange(0, 48)))
 
 
 def _bad_payload(r):
     t = r.choice([M.HELLO, M.THREADS, M.LOG, M.MEMREAD, M.CHANSTAT])
-    want = 0 if P.REQUESTS[t] is None else P.REQUESTS[t].size
+    want = P.REQUESTS[t].head
     n = r.choice([n for n in (0, 1, 3, want + 1, want - 1, 40) if n >= 0 and n != want])
     return codec.encode(t, r.randrange(1 << 32), r.randbytes(n))
 

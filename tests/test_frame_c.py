@@ -318,7 +318,7 @@ def test_bad_checksum(pair):
 
 
 def test_unknown_type(pair):
-    fs = [enc(t) for t in (0, 7, 0x8001, M.ERROR, 0x4242)]
+    fs = [enc(t) for t in (0, 0x3F, 0x8001, M.ERROR, 0x4242)]
     got = check(pair, [b"".join(fs)], bytes_in=sum(map(len, fs)), frames_in=5,
                 rej_unknown_type=5)
     assert {g[0] for g in got} == {P.Reject.UNKNOWN_TYPE}

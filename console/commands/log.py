@@ -1,14 +1,14 @@
 import json
-import time
 
 from ..registry import Command
 
 
 def args(p):
     p.add_argument("-f", "--follow", action="store_true",
-                   help="keep printing new log text (poll the kernel)")
+                   help="keep printing new log text (the kernel streams it)")
     p.add_argument("--interval", type=float, default=0.25, metavar="SECONDS",
-                   help="poll interval with -f (default 0.25)")
+                   help="with -f: how often to check the instance while no text "
+                        "comes (default 0.25)")
     p.add_argument("--from", dest="start", type=int, default=0, metavar="OFFSET",
                    help="log stream offset to start at (default: the oldest kept)")
 
@@ -54,40 +54,74 @@ def run(ctx, args):
 
 
 def _follow(ctx, args):
-    """Print the ring from args.start (following with -f)."""
+    """Print the ring from args.start; with -f, then follow the LOG_DATA
+    stream (subscribed first, so nothing falls between the two)."""
+    from introspect import codec
+    from introspect import protocol as P
+    from introspect.errors import ChannelTimeout
     with ctx.channel(args) as ch:
-        off, first = args.start, True
-        text, last = [], None
+        if args.follow:
+            ch.require(P.Feature.LOG_STREAM, "log -f")
+            ch.subscribe(P.MsgType.LOG_DATA, P.MsgType.LOG_DATA)
+        out = _Printer(ctx, args)
+        off = args.start
+        for h, data in _drain(ch, off):
+            if out.first and h["offset"] > 0 and args.start == 0:
+                data = _whole_lines(data)
+            off = h["next"]
+            out.emit(h, data, h["lost"])
+        if not args.follow:
+            if args.json:
+                last = out.last
+                ctx.json({"instance": ch.name, "oldest": last["oldest"], "head": last["head"],
+                          "next": last["next"],
+                          "text": b"".join(out.text).decode("utf-8", "replace")})
+            return 0
+        out.first = False
         while True:
-            for h, data in _drain(ch, off):
-                if first and h["offset"] > 0 and args.start == 0:
-                    data = _whole_lines(data)
-                lost = h["lost"]
-                off = h["next"]
-                last = h
-                if args.json and args.follow:
-                    if data or lost:
-                        ctx.write(json.dumps({"offset": h["offset"], "next": h["next"],
-                                              "lost": lost,
-                                              "text": data.decode("utf-8", "replace")}))
-                    continue
-                if args.json:
-                    text.append(data)
-                    continue
-                if lost and not first:
-                    ctx.err.write(f"unik: {lost} log bytes lost (overwritten before read)\n")
-                    ctx.err.flush()
-                if data:
-                    ctx.out.write(data.decode("utf-8", "replace"))
-                    ctx.out.flush()
-                first = False
-            if not args.follow:
-                break
-            first = False
-            time.sleep(args.interval)
-    if args.json and not args.follow:
-        ctx.json({"instance": ch.name, "oldest": last["oldest"], "head": last["head"],
-                  "next": last["next"], "text": b"".join(text).decode("utf-8", "replace")})
+            try:
+                fr = ch.next_event(timeout=args.interval)
+            except ChannelTimeout:
+                continue
+            if fr.type != P.MsgType.LOG_DATA:
+                continue
+            h, data = ch._decode(codec.decode_log, fr.payload)
+            if h["next"] <= off:
+                continue                    # already printed from the backlog
+            lost = max(0, h["offset"] - off)
+            data = data[max(0, off - h["offset"]):]
+            off = h["next"]
+            out.emit(h, data, lost)
+
+
+class _Printer:
+    """Writes log pieces as text (losses on stderr) or JSON lines (-f)."""
+
+    def __init__(self, ctx, args):
+        self.ctx, self.args = ctx, args
+        self.first = True
+        self.text: list = []
+        self.last = None
+
+    def emit(self, h: dict, data: bytes, lost: int) -> None:
+        ctx, args = self.ctx, self.args
+        self.last = h
+        if args.json and args.follow:
+            if data or lost:
+                ctx.write(json.dumps({"offset": h["next"] - len(data), "next": h["next"],
+                                      "lost": lost,
+                                      "text": data.decode("utf-8", "replace")}))
+            return
+        if args.json:
+            self.text.append(data)
+            return
+        if lost and not self.first:
+            ctx.err.write(f"unik: {lost} log bytes lost (overwritten before read)\n")
+            ctx.err.flush()
+        if data:
+            ctx.out.write(data.decode("utf-8", "replace"))
+            ctx.out.flush()
+        self.first = False
 
 
 def _from_serial(ctx, inst, args):

@@ -140,19 +140,32 @@ void frame_disconnect(struct frame_dec *d)
     d->stats->disconnects++;
 }
 
+/* Is len a payload size request type with this table row accepts: head +
+ * k * item bytes, lo <= k <= hi (item 0: exactly head)?  Called by
+ * frame_classify. */
+static bool frame_size_ok(u32 len, u32 head, u32 item, u32 lo, u32 hi)
+{
+    if (item == 0)
+        return len == head;
+    if (len < head || (len - head) % item)
+        return false;
+    u32 k = (len - head) / item;
+    return k >= lo && k <= hi;
+}
+
+/* codec.classify(): the reject reason for a delivered frame, or -1 when it
+ * will be served.  Generated from the request table (wire.h). */
 int frame_classify(u16 type, u32 len)
 {
-    u32 want;
     switch (type) {
-    case WIRE_MSG_HELLO: want = sizeof(struct wire_hello_req); break;
-    case WIRE_MSG_THREADS: want = 0; break;
-    case WIRE_MSG_MEMSTAT: want = 0; break;
-    case WIRE_MSG_LOG: want = sizeof(struct wire_log_req); break;
-    case WIRE_MSG_MEMREAD: want = sizeof(struct wire_memread_req); break;
-    case WIRE_MSG_CHANSTAT: want = 0; break;
-    default: return WIRE_REJ_UNKNOWN_TYPE;
+#define FRAME_CLASSIFY(N, n, head, item, lo, hi, feat) \
+    case WIRE_MSG_##N: \
+        return frame_size_ok(len, head, item, lo, hi) ? -1 : WIRE_REJ_BAD_PAYLOAD;
+    WIRE_REQUESTS(FRAME_CLASSIFY)
+#undef FRAME_CLASSIFY
+    default:
+        return WIRE_REJ_UNKNOWN_TYPE;
     }
-    return len == want ? -1 : WIRE_REJ_BAD_PAYLOAD;
 }
 
 u32 frame_encode(void *out, u32 cap, u16 type, u32 id, const void *payload, u32 len)

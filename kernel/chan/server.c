@@ -3,11 +3,15 @@
  * It waits for the virtio-console's interrupt (or polls it when there is
  * none), takes its events (control first, then data; see vcons.h),
  * feeds received bytes to the frame decoder (frame.c), classifies each frame
- * as codec.classify() does and answers it.  Replies are built in place in
- * the transmit buffer and sent synchronously; a reply that cannot be sent
- * because no host is connected is counted in tx_dropped, never lost
- * silently.  The CHANSTAT reply carries the counters as they are when the
+ * as codec.classify() does (the request table generated from
+ * introspect/protocol.py) and answers it.  Replies are built in place in a
+ * buffer of the transmit ring and queued without waiting for the device
+ * (a reply waits only when the whole ring is queued); a reply that cannot
+ * be sent because no host is connected is counted in tx_dropped, never
+ * lost silently.  Between requests it pushes the stream frames that are
+ * due (stream.c).  The CHANSTAT reply carries the counters as they are when the
  * request is served (the request itself counted in, its reply not yet). */
+#include "chan_int.h"
 #include "frame.h"
 #include "vcons.h"
 #include "kernel.h"
@@ -30,46 +34,63 @@ PROBE_DEFINE(chan, reject, int, reason, uint16_t, type);
 
 #define HDR WIRE_HEADER_SIZE
 
-static struct wire_chanstat_rep chan_stats;
+_Static_assert(CHAN_TX_BUF_SIZE >= HDR + WIRE_MAX_PAYLOAD,
+               "a transmit buffer must hold the largest frame");
+
+struct wire_chanstat_rep chan_stats;    /* CHANSTAT; stream.c counts too */
+static u8 *chan_txbuf;                  /* the transmit buffer being built */
 static struct frame_dec chan_dec;
 static u64 chan_tsc_ready;              /* TSC when the channel became ready */
 static struct thread *chan_thread;      /* probe-chan, woken by the interrupt */
 static u64 chan_lost_irqs;              /* safety timeouts that found work */
 
-/* Where a reply's payload is built: just after the header in the tx buffer;
- * *cap is the room there.  Called by the handlers and chan_error. */
-static u8 *chan_payload(u32 *cap)
+/* Where a reply's payload is built: just after the header in a transmit
+ * buffer, waiting for one if the ring is full (replies are never dropped
+ * for that); *cap is the room there.  Called by the handlers and
+ * chan_error, always before chan_reply. */
+u8 *chan_payload(u32 *cap)
 {
     u32 c;
-    u8 *b = vcons_tx_buffer(&c);
+    chan_txbuf = vcons_tx_wait(&c);
     *cap = c > HDR ? c - HDR : 0;
     if (*cap > WIRE_MAX_PAYLOAD)
         *cap = WIRE_MAX_PAYLOAD;
-    return b + HDR;
+    return chan_txbuf + HDR;
 }
 
-/* Frame the payload built by chan_payload (len bytes) and send it; counts
- * it sent, or dropped when no host takes it.  Called by the handlers and
- * chan_error. */
-static void chan_reply(u16 type, u32 id, u32 len)
+/* Where a stream frame's payload is built, or NULL when the ring is full
+ * (the caller drops the frame and counts it).  Called by stream.c. */
+u8 *chan_stream_payload(u32 *cap)
 {
-    u32 cap;
-    u8 *buf = vcons_tx_buffer(&cap);
-    u32 n = frame_encode(buf, cap, type, id, buf + HDR, len);
-    if (n && vcons_send(n)) {
+    u32 c;
+    chan_txbuf = vcons_tx_get(&c);
+    *cap = c > HDR ? c - HDR : 0;
+    if (*cap > WIRE_MAX_PAYLOAD)
+        *cap = WIRE_MAX_PAYLOAD;
+    return chan_txbuf ? chan_txbuf + HDR : NULL;
+}
+
+/* Frame the payload built by chan_payload or chan_stream_payload (len
+ * bytes) and queue it; counts it sent, or dropped when no host takes it.
+ * Returns whether it was queued.  Called by the handlers, chan_error and
+ * stream.c. */
+bool chan_reply(u16 type, u32 id, u32 len)
+{
+    u8 *buf = chan_txbuf;
+    u32 n = buf ? frame_encode(buf, CHAN_TX_BUF_SIZE, type, id, buf + HDR, len) : 0;
+    chan_txbuf = NULL;
+    if (n && vcons_tx_put(buf, n)) {
         chan_stats.frames_out++;
         chan_stats.bytes_out += n;
-    } else {
-        chan_stats.tx_dropped++;
+        return true;
     }
+    chan_stats.tx_dropped++;
+    return false;
 }
 
 /* Answer request req_type/id with an ERROR reply: code and a message.
  * Called by chan_serve and the handlers that refuse a request. */
-static void chan_error(u16 req_type, u32 id, u32 code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static void chan_error(u16 req_type, u32 id, u32 code, const char *fmt, ...)
+void chan_error(u16 req_type, u32 id, u32 code, const char *fmt, ...)
 {
     struct wire_error_rep e;
     memset(&e, 0, sizeof(e));
@@ -84,10 +105,13 @@ static void chan_error(u16 req_type, u32 id, u32 code, const char *fmt, ...)
     chan_reply(WIRE_MSG_ERROR, id, sizeof(e));
 }
 
-/* HELLO: check the protocol version, describe the kernel.  Called by
- * chan_serve, as are the chan_serve_* below. */
-static void chan_serve_hello(u16 type, u32 id, const u8 *p)
+/* HELLO: check the protocol version, describe the kernel and the features
+ * it has.  Called by chan_serve, as are the chan_serve_* below (all with
+ * the request's type, id, payload and its length, which frame_classify
+ * checked against the request table). */
+static void chan_serve_hello(u16 type, u32 id, const u8 *p, u32 len)
 {
+    (void)len;
     struct wire_hello_req rq;
     memcpy(&rq, p, sizeof(rq));
     if (rq.version != WIRE_VERSION) {
@@ -107,21 +131,60 @@ static void chan_serve_hello(u16 type, u32 id, const u8 *p)
     str_copy(r.kernel, kernel_version(), sizeof(r.kernel));
     r.tsc_entry = kernel_tsc_entry();
     r.tsc_ready = chan_tsc_ready;
+    r.features = WIRE_FEATURES_ALL;
     u32 cap;
     memcpy(chan_payload(&cap), &r, sizeof(r));
     chan_reply(type | WIRE_REPLY, id, sizeof(r));
 }
 
-/* THREADS: the thread table, as many entries as fit. */
-static void chan_serve_threads(u16 type, u32 id)
+/* The wire's ThreadState for a kernel thread state.  Called by
+ * chan_serve_threads. */
+static u8 chan_wire_state(enum thread_state st)
 {
+    switch (st) {
+    case THREAD_RUNNING: return WIRE_TS_RUNNING;
+    case THREAD_RUNNABLE: return WIRE_TS_RUNNABLE;
+    case THREAD_SLEEPING: return WIRE_TS_SLEEPING;
+    case THREAD_DEAD: return WIRE_TS_DEAD;
+    }
+    return WIRE_TS_DEAD;
+}
+
+/* One thread_info in wire form.  Called by chan_serve_threads. */
+static void chan_wire_thread(struct wire_thread_info *w, const struct thread_info *t)
+{
+    memset(w, 0, sizeof(*w));
+    w->tid = t->tid;
+    w->state = chan_wire_state(t->state);
+    w->priority = t->priority;
+    w->flags = t->flags;
+    str_copy(w->name, t->name, sizeof(w->name));
+    str_copy(w->wchan, t->wchan, sizeof(w->wchan));
+    w->cpu_ns = t->cpu_ns;
+    w->switches = t->switches;
+    w->stack_size = t->stack_size;
+    w->stack_hwm = t->stack_hwm;
+    w->start_ns = t->start_ns;
+}
+
+/* THREADS: the thread table, as many entries as fit. */
+static void chan_serve_threads(u16 type, u32 id, const u8 *p, u32 len)
+{
+    (void)p;
+    (void)len;
+    static struct thread_info list[THREAD_MAX];
     u32 cap;
     u8 *pl = chan_payload(&cap);
     struct wire_threads_rep h;
     memset(&h, 0, sizeof(h));
-    u32 max = (cap - sizeof(h)) / sizeof(struct wire_thread_info);
+    u32 max = MIN((u32)THREAD_MAX, (cap - (u32)sizeof(h)) / (u32)sizeof(struct wire_thread_info));
     u32 total = 0;
-    u32 n = thread_list((struct wire_thread_info *)(pl + sizeof(h)), max, &total);
+    u32 n = thread_list(list, max, &total);
+    struct wire_thread_info w;
+    for (u32 i = 0; i < n; i++) {
+        chan_wire_thread(&w, &list[i]);
+        memcpy(pl + sizeof(h) + i * sizeof(w), &w, sizeof(w));
+    }
     h.count = n;
     h.total = total;
     h.uptime_ns = time_ns();
@@ -130,22 +193,38 @@ static void chan_serve_threads(u16 type, u32 id)
 }
 
 /* MEMSTAT: memory totals and the heap's size classes. */
-static void chan_serve_memstat(u16 type, u32 id)
+static void chan_serve_memstat(u16 type, u32 id, const u8 *p, u32 len)
 {
+    (void)p;
+    (void)len;
+    struct mm_stats m;
+    struct mm_class_stats cls[HEAP_NCLASSES + 1];
+    u32 n = mm_stats(&m, cls, HEAP_NCLASSES + 1);
     u32 cap;
     u8 *pl = chan_payload(&cap);
-    struct wire_memstat_rep h;
-    memset(&h, 0, sizeof(h));
-    u32 max = (cap - sizeof(h)) / sizeof(struct wire_heap_class);
-    u32 n = mm_stats(&h, (struct wire_heap_class *)(pl + sizeof(h)), max);
-    h.nclasses = n;                     /* records that follow, whatever mm said */
+    struct wire_memstat_rep h = {
+        .page_size = m.page_size, .nclasses = n, .mem_total = m.mem_total,
+        .pages_total = m.pages_total, .pages_free = m.pages_free,
+        .pages_kernel = m.pages_kernel, .page_failures = m.page_failures,
+        .heap_bytes_total = m.heap_bytes_total, .heap_bytes_used = m.heap_bytes_used,
+        .heap_allocs = m.heap_allocs, .heap_frees = m.heap_frees,
+        .heap_failures = m.heap_failures,
+    };
     memcpy(pl, &h, sizeof(h));
+    for (u32 i = 0; i < n; i++) {
+        struct wire_heap_class c = {
+            .size = cls[i].size, .in_use = cls[i].in_use, .allocs = cls[i].allocs,
+            .frees = cls[i].frees, .failures = cls[i].failures,
+        };
+        memcpy(pl + sizeof(h) + i * sizeof(c), &c, sizeof(c));
+    }
     chan_reply(type | WIRE_REPLY, id, sizeof(h) + n * sizeof(struct wire_heap_class));
 }
 
 /* LOG: up to max_len bytes of the kernel log from offset. */
-static void chan_serve_log(u16 type, u32 id, const u8 *p)
+static void chan_serve_log(u16 type, u32 id, const u8 *p, u32 len)
 {
+    (void)len;
     struct wire_log_req rq;
     memcpy(&rq, p, sizeof(rq));
     u32 cap;
@@ -170,8 +249,9 @@ static void chan_serve_log(u16 type, u32 id, const u8 *p)
 }
 
 /* MEMREAD: a copy of readable RAM, or an ERROR (too large, not RAM). */
-static void chan_serve_memread(u16 type, u32 id, const u8 *p)
+static void chan_serve_memread(u16 type, u32 id, const u8 *p, u32 len)
 {
+    (void)len;
     struct wire_memread_req rq;
     memcpy(&rq, p, sizeof(rq));
     if (rq.len > WIRE_MEMREAD_MAX) {
@@ -197,8 +277,10 @@ static void chan_serve_memread(u16 type, u32 id, const u8 *p)
 }
 
 /* CHANSTAT: the channel's counters, this request counted in. */
-static void chan_serve_chanstat(u16 type, u32 id)
+static void chan_serve_chanstat(u16 type, u32 id, const u8 *p, u32 len)
 {
+    (void)p;
+    (void)len;
     u32 cap;
     memcpy(chan_payload(&cap), &chan_stats, sizeof(chan_stats));
     chan_reply(type | WIRE_REPLY, id, sizeof(chan_stats));
@@ -223,13 +305,11 @@ static void chan_serve(void *ctx, u16 type, u32 id, const u8 *p, u32 len)
                    type, len);
         return;
     }
-    switch (type) {
-    case WIRE_MSG_HELLO: chan_serve_hello(type, id, p); break;
-    case WIRE_MSG_THREADS: chan_serve_threads(type, id); break;
-    case WIRE_MSG_MEMSTAT: chan_serve_memstat(type, id); break;
-    case WIRE_MSG_LOG: chan_serve_log(type, id, p); break;
-    case WIRE_MSG_MEMREAD: chan_serve_memread(type, id, p); break;
-    case WIRE_MSG_CHANSTAT: chan_serve_chanstat(type, id); break;
+    switch (type) {                     /* generated from the request table */
+#define CHAN_DISPATCH(N, n, head, item, lo, hi, feat) \
+    case WIRE_MSG_##N: chan_serve_##n(type, id, p, len); break;
+    WIRE_REQUESTS(CHAN_DISPATCH)
+#undef CHAN_DISPATCH
     default: break;                     /* frame_classify() said it was known */
     }
 }
@@ -251,17 +331,19 @@ static void chan_poll_idle(u32 *idle, u64 *last)
     thread_sleep_ms(CHAN_SLEEP_MS, "chan-rx");
 }
 
-/* Idle with interrupts: block until the device interrupts (chan_wake).
- * Pending work is checked with interrupts off, so an interrupt between the
- * check and the block is not lost.  The block has a safety timeout; work
+/* Idle with interrupts: block until the device interrupts (chan_wake) or
+ * a stream push is due (chan_stream_wait_ms).  Pending work is checked
+ * with interrupts off, so an interrupt between the check and the block is
+ * not lost.  With no stream on, the block has a safety timeout; work
  * found by it means an interrupt went missing: counted and logged.  Called
  * by chan_main on VCONS_EV_NONE. */
 static void chan_irq_idle(void)
 {
+    u32 ms = chan_stream_wait_ms();
     u64 f = irq_save();
-    bool woken = vcons_pending() || thread_block("chan-rx", CHAN_BLOCK_TIMEOUT_MS);
+    bool woken = vcons_pending() || thread_block("chan-rx", ms);
     irq_restore(f);
-    if (!woken && vcons_pending()) {
+    if (!woken && ms == CHAN_BLOCK_TIMEOUT_MS && vcons_pending()) {
         chan_lost_irqs++;
         kprintf("chan: the %u ms safety timeout found work (%lu times): lost interrupt?\n",
                 (unsigned)CHAN_BLOCK_TIMEOUT_MS, (unsigned long)chan_lost_irqs);
@@ -300,6 +382,7 @@ static void chan_event(int kind, const struct vcons_ev *ev)
     case VCONS_EV_CLOSE: {
         u64 trunc = chan_stats.rej_truncated;
         frame_disconnect(&chan_dec);            /* counts the disconnect */
+        chan_stream_host_left();
         kprintf("chan: host disconnected%s\n",
                 chan_stats.rej_truncated != trunc ? " (partial frame dropped)" : "");
         break;
@@ -334,9 +417,11 @@ static void chan_main(void *arg)
                 chan_irq_idle();
             else
                 chan_poll_idle(&idle, &last);
+            chan_stream_run();
             continue;
         }
         chan_event(kind, &ev);
+        chan_stream_run();
         if (!vcons_irq_on()) {              /* only the polling loop lingers */
             idle = 0;
             last = time_ns();

@@ -10,10 +10,7 @@
 #include "mm.h"
 #include "thread.h"
 #include "tunables.h"
-#include "wire.h"
 #include "x86.h"
-
-#define TX_CAP (WIRE_HEADER_SIZE + WIRE_MAX_PAYLOAD)
 
 struct vcons_state vcons = { .port = -1, .queues_port = -1 };
 
@@ -67,7 +64,7 @@ bool vcons_setup_port(u32 id)
 }
 
 /* Is a host client connected now: the state vcons_next last reported,
- * updated by the control messages still pending.  Called by vcons_send
+ * updated by the control messages still pending.  Called by the tx ring
  * (and public, vcons.h). */
 bool vcons_host_connected(void)
 {
@@ -180,8 +177,8 @@ static bool vcons_snapshot(void)
 }
 
 /* The next event, in arrival order (see vcons.h); NONE when idle.  Called
- * by the probe-chan thread (chan/server.c). */
-int vcons_next(struct vcons_ev *ev)
+ * by vcons_next. */
+static int vcons_next_event(struct vcons_ev *ev)
 {
     ev->kind = VCONS_EV_NONE;
     ev->data = NULL;
@@ -207,69 +204,131 @@ int vcons_next(struct vcons_ev *ev)
     }
 }
 
-/* The transmit buffer (and its size) replies are built in.  Called by
- * chan/server.c. */
-u8 *vcons_tx_buffer(u32 *cap)
+static void vcons_tx_reset(void);
+
+/* The next event, in arrival order (see vcons.h); NONE when idle.  A host
+ * disconnect also takes back the transmit buffers it left queued.  Called
+ * by the probe-chan thread (chan/server.c). */
+int vcons_next(struct vcons_ev *ev)
 {
-    if (cap)
-        *cap = vcons.tx_buf ? TX_CAP : 0;
-    return vcons.tx_buf;
+    int k = vcons_next_event(ev);
+    if (k == VCONS_EV_CLOSE)
+        vcons_tx_reset();
+    return k;
 }
 
-/* Did the host leave (a disconnect of our port) in the control messages
- * QEMU pushed since the used index was `mark`?  Called by vcons_send_wait. */
-static bool vcons_closed_since(u16 mark)
+_Static_assert(CHAN_TX_BUFS >= 1 && CHAN_TX_BUFS <= 32 && CHAN_TX_BUFS <= CHAN_VQ_SIZE,
+               "CHAN_TX_BUFS: one bit each in tx_free, one descriptor each");
+
+/* Index of transmit buffer b in the ring.  Called by the tx functions. */
+static u32 vcons_tx_slot(const u8 *b)
 {
-    u16 skip = (u16)(mark - vcons.crx.last_used);
+    return (u32)((size_t)(b - vcons.tx_bufs) / CHAN_TX_BUF_SIZE);
+}
+
+/* Take back every transmit buffer the device has returned (used).
+ * Called before each get, after each put (under TCG the device usually
+ * completes on the notify) and by vcons_tx_reset. */
+static void vcons_tx_reclaim(void)
+{
     void *tok;
-    u32 len;
-    if (skip > virtq_pending(&vcons.crx))
-        skip = 0;                     /* consumed meanwhile: look at all */
-    for (u16 k = skip; virtq_peek(&vcons.crx, k, &tok, &len); k++)
-        if (vcons_ctrl_change(tok, len) == 0)
-            return true;
-    return false;
+    while (virtq_pop(&vcons.tx, &tok, NULL))
+        if (tok)
+            vcons.tx_free |= 1u << vcons_tx_slot(tok);
 }
 
-/* Wait until the device returns transmit descriptor d, or the host leaves
- * (a disconnect after control used index `mark`): true if it was sent.
- * Under TCG virtio-mmio completes on the notify; a slow host reader
- * (chardev write would block) makes QEMU hold the buffer until the socket
- * drains, or until the client leaves.  Called by vcons_send. */
-static bool vcons_send_wait(int d, u16 mark)
+/* The host left: kicked, QEMU returns what is queued unsent (as used),
+ * and it may have dropped the buffer it was writing (a throttled element
+ * is detached, never returned), so with no host connected every buffer
+ * still out is taken back.  If a host is connected again, what is queued
+ * goes to it and completes normally.  Called by vcons_next on a host
+ * disconnect and by vcons_tx_wait. */
+static void vcons_tx_reset(void)
 {
-    for (u32 spins = 0;; spins++) {
-        if (vcons_closed_since(mark)) {
-            /* the host left while QEMU held the buffer: it returns it
-             * unsent, or drops it (some QEMUs detach a throttled element) */
-            if (!virtq_pop(&vcons.tx, NULL, NULL))
-                virtq_reclaim(&vcons.tx, d);
-            return false;
-        }
-        if (virtq_pop(&vcons.tx, NULL, NULL))
-            return true;
-        if (spins < CHAN_IDLE_SPINS)
-            cpu_relax();
-        else
-            thread_sleep_ms(CHAN_SLEEP_MS, "chan-tx");
+    if (!vcons_rx_ready())
+        return;
+    virtq_kick(&vcons.tx);
+    vcons_tx_reclaim();
+    if (vcons_host_connected())
+        return;
+    for (u32 i = 0; i < CHAN_TX_BUFS; i++) {
+        if (vcons.tx_free & (1u << i))
+            continue;
+        virtq_reclaim(&vcons.tx, vcons.tx_desc[i]);
+        vcons.tx_free |= 1u << i;
     }
 }
 
-/* Send len bytes of the transmit buffer and wait until the device has
- * them; false if no host is connected or it left first.  Called by
- * chan/server.c for every reply. */
-bool vcons_send(u32 len)
+/* A free transmit buffer (cap bytes) to build a frame in, or NULL when
+ * every buffer is queued to the device (the ring is full).  The same
+ * buffer is returned until vcons_tx_put queues it.  Called by chan/ for
+ * stream frames (which are dropped when the ring is full). */
+u8 *vcons_tx_get(u32 *cap)
 {
-    if (!vcons_rx_ready() || len == 0 || len > TX_CAP || !vcons_host_connected())
+    *cap = 0;
+    if (!vcons.tx_bufs)
+        return NULL;
+    vcons_tx_reclaim();
+    if (!vcons.tx_free)
+        return NULL;
+    *cap = CHAN_TX_BUF_SIZE;
+    return vcons.tx_bufs + (size_t)__builtin_ctz(vcons.tx_free) * CHAN_TX_BUF_SIZE;
+}
+
+/* Block until a transmit completion (its interrupt, or CHAN_SLEEP_MS of
+ * polling) or a control message may have freed the ring.  Called by
+ * vcons_tx_wait. */
+static void vcons_tx_block(void)
+{
+    if (!vcons.irq) {
+        thread_sleep_ms(CHAN_SLEEP_MS, "chan-tx");
+        return;
+    }
+    virtq_interrupts(&vcons.tx, true);
+    u64 f = irq_save();
+    if (!virtq_pending(&vcons.tx) && !virtq_pending(&vcons.crx))
+        thread_block("chan-tx", CHAN_TX_WAIT_MS);
+    irq_restore(f);
+    virtq_interrupts(&vcons.tx, false);
+}
+
+/* A free transmit buffer, waiting for one if the ring is full: the host
+ * reads slowly and QEMU holds our buffers until its socket drains.  If
+ * the host leaves meanwhile the ring is reset, so this always returns.
+ * Called by chan/ for replies (which are never dropped for a full ring). */
+u8 *vcons_tx_wait(u32 *cap)
+{
+    for (;;) {
+        u8 *b = vcons_tx_get(cap);
+        if (b || !vcons.tx_bufs)
+            return b;
+        vcons.tx_full_waits++;
+        if (!vcons_host_connected()) {
+            vcons_tx_reset();
+            continue;
+        }
+        vcons_tx_block();
+    }
+}
+
+/* Queue len bytes of transmit buffer buf (from vcons_tx_get/wait) to the
+ * device; it is ours again once the device returns it.  False, with the
+ * buffer still free, if no host is connected (QEMU would discard it).
+ * Frames go out in the order they are queued.  Called by chan/. */
+bool vcons_tx_put(u8 *buf, u32 len)
+{
+    if (!vcons_rx_ready() || !buf || len == 0 || len > CHAN_TX_BUF_SIZE ||
+        !vcons_host_connected())
         return false;
-    int d = virtq_add(&vcons.tx, vcons.tx_buf, len, false, vcons.tx_buf);
+    u32 i = vcons_tx_slot(buf);
+    int d = virtq_add(&vcons.tx, buf, len, false, buf);
     if (d < 0)
         return false;
-    u16 mark = vcons_used_idx(&vcons.crx);
+    vcons.tx_free &= ~(1u << i);
+    vcons.tx_desc[i] = d;
     virtq_kick(&vcons.tx);
-    if (virtq_pop(&vcons.tx, NULL, NULL))
-        return true;
-    return vcons_send_wait(d, mark);
+    vcons_tx_reclaim();
+    return true;
 }
 
 /* Our port id, -1 before the handshake (public, vcons.h; for debugging). */
@@ -363,7 +422,7 @@ static bool vcons_probe(void)
     return true;
 }
 
-/* Pages for the control and receive buffers and the transmit buffer.
+/* Pages for the control and receive buffers and the transmit ring.
  * False (device marked FAILED) if memory is short.  Called by vcons_init. */
 static bool vcons_alloc(void)
 {
@@ -371,8 +430,10 @@ static bool vcons_alloc(void)
     size_t rx_bytes = (size_t)CHAN_RX_BUFS * CHAN_RX_BUF_SIZE;
     vcons.ctrl_bufs = page_alloc_n((ctrl_bytes + PAGE_SIZE - 1) / PAGE_SIZE);
     vcons.rx_bufs = page_alloc_n((rx_bytes + PAGE_SIZE - 1) / PAGE_SIZE);
-    vcons.tx_buf = page_alloc_n((TX_CAP + PAGE_SIZE - 1) / PAGE_SIZE);
-    if (!vcons.ctrl_bufs || !vcons.rx_bufs || !vcons.tx_buf) {
+    vcons.tx_bufs = page_alloc_n(((size_t)CHAN_TX_BUFS * CHAN_TX_BUF_SIZE + PAGE_SIZE - 1) /
+                                 PAGE_SIZE);
+    vcons.tx_free = (u32)((1ull << CHAN_TX_BUFS) - 1);
+    if (!vcons.ctrl_bufs || !vcons.rx_bufs || !vcons.tx_bufs) {
         kprintf("chan: out of memory for virtio-console buffers\n");
         vmmio_failed(&vcons.dev);
         return false;

@@ -9,6 +9,7 @@
 #include "vcons.h"
 #include "virtio_mmio.h"
 #include "virtq.h"
+#include "tunables.h"
 
 #define VCONS_MAX_PORTS 32           /* ports we track host state for */
 
@@ -37,7 +38,10 @@ struct vcons_state {
     u8 *held;                        /* rx buffer lent to the caller */
     u8 *ctrl_bufs;
     u8 *rx_bufs;
-    u8 *tx_buf;
+    u8 *tx_bufs;                     /* CHAN_TX_BUFS transmit buffers */
+    u32 tx_free;                     /* bit i: tx buffer i is ours (not queued) */
+    int tx_desc[CHAN_TX_BUFS];       /* descriptor of each queued tx buffer */
+    u64 tx_full_waits;               /* times a reply found the ring full */
     struct vcons_ctrl_msg ctrl_msg;  /* the control message being sent */
     void (*wake)(void);              /* called by the interrupt handler */
     bool irq;                        /* interrupts in use (else polled) */

@@ -2,10 +2,33 @@
 #ifndef UNIK_THREAD_H
 #define UNIK_THREAD_H
 #include "types.h"
-#include "wire.h"
 #define THREAD_F_SERVICE 0x1       /* a kernel service (probe channel, idle) */
 #define THREAD_F_APP 0x2           /* an application thread */
 struct thread;
+
+/* What a thread is doing (chan/ translates it to the wire's ThreadState). */
+enum thread_state {
+    THREAD_RUNNING,             /* on the CPU */
+    THREAD_RUNNABLE,            /* waiting for the CPU */
+    THREAD_SLEEPING,            /* sleeping or blocked (see wchan) */
+    THREAD_DEAD,                /* exited; its slot is kept until reused */
+};
+
+/* One thread as thread_list() reports it (ps). */
+struct thread_info {
+    u32 tid;
+    enum thread_state state;
+    u8 priority;                /* 0 idle, 1 application, 2 service */
+    u16 flags;                  /* THREAD_F_* */
+    char name[24];
+    char wchan[24];             /* what a sleeping thread waits on, else "" */
+    u64 cpu_ns;                 /* CPU time consumed */
+    u64 switches;               /* times switched in */
+    u32 stack_size;             /* bytes of stack */
+    u32 stack_hwm;              /* deepest stack use seen, bytes */
+    u64 start_ns;               /* uptime at creation */
+};
+
 typedef void (*thread_fn)(void *arg);
 /* Create a runnable thread; NULL on failure.  stack 0 = default size. */
 struct thread *thread_spawn(const char *name, thread_fn fn, void *arg, u32 flags, u32 stack);
@@ -29,6 +52,6 @@ u32 thread_id(struct thread *t);
 /* CPU time t has run in ns, the current slice included (interrupts off). */
 u64 thread_cpu_ns(struct thread *t);
 /* Fill up to max records; *total gets the number of threads. */
-u32 thread_list(struct wire_thread_info *out, u32 max, u32 *total);
+u32 thread_list(struct thread_info *out, u32 max, u32 *total);
 u32 thread_count(void);
 #endif

@@ -26,6 +26,13 @@
 /* --- probe channel --- */
 #define CHAN_RX_BUFS 16               /* receive buffers posted on the probe port */
 #define CHAN_RX_BUF_SIZE 2048         /* bytes per receive buffer */
+#define CHAN_TX_BUF_SIZE 20480        /* bytes per transmit buffer (5 pages; chan/ checks a largest frame fits) */
+#define CHAN_TX_BUFS 8                /* transmit ring: frames queued to the device at once (<= 32, <= CHAN_VQ_SIZE) */
+#define CHAN_TX_WAIT_MS 100           /* a reply waiting for a full ring re-checks the host this often (safety) */
+#define CHAN_STREAM_MS 20             /* LOG_DATA: push new log bytes at most this often while subscribed */
+#define CHAN_TRACE_RATE_US 20000      /* TRACE_DATA: drain a session this often when TRACE_OPEN gives no switchrate */
+#define CHAN_TRACE_MIN_RATE_US 1000   /* TRACE_DATA: the fastest switchrate honoured */
+#define CHAN_TRACE_FRAMES 8           /* TRACE_DATA: most frames per session per drain (then requests are served) */
 #define CHAN_BLOCK_TIMEOUT_MS 1000    /* interrupts: safety wake-up when idle (finds work only if one was lost) */
 #define CHAN_IDLE_SPINS 64            /* polling: empty polls before sleeping */
 #define CHAN_SLEEP_MS 1               /* polling: sleep between polls when idle; also handshake and full-tx waits */

@@ -59,12 +59,22 @@ bool vcons_irq_on(void);
 bool vcons_pending(void);
 /* The next event, in arrival order; VCONS_EV_NONE when idle. */
 int vcons_next(struct vcons_ev *ev);
-/* The transmit buffer (cap bytes) that vcons_send() sends from. */
-u8 *vcons_tx_buffer(u32 *cap);
-/* Send len bytes of the tx buffer and wait until the device has them.
- * False when no host is connected (QEMU would discard them) or it left
- * before taking them: the caller counts the frame as dropped. */
-bool vcons_send(u32 len);
+/* Transmit ring (CHAN_TX_BUFS buffers of CHAN_TX_BUF_SIZE bytes): a frame
+ * is built in a free buffer and queued; the device returns the buffer
+ * when it has the bytes (at once under TCG, later when the host reads
+ * slowly).  Buffers are reclaimed on the next get or put, and a reply
+ * waiting for a full ring is woken by the transmit-completion interrupt.
+ * Frames go out in the order they were queued.
+ *
+ * A free buffer (cap bytes), or NULL when the ring is full; the same one
+ * until it is queued.  For stream frames, dropped when the ring is full. */
+u8 *vcons_tx_get(u32 *cap);
+/* A free buffer, waiting for the ring to drain (or the host to leave,
+ * which resets it).  For replies. */
+u8 *vcons_tx_wait(u32 *cap);
+/* Queue len bytes of buffer buf.  False (buffer still free) when no host
+ * is connected: the caller counts the frame as dropped. */
+bool vcons_tx_put(u8 *buf, u32 len);
 /* Is a host client connected now (counting control messages not yet
  * returned by vcons_next)? */
 bool vcons_host_connected(void);

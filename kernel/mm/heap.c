@@ -183,7 +183,7 @@ void kfree(void *p)
 }
 
 /* Heap totals for the MEMSTAT head (mm_stats). */
-void heap_stats(struct wire_memstat_rep *head)
+void heap_stats(struct mm_stats *head)
 {
     u64 f = irq_save();
     head->heap_bytes_total = heap_total;
@@ -198,7 +198,7 @@ void heap_stats(struct wire_memstat_rep *head)
 }
 
 /* One record per class, then the large class (size 0). */
-u32 heap_classes(struct wire_heap_class *cls, u32 max)
+u32 heap_classes(struct mm_class_stats *cls, u32 max)
 {
     u32 n = 0;
     u64 f = irq_save();

@@ -122,7 +122,7 @@ bool mm_readable(u64 addr, u64 len)
 }
 
 /* Fill the MEMSTAT reply head and up to max heap classes. */
-u32 mm_stats(struct wire_memstat_rep *head, struct wire_heap_class *cls, u32 max)
+u32 mm_stats(struct mm_stats *head, struct mm_class_stats *cls, u32 max)
 {
     struct mm_page_stats ps;
     page_stats(&ps);

@@ -18,6 +18,6 @@ u64 page_limit(void);           /* page frame numbers are < this */
 
 /* heap.c */
 void heap_init(void);
-void heap_stats(struct wire_memstat_rep *head);
-u32 heap_classes(struct wire_heap_class *cls, u32 max);
+void heap_stats(struct mm_stats *head);
+u32 heap_classes(struct mm_class_stats *cls, u32 max);
 #endif

@@ -299,8 +299,8 @@ static u32 probetest_setup(u8 *prog, u32 len, u32 idx)
 void probetest_run(void)
 {
     static u8 prog[2048];
-    struct wire_memstat_rep m0, m1;
-    struct wire_heap_class cls[HEAP_NCLASSES + 1];
+    struct mm_stats m0, m1;
+    struct mm_class_stats cls[HEAP_NCLASSES + 1];
     u16 d[4];
     u64 v[4];
     i32 idx = probetest_find("panic", "enter");

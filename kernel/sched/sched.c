@@ -57,7 +57,7 @@ void sched_init(void)
         *p = THREAD_STACK_FILL;
     memset(t, 0, sizeof *t);
     t->used = true;
-    t->state = WIRE_TS_RUNNING;
+    t->state = THREAD_RUNNING;
     t->prio = THREAD_PRIO_IDLE;
     t->flags = THREAD_F_SERVICE;
     str_copy(t->name, "idle", sizeof t->name);
@@ -93,7 +93,7 @@ static struct thread *sched_pick_boost(void)
 {
     for (u32 i = 1; i < THREAD_MAX; i++) {
         struct thread *t = &sched_threads[i];
-        if (!t->used || !t->boost || t->state != WIRE_TS_RUNNABLE)
+        if (!t->used || !t->boost || t->state != THREAD_RUNNABLE)
             continue;
         t->boost = false;
         u64 left = sched_boost_budget - MIN(t->boost_cycles, sched_boost_budget);
@@ -113,7 +113,7 @@ static struct thread *sched_pick_boost(void)
 static struct thread *sched_pick_turn(void)
 {
     sched_slice = SCHED_SLICE_TICKS;
-    if (sched_turn_left && sched_turn->state == WIRE_TS_RUNNABLE) {
+    if (sched_turn_left && sched_turn->state == THREAD_RUNNABLE) {
         sched_slice = sched_turn_left;
         sched_turn_left = 0;
         return sched_turn;
@@ -125,7 +125,7 @@ static struct thread *sched_pick_turn(void)
         if (!t->used || t->prio == THREAD_PRIO_IDLE)
             continue;
         t->boost_cycles = 0;
-        if (t->state == WIRE_TS_RUNNABLE) {
+        if (t->state == THREAD_RUNNABLE) {
             sched_turn = t;
             return t;
         }
@@ -161,14 +161,14 @@ static void sched_leave(struct thread *prev, bool keep_turn)
 static void sched_run(bool keep_turn)
 {
     struct thread *prev = sched_cur;
-    if (prev->state == WIRE_TS_RUNNING)
-        prev->state = WIRE_TS_RUNNABLE;
+    if (prev->state == THREAD_RUNNING)
+        prev->state = THREAD_RUNNABLE;
     sched_leave(prev, keep_turn);
     struct thread *next = sched_pick();
-    next->state = WIRE_TS_RUNNING;
+    next->state = THREAD_RUNNING;
     if (next == prev)
         return;
-    if (prev->stack && *(u64 *)prev->stack != THREAD_STACK_FILL && prev->state != WIRE_TS_DEAD)
+    if (prev->stack && *(u64 *)prev->stack != THREAD_STACK_FILL && prev->state != THREAD_DEAD)
         panic("thread %u \"%s\": stack overflow (%u bytes)", prev->tid, prev->name,
               prev->stack_size);
     u64 now = rdtsc();
@@ -199,7 +199,7 @@ void sched_note_wake(u64 tick)
  * sched_wake_thread. */
 static bool sched_ready(struct thread *t)
 {
-    t->state = WIRE_TS_RUNNABLE;
+    t->state = THREAD_RUNNABLE;
     PROBE_FIRE(sched, wakeup, t);
     if (t->prio == THREAD_PRIO_SERVICE && t->boost_cycles < sched_boost_budget)
         return t->boost = true;
@@ -214,7 +214,7 @@ static bool sched_wake(u64 ticks)
     bool boost = false;
     for (u32 i = 0; i < THREAD_MAX; i++) {
         struct thread *t = &sched_threads[i];
-        if (!t->used || t->state != WIRE_TS_SLEEPING)
+        if (!t->used || t->state != THREAD_SLEEPING)
             continue;
         if (t->wake_tick > ticks) {
             next = MIN(next, t->wake_tick);
@@ -231,7 +231,7 @@ static bool sched_wake(u64 ticks)
  * tick). */
 void sched_wake_thread(struct thread *t)
 {
-    if (t->state == WIRE_TS_SLEEPING && sched_ready(t))
+    if (t->state == THREAD_SLEEPING && sched_ready(t))
         sched_preempt_due = true;
 }
 

@@ -17,7 +17,7 @@
 
 struct thread {
     bool used;                  /* slot holds a thread (maybe dead) */
-    u8 state;                   /* WIRE_TS_* */
+    enum thread_state state;    /* THREAD_RUNNING... */
     u8 prio;                    /* THREAD_PRIO_* */
     u16 flags;                  /* THREAD_F_* */
     u32 tid;

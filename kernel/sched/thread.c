@@ -33,7 +33,7 @@ static void thread_reap(void)
         u64 f = irq_save();
         u8 *stk = NULL;
         u32 size = 0;
-        if (t->used && t->state == WIRE_TS_DEAD && t->stack_owned && t != sched_cur) {
+        if (t->used && t->state == THREAD_DEAD && t->stack_owned && t != sched_cur) {
             stk = t->stack;
             size = t->stack_size;
             t->stack = NULL;
@@ -53,7 +53,7 @@ static struct thread *thread_slot(void)
         struct thread *t = &sched_threads[i];
         if (!t->used)
             return t;
-        if (t->state == WIRE_TS_DEAD && !t->stack && (!oldest || t->tid < oldest->tid))
+        if (t->state == THREAD_DEAD && !t->stack && (!oldest || t->tid < oldest->tid))
             oldest = t;
     }
     return oldest;
@@ -103,7 +103,7 @@ struct thread *thread_spawn(const char *name, thread_fn fn, void *arg, u32 flags
     t->stack_owned = true;
     t->start_ns = time_ns();
     t->rsp = thread_initial_stack(stk + size, fn, arg);
-    t->state = WIRE_TS_RUNNABLE;
+    t->state = THREAD_RUNNABLE;
     PROBE_FIRE(sched, thread_create, t);
     irq_restore(f);
     return t;
@@ -137,7 +137,7 @@ void thread_sleep_ms(u32 ms, const char *wchan)
     u64 f = irq_save();
     struct thread *t = sched_cur;
     t->wake_tick = time_ticks() + thread_ms_ticks(ms);
-    t->state = WIRE_TS_SLEEPING;
+    t->state = THREAD_SLEEPING;
     str_copy(t->wchan, wchan ? wchan : "sleep", sizeof t->wchan);
     sched_note_wake(t->wake_tick);
     PROBE_FIRE(sched, sleep, t, t->wchan, ms);
@@ -160,7 +160,7 @@ bool thread_block(const char *wchan, u32 timeout_ms)
     if (!t->wake_pending) {
         t->blocked = true;
         t->wake_tick = timeout_ms ? time_ticks() + thread_ms_ticks(timeout_ms) : ~0ull;
-        t->state = WIRE_TS_SLEEPING;
+        t->state = THREAD_SLEEPING;
         str_copy(t->wchan, wchan ? wchan : "block", sizeof t->wchan);
         if (timeout_ms)
             sched_note_wake(t->wake_tick);
@@ -182,7 +182,7 @@ void thread_wake(struct thread *t)
     if (!t)
         return;
     u64 f = irq_save();
-    if (t->used && t->state != WIRE_TS_DEAD) {
+    if (t->used && t->state != THREAD_DEAD) {
         t->wake_pending = true;
         if (t->blocked)
             sched_wake_thread(t);
@@ -197,7 +197,7 @@ void thread_exit(void)
     struct thread *t = sched_cur;
     PROBE_FIRE(sched, thread_exit, t);
     t->stack_hwm = sched_stack_used(t);
-    t->state = WIRE_TS_DEAD;
+    t->state = THREAD_DEAD;
     t->wchan[0] = 0;
     sched_resched();
     panic("thread %u: resumed after exit", t->tid);
@@ -230,8 +230,8 @@ u64 thread_cpu_ns(struct thread *t)
     return time_cycles_to_ns(cycles);
 }
 
-/* One wire record for t (interrupts off). */
-static void thread_fill(struct wire_thread_info *w, struct thread *t)
+/* One thread_info record for t (interrupts off). */
+static void thread_fill(struct thread_info *w, struct thread *t)
 {
     u64 cycles = t->cpu_cycles;
     if (t == sched_cur)
@@ -242,7 +242,7 @@ static void thread_fill(struct wire_thread_info *w, struct thread *t)
     w->priority = t->prio;
     w->flags = t->flags;
     str_copy(w->name, t->name, sizeof w->name);
-    if (t->state == WIRE_TS_SLEEPING)
+    if (t->state == THREAD_SLEEPING)
         str_copy(w->wchan, t->wchan, sizeof w->wchan);
     w->cpu_ns = time_cycles_to_ns(cycles);
     w->switches = t->switches;
@@ -252,7 +252,7 @@ static void thread_fill(struct wire_thread_info *w, struct thread *t)
 }
 
 /* Fill up to max records (table order); *total = threads listed. */
-u32 thread_list(struct wire_thread_info *out, u32 max, u32 *total)
+u32 thread_list(struct thread_info *out, u32 max, u32 *total)
 {
     u32 n = 0, all = 0;
     u64 f = irq_save();
@@ -276,7 +276,7 @@ u32 thread_count(void)
     u32 n = 0;
     u64 f = irq_save();
     for (u32 i = 0; i < THREAD_MAX; i++)
-        if (sched_threads[i].used && sched_threads[i].state != WIRE_TS_DEAD)
+        if (sched_threads[i].used && sched_threads[i].state != THREAD_DEAD)
             n++;
     irq_restore(f);
     return n;

@@ -64,8 +64,8 @@ static void demo_worker_main(void *arg)
 /* The app thread: start the workers, then report every DEMO_REPORT_MS. */
 void app_main(void *arg)
 {
-    struct wire_memstat_rep m;
-    struct wire_heap_class cls[1];
+    struct mm_stats m;
+    struct mm_class_stats cls[1];
     (void)arg;
 
     kprintf("demo: starting %d workers\n", DEMO_WORKERS);
