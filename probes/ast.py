@@ -278,11 +278,30 @@ class Call(Expr):
     name_pos: Pos = NOPOS
 
 
-def walk(node):
-    """Every node under `node` (itself first), depth first in field order."""
-    yield node
+def _children(node) -> list:
+    out = []
     for v in vars(node).values():
-        items = v if isinstance(v, list) else [v]
-        for it in items:
+        for it in (v if isinstance(v, list) else [v]):
             if isinstance(it, Node):
-                yield from walk(it)
+                out.append(it)
+    return out
+
+
+def walk(node):
+    """Every node under `node` (itself first), depth first in field order
+    (iterative: any depth of tree is fine)."""
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        yield n
+        stack.extend(reversed(_children(n)))
+
+
+def depth(node) -> int:
+    """Levels of the tree under node (1 for a leaf), computed iteratively."""
+    best, stack = 0, [(node, 1)]
+    while stack:
+        n, d = stack.pop()
+        best = max(best, d)
+        stack.extend((c, d + 1) for c in _children(n))
+    return best

@@ -309,7 +309,7 @@ class Lexer:
         if c in SIMPLE_ESC:
             self.advance()
             out.append(SIMPLE_ESC[c])
-        elif c in "01234567":
+        elif c and c in "01234567":
             digits = ""
             while len(digits) < 3 and self.peek() and self.peek() in "01234567":
                 digits += self.peek()

@@ -20,6 +20,8 @@ from probes import ast, lexer
 ASSIGN_OPS = frozenset("= += -= *= /= %= &= |= ^= <<= >>=".split())
 LEVELS = [["||"], ["^^"], ["&&"], ["|"], ["^"], ["&"], ["==", "!="],
           ["<", "<=", ">", ">="], ["<<", ">>"], ["+", "-"], ["*", "/", "%"]]
+PREC = {op: i for i, ops in enumerate(LEVELS) for op in ops}
+MAX_NESTING = 64
 PREFIX = frozenset("- + ! ~ * &".split())
 BASE_TYPES = frozenset("char short int long unsigned signed void string int8_t int16_t "
                        "int32_t int64_t uint8_t uint16_t uint32_t uint64_t".split())
@@ -38,7 +40,19 @@ class ExprParser:
 
     # ------------------------------------------------------- expressions
     def expression(self):
-        return self.assignment()
+        try:
+            self.nest()
+            return self.assignment()
+        finally:
+            self.nesting -= 1
+
+    def nest(self) -> None:
+        """Bound the recursion (parentheses, prefix operators, blocks), so
+        hostile input gets an error instead of exhausting Python's stack."""
+        self.nesting = getattr(self, "nesting", 0) + 1
+        if self.nesting > MAX_NESTING:
+            self.fail("expression or statement nested too deeply",
+                      f"at most {MAX_NESTING} levels of parentheses, operators or blocks")
 
     def assignment(self):
         start = self.tok
@@ -53,7 +67,7 @@ class ExprParser:
                 not (isinstance(lhs, ast.Unary) and lhs.op == "*" and not lhs.postfix):
             self.error(lhs.pos, f"cannot assign to this expression (left of '{op.text}')",
                        "assign to a variable, self->x, this->x, a[key], *ptr or @agg")
-        value = self.assignment()
+        value = self.expression()  # right-associative, nesting counted
         return ast.Assign(op.text, lhs, value, self.span(start))
 
     def agg_assign(self, start, lhs, op):
@@ -61,7 +75,7 @@ class ExprParser:
             self.error(op.pos, f"aggregations cannot be updated with '{op.text}'",
                        "assign an aggregating function: @a = count() or @a = sum(x)")
         ftok = self.tok
-        value = self.assignment()
+        value = self.expression()
         if not isinstance(value, ast.Call):
             if op.text == "=":
                     self.error(value.pos, "an aggregation can only be assigned an aggregating "
@@ -82,28 +96,33 @@ class ExprParser:
             self.fail(f"expected ':' in conditional expression, found {self.tok.describe()}",
                       f"the '?' is at {q.pos.line}:{q.pos.col}")
         self.next()
-        else_ = self.conditional()
+        try:
+            self.nest()
+            else_ = self.conditional()      # right-associative
+        finally:
+            self.nesting -= 1
         return ast.Ternary(cond, then, else_, self.span(start))
 
-    def binary(self, level: int):
-        if level == len(LEVELS):
-            return self.unary()
+    def binary(self, min_prec: int):
+        """Precedence climbing over LEVELS (all left-associative)."""
         start = self.tok
-        lhs = self.binary(level + 1)
-        while self.tok.kind in LEVELS[level]:
+        lhs = self.unary()
+        while PREC.get(self.tok.kind, -1) >= min_prec:
             op = self.next().kind
-            rhs = self.binary(level + 1)
+            rhs = self.binary(PREC[op] + 1)
             lhs = ast.Binary(op, lhs, rhs, self.span(start))
         return lhs
 
     def unary(self):
         t = self.tok
-        if t.kind in ("++", "--"):
+        if t.kind in PREFIX or t.kind in ("++", "--"):
             self.next()
-            return ast.Unary(t.kind, self.unary(), self.span(t))
-        if t.kind in PREFIX:
-            self.next()
-            return ast.Unary(t.kind, self.unary(), self.span(t))
+            try:
+                self.nest()
+                operand = self.unary()
+            finally:
+                self.nesting -= 1
+            return ast.Unary(t.kind, operand, self.span(t))
         if t.kind == "sizeof":
             self.next()
             if self.tok.kind == "(" and self.type_follows(1):

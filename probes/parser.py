@@ -25,6 +25,8 @@ from probes.diag import CompileError, Diagnostic, sort_key
 from probes.parseexpr import ExprParser, _Abort
 from probes.program import Pos
 
+MAX_DEPTH = 100     # syntax tree levels per statement: later passes recurse over it
+
 
 class Parser(ExprParser):
     """Program, clause and statement rules, token access and recovery."""
@@ -35,6 +37,7 @@ class Parser(ExprParser):
         self.diags: list = diags if diags is not None else []
         self.last = tokens[0]
         self.open_braces: list = []     # '{' tokens of the clause bodies being parsed
+        self.nesting = 0                # see ExprParser.nest
 
     # ------------------------------------------------------------ tokens
     @property
@@ -145,6 +148,11 @@ class Parser(ExprParser):
         elif self.tok.kind not in ("PSPEC", "EOF", ";"):
             self.fail(f"expected '{{' or a predicate after the probe description, "
                       f"found {self.tok.describe()}")
+        for n in [pred] + (body or []):
+            if n is not None and ast.depth(n) > MAX_DEPTH:
+                self.error(n.pos, "expression or statement nested too deeply",
+                           f"the syntax tree may be at most {MAX_DEPTH} levels deep; "
+                           "split it with this-> variables")
         return ast.Clause(descs, pred, body, self.span(start))
 
     def desc(self, tok) -> ast.ProbeDesc:
@@ -196,6 +204,13 @@ class Parser(ExprParser):
         return out
 
     def statement(self):
+        try:
+            self.nest()
+            return self.statement1()
+        finally:
+            self.nesting -= 1
+
+    def statement1(self):
         t = self.tok
         if t.kind == ";":
             self.next()

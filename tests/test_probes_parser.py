@@ -266,3 +266,51 @@ def test_glob(pattern, text, want):
 def test_is_glob():
     assert [is_glob(x) for x in ("a*", "a?", "[a]", "abc", "a-b")] == [True, True, True,
                                                                          False, False]
+
+
+@pytest.mark.parametrize("src", [
+    "BEGIN { x = " + "(" * 5000 + "1" + ")" * 5000 + "; }",
+    "BEGIN { x = " + "-" * 5000 + "1; }",
+    "BEGIN " + "{" * 3000 + "}" * 3000,
+    "BEGIN { " + "if (1) " * 3000 + "x = 1; }",
+    "BEGIN { x = " + "a[" * 3000 + "1" + "]" * 3000 + "; }",
+    "BEGIN { x = " + "f(" * 3000 + "1" + ")" * 3000 + "; }",
+    "BEGIN { x = " + "1 ? " * 3000 + "1" + " : 2" * 3000 + "; }",
+    "BEGIN { x = " + "a = " * 3000 + "1; }",
+    "BEGIN { x = " + "1 + " * 5000 + "1; }",
+    "BEGIN /" + "(" * 5000 + "x/ {}",
+])
+def test_deep_nesting_is_an_error_not_a_crash(src):
+    with pytest.raises(CompileError) as e:
+        parse(src, "d.d")
+    assert [d.message for d in e.value.diagnostics][0] == \
+        "expression or statement nested too deeply"
+
+
+def test_reasonable_nesting_is_fine():
+    e = parse_expr("(" * 40 + "x" + ")" * 40 + " + " + "- " * 30 + "y")
+    assert unparse(e) == "(x + " + "(-" * 30 + "y" + ")" * 30 + ")"
+
+
+def test_random_input_gives_diagnostics_never_exceptions():
+    import random
+    rng = random.Random(5)
+    pieces = ["BEGIN", "tick-1s", "sched:::s*", "{", "}", "(", ")", "[", "]", "/", ";", ",",
+              "x", "self", "->", "this", "@a", "@", "=", "+=", "count()", "?", ":", "1", "0x",
+              "09", "'", '"', "\\", "#pragma D option q\n", "\n", " ", "(int)", "sizeof",
+              "struct", "*", "&", "if", "else", "`", "a[1,2]", ".", "++", "/*", "*/", "//",
+              "^^", "$"]
+    failed = 0
+    for _ in range(3000):
+        if rng.random() < 0.2:
+            src = "".join(chr(rng.randint(0, 300)) for _ in range(rng.randint(0, 40)))
+        else:
+            src = "".join(rng.choice(pieces) + rng.choice(["", " "])
+                          for _ in range(rng.randint(0, 30)))
+        try:
+            parse(src, "f.d")
+        except CompileError as e:
+            assert e.diagnostics and all(d.pos is not None for d in e.diagnostics)
+            assert str(e).count(": error: ") == len(e.diagnostics)
+            failed += 1
+    assert 2000 < failed < 3000          # most soups are wrong, some are valid programs
