@@ -13,6 +13,11 @@ the last ';' before '}' is optional.  A cast needs a type: a type keyword,
 `struct/union/enum X`, or a typedef name written `(name)` before an
 operand or `(name *)`.
 
+A predicate ends at a '/' followed by blanks and then end of input, ';', '{'
+or '/' (DTrace's lexer rule, in probes/lexer.py); any other '/' divides.
+Nesting is bounded (64 levels of parentheses/operators/blocks, a tree 100
+levels deep per statement) so hostile input gets an error, not a crash.
+
 Errors: every syntax error is reported; after one the parser skips to the
 next ';' or '}' of the statement (or the next clause) and goes on.  All
 lexer and parser diagnostics are raised together in one CompileError.
