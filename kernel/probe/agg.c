@@ -63,15 +63,31 @@ static u64 *agg_values(struct agg_ent *en)
     return (u64 *)((u8 *)(en + 1) + ALIGN_UP(en->keylen, 8));
 }
 
+/* Is entry en's key the keylen bytes at key?  (Its length is already
+ * known equal; whole words first, as the tuple encoding has them.) */
+static inline bool agg_key_eq(const struct agg_ent *en, const u8 *key, u32 keylen)
+{
+    const u8 *k = (const u8 *)(en + 1);
+    u32 i = 0;
+    for (; i + 8 <= keylen; i += 8) {
+        u64 x, y;
+        __builtin_memcpy(&x, k + i, 8);
+        __builtin_memcpy(&y, key + i, 8);
+        if (x != y)
+            return false;
+    }
+    return i == keylen || !memcmp(k + i, key + i, keylen - i);
+}
+
 /* The entry of (agg, key) with its hash, or NULL. */
-static struct agg_ent *agg_find(const struct agg_table *t, u16 agg, const u8 *key,
-                                u32 keylen, u32 h)
+static inline struct agg_ent *agg_find(const struct agg_table *t, u16 agg, const u8 *key,
+                                       u32 keylen, u32 h)
 {
     const u32 *buckets = (const u32 *)t->base;
     for (u32 off = buckets[h & (t->nbuckets - 1)]; off; ) {
         struct agg_ent *en = agg_ent(t, off);
         if (en->hash == h && en->agg == agg && en->keylen == keylen &&
-            !memcmp(en + 1, key, keylen))
+            agg_key_eq(en, key, keylen))
             return en;
         off = en->next;
     }

@@ -24,6 +24,8 @@ struct vm_prog {
     u32 locals_bytes;               /* bytes of clause-local variable storage */
     u32 nlocal_vars;                /* CLAUSE-scope variables (local_off entries) */
     u32 local_off[ISA_MAX_VARS];    /* their offsets, zeroed at every firing */
+    u32 nregs;                      /* registers r0..nregs-1 are all the code names
+                                     * (zeroed at every firing; the rest never read) */
 };
 
 /* Check the container buf[0..len) against every rule of probes/isa.py;
@@ -106,11 +108,13 @@ struct vm_ctx {
     u8 *stage;                      /* records made while the clause runs */
     u32 stage_size;
     /* the firing */
-    u64 args[VM_NARGS];
-    u32 nargs;
+    const u64 *args;                /* args[0..nargs): the caller's, not copied */
+    u32 nargs;                      /* at most VM_NARGS */
     u32 probe;                      /* probe id */
     u32 epid;
-    u64 timestamp;                  /* record headers' timestamp */
+    u64 timestamp;                  /* record headers' timestamp; 0: read the
+                                     * TIMESTAMP builtin when the first record
+                                     * (or fault) needs it */
     /* results of vm_run */
     u32 stage_len;                  /* bytes of complete records staged */
     u32 fault;                      /* enum isa_f */
@@ -120,6 +124,8 @@ struct vm_ctx {
     u64 exit_code;
     /* state of the run */
     u32 scratch_used;
+    u64 last_str;                   /* the newest scratch string (vm_str_new) ... */
+    u32 last_len;                   /* ... and its length: vm_str needs no scan */
     u32 rec_open;                   /* offset of the open record, or VM_NO_REC */
     u32 rec_end;                    /* end of the open record's bytes */
     u32 tuple_len, tuple_n;
@@ -133,6 +139,9 @@ struct vm_ctx {
  * c->stage[0..c->stage_len)) or the fault (c->fault_pc, c->fault_addr;
  * nothing staged). */
 u32 vm_run(struct vm_ctx *c, u32 clause);
+/* The firing's timestamp: c->timestamp, read from the TIMESTAMP builtin
+ * the first time it is needed (the engine and records). */
+u64 vm_timestamp(struct vm_ctx *c);
 
 /* ------------------------------------------------------------ vmstr.c */
 /* The VM-owned string at addr (string table, scratch, variables, the
