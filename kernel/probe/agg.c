@@ -11,14 +11,6 @@
 #include "lib.h"
 #include "vm.h"
 
-struct agg_ent {
-    u32 next;                   /* offset of the next entry in the bucket, 0 = none */
-    u32 hash;
-    u16 agg;
-    u16 keylen;
-    u32 nwords;
-};
-
 #define AGG_MIN_BUCKETS 16
 #define AGG_MAX_BUCKETS 65536
 #define AGG_BYTES_PER_BUCKET 256        /* one bucket per this much arena */
@@ -35,6 +27,7 @@ void agg_init(struct agg_table *t, void *mem, u32 size)
     t->first = t->used = n * sizeof(u32);
     t->nkeys = 0;
     t->drops = 0;
+    memset(t->last, 0, sizeof t->last);
     memset(mem, 0, t->first);
 }
 
@@ -152,8 +145,8 @@ static u32 agg_lqbucket(const struct isa_prog_agg *a, i64 v)
     return i >= levels ? levels + 1 : (u32)i + 1;
 }
 
-/* Fold v into the value words w of aggregation a. */
-static void agg_apply(const struct isa_prog_agg *a, u64 *w, u64 v)
+/* Fold v into the value words w of aggregation a; see vm.h. */
+void agg_apply(const struct isa_prog_agg *a, u64 *w, u64 v)
 {
     switch (a->func) {
     case ISA_AGG_COUNT: w[0]++; break;
@@ -186,6 +179,7 @@ bool agg_update(struct agg_table *t, const struct isa_prog_agg *a, u16 agg,
         t->drops++;
         return false;
     }
+    t->last[agg] = (u32)((u8 *)en - t->base);
     agg_apply(a, agg_values(en), v);
     return true;
 }

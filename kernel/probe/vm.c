@@ -161,13 +161,21 @@ static u32 vm_dyn(struct vm_ctx *c, u32 var, bool store, u64 v, u64 *rd)
     return 0;
 }
 
-/* AGG: fold v into aggregation agg under the tuple (then emptied). */
+/* AGG: fold v into aggregation agg under the tuple (then emptied).  The
+ * same key as the aggregation's last update (agg_cached) skips the hash
+ * table; count() is then one increment. */
 static u32 vm_agg(struct vm_ctx *c, u32 agg, u64 v)
 {
     const struct isa_prog_agg *a = &c->prog->aggs[agg];
     if (c->tuple_n != a->nkeys)
         return ISA_F_TUPLE;
-    agg_update(c->agg, a, (u16)agg, c->tuple, c->tuple_len, v);   /* a drop is counted */
+    u64 *w = agg_cached(c->agg, agg, c->tuple, c->tuple_len);
+    if (w && a->func == ISA_AGG_COUNT)
+        w[0]++;
+    else if (w)
+        agg_apply(a, w, v);
+    else
+        agg_update(c->agg, a, (u16)agg, c->tuple, c->tuple_len, v);   /* a drop is counted */
     c->tuple_len = c->tuple_n = 0;
     return 0;
 }
