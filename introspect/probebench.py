@@ -134,7 +134,62 @@ def ratio(with_rate: float, without_rate: float) -> float:
     return with_rate / without_rate if without_rate else 0.0
 
 
+def agg_total(raw: bytes) -> int:
+    """Sum of the first value word of every entry of an aggregation
+    snapshot (TraceSession.aggregations(): u16 agg, u16 keylen, u32 nwords,
+    key padded to 8, nwords u64): a count()'s firings over all keys."""
+    total, off = 0, 0
+    while off + 8 <= len(raw):
+        _agg, keylen, nwords = struct.unpack_from("<HHI", raw, off)
+        off += 8 + (keylen + 7) // 8 * 8
+        if nwords:
+            total += struct.unpack_from("<Q", raw, off)[0]
+        off += 8 * nwords
+    return total
+
+
 # ------------------------------------------------------------------ the guest
+def guest_u64s(ch, db, sym: str, struct_name: str, member: str) -> list[int]:
+    """Member `member` (a u64) of every element of the struct array `sym`."""
+    addr, t = db.global_var(sym)
+    size, members = db.struct_layouts(struct_name)[struct_name]
+    n = max(1, t.size // size) if t.size else 1
+    data = ch.memread(addr, n * size)
+    return [struct.unpack_from("<Q", data, i * size + members[member])[0] for i in range(n)]
+
+
+def work_rate(ch, db, guest_s: float) -> tuple[float, float]:
+    """The demo app's rounds (sum over its workers) per guest second over a
+    window of guest_s guest seconds; and the window's length in seconds."""
+    def sample():
+        up = ch.threads()[0]["uptime_ns"]
+        return up, sum(guest_u64s(ch, db, "demo_workers", "demo_worker", "rounds"))
+    t0, r0 = sample()
+    end = time.monotonic() + 120
+    while ch.threads()[0]["uptime_ns"] < t0 + guest_s * 1e9 and time.monotonic() < end:
+        time.sleep(0.02)
+    t1, r1 = sample()
+    span = (t1 - t0) / 1e9
+    return (r1 - r0) / span if span > 0 else 0.0, span
+
+
+def demo_ratio(ch, elf, guest_s: float) -> dict:
+    """Demo's work rate without and with `sched:::switch { @[thread] =
+    count(); }`, and the switches per guest second it counted."""
+    db = TypeDB.from_elf(elf)
+    work_rate(ch, db, 1.0)                  # warm-up: the first second after boot
+    without, _ = work_rate(ch, db, guest_s)
+    with TraceSession(ch, compile_bench("switch", probetable.load(elf))) as s:
+        u0 = ch.threads()[0]["uptime_ns"]
+        s.start()
+        with_, _ = work_rate(ch, db, guest_s)
+        s.stop()
+        span = (ch.threads()[0]["uptime_ns"] - u0) / 1e9
+        fired = agg_total(s.aggregations())
+    return {"without": without, "with": with_, "ratio": ratio(with_, without),
+            "switches_per_s": fired / span if span > 0 else 0.0}
+
+
 class Bench:
     """One booted probebench (or demo) instance's channel, symbols and probes."""
 
