@@ -182,6 +182,79 @@ def cli_rows(name: str, base: Path, runs: int = 10) -> list[dict]:
                  f"{total_us / 1000:.1f} ms")]
 
 
+def _site_bytes(ch, elf) -> str:
+    """bench:::fire's site in the ELF and in the running kernel: both must
+    be the 5-byte nop (returned as hex), else UnikError."""
+    from probes import isa
+    from . import probetable, textcheck
+    from .errors import UnikError
+    img = textcheck.text_image(elf)
+    probes = probetable.load(elf)
+    fire = next(p.id for p in probes if (p.provider, p.name) == ("bench", "fire"))
+    for addr, _target, index in probetable.sites(elf):
+        if index + isa.FIRST_STATIC_PROBE == fire:
+            built = img.data[addr - img.addr:addr - img.addr + 5]
+            live = ch.memread(addr, 5)
+            if built != isa.NOP5 or live != isa.NOP5:
+                raise UnikError(f"bench:::fire's site at {addr:#x} is {built.hex()} in the "
+                                f"ELF and {live.hex()} live, not the 5-byte nop",
+                                "the probe site macro (probe_site.h) changed")
+            return built.hex(" ")
+    raise UnikError("bench:::fire has no site", "rebuild the probebench app")
+
+
+def probe_rows(base: Path, quick: bool = False) -> list[dict]:
+    """What probes cost (introspect/probebench.py): the probebench app
+    under -icount shift=0 (guest instructions per call, slopes between two
+    loop lengths), its printf flood (records/s of host wall time), and the
+    demo app's work rate with and without sched:::switch counting."""
+    from . import probebench as pb
+    rows = []
+    elf = build.ensure_built("probebench", auto=True)
+    inst = _boot(elf, "bench-probe", base, icount=True, mux=True, app="probebench")
+    try:
+        wait_ready(inst, 60)
+        with Channel.for_instance(inst, timeout=30) as ch:
+            b = pb.Bench(ch, elf)
+            nop = _site_bytes(ch, elf)
+            off, _ = b.measure(None)
+            rows.append(_row("disabled static probe site", off.probe, "instructions",
+                             f"per call, over a loop calling an empty function ({off.empty:g} "
+                             f"per iteration); the site is `{nop}` in the ELF and live",
+                             target="the one 5-byte nop"))
+            for kind, label, target in (
+                    ("count", "enabled `@ = count()`", "<= 150"),
+                    ("thread", "enabled `@[thread] = count()`", "<= 150"),
+                    ("printf", 'enabled `printf("%d %d %d\\n", arg0, arg1, arg2)`', None)):
+                on, st = b.measure(kind)
+                rows.append(_row(label, on.probe, "instructions",
+                                 f"per firing on bench:::fire, site to clause and back "
+                                 f"({st['fired']} firings, no drops)", target=target))
+            fl = b.flood(1.0 if quick else 3.0)
+            rows.append(_row("printf records streamed", round(fl["rate"]), "records/s",
+                             f"host wall time, -icount shift=0; {fl['delivered']} delivered, "
+                             f"{fl['drops']} dropped of {fl['fired']} fired "
+                             f"({'all' if fl['accounted'] else 'NOT all'} accounted for); "
+                             f"{fl['instr_per_record']:.0f} guest instructions per record "
+                             f"(firing, draining, sending)", target=">= 500,000 records/s"))
+    finally:
+        instance.stop(inst)
+    elf = build.ensure_built("demo", auto=True)
+    inst = _boot(elf, "bench-demo", base, icount=True, mux=True, app="demo")
+    try:
+        wait_ready(inst, 60)
+        with Channel.for_instance(inst, timeout=30) as ch:
+            d = pb.demo_ratio(ch, elf, 2.0 if quick else 5.0)
+        rows.append(_row("demo throughput with `sched:::switch { @[thread] = count(); }`",
+                         round(d["ratio"], 4), "x",
+                         f"demo's rounds per guest second {d['with']:.1f} with vs "
+                         f"{d['without']:.1f} without; {d['switches_per_s']:.0f} "
+                         "switches/s counted; -icount shift=0"))
+    finally:
+        instance.stop(inst)
+    return rows
+
+
 def run_all(base: Path, app: str = "demo", quick: bool = False) -> list[dict]:
     """Every benchmark; `quick` trims repetitions (for the test suite)."""
     elf = build.ensure_built(app, auto=True)
@@ -196,6 +269,7 @@ def run_all(base: Path, app: str = "demo", quick: bool = False) -> list[dict]:
     finally:
         instance.stop(inst)
     rows += load_rows(base, n=50 if quick else 200)
+    rows += probe_rows(base, quick=quick)
     return rows
 
 

@@ -21,6 +21,7 @@ struct vshim {
     char *scratch;
     u8 *stage;
     u64 builtins[ISA_B_COUNT_];
+    u64 args[VM_NARGS];                 /* the firing's arguments (ctx.args) */
     char strs[ISA_B_COUNT_][64];        /* string builtins */
     const u8 *ram;                      /* fake kernel memory */
     u64 ram_addr;
@@ -115,10 +116,11 @@ int vshim_load(struct vshim *s, const u8 *buf, u32 len, struct probe_verr *e)
 /* Run clause with args; returns the fault (0 = none). */
 u32 vshim_run(struct vshim *s, u32 clause, const u64 *args, u32 nargs, u32 probe)
 {
-    memset(s->ctx.args, 0, sizeof s->ctx.args);
+    memset(s->args, 0, sizeof s->args);
     nargs = nargs > VM_NARGS ? VM_NARGS : nargs;
     if (nargs)
-        memcpy(s->ctx.args, args, nargs * 8);
+        memcpy(s->args, args, nargs * 8);
+    s->ctx.args = s->args;
     s->ctx.nargs = nargs;
     s->ctx.probe = probe;
     s->ctx.epid = clause << 16;

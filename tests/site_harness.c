@@ -22,10 +22,9 @@ static u64 got[7];
 static int fires;
 
 /* What site_entry calls (site.c's in the kernel). */
-void site_fire(const void *desc, u64 a0, u64 a1, u64 a2, u64 a3, u64 a4, u64 a5)
+void site_fire(const u64 *frame)
 {
-    u64 v[7] = {(u64)(uintptr_t)desc, a0, a1, a2, a3, a4, a5};
-    memcpy(got, v, sizeof v);
+    memcpy(got, frame, sizeof got);
     fires++;
 }
 

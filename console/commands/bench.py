@@ -20,7 +20,7 @@ def run(ctx, args):
         ctx.write(bench.render(rows))
 
 
-COMMAND = Command("bench", "measure image size, boot, channel round trips and CLI start-up",
+COMMAND = Command("bench", "measure image size, boot, channel round trips, CLI start-up and probe costs",
                   run, args=args, shell=False,
                   epilog="Under TCG absolute times are not the machine's speed: guest "
                          "costs are reported in guest instructions (-icount shift=0).")

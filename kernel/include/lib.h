@@ -7,6 +7,8 @@ void *memmove(void *d, const void *s, size_t n);
 void *memset(void *d, int c, size_t n);
 int memcmp(const void *a, const void *b, size_t n);
 size_t strlen(const char *s);
+/* Length of s, at most max (reads whole aligned words: never past s's page). */
+size_t strnlen(const char *s, size_t max);
 int strcmp(const char *a, const char *b);
 int strncmp(const char *a, const char *b, size_t n);
 /* Copy at most n-1 bytes and always NUL-terminate (n > 0); pads with NULs. */

@@ -66,14 +66,15 @@ extern const struct isa_probe_desc __unik_probes_start[], __unik_probes_end[];
 extern const struct isa_probe_site __unik_sites_start[], __unik_sites_end[];
 
 /* Called by a site's out-of-line block, through site_entry (site_entry.S),
- * which saves every caller-saved register first: desc is the probe's
- * descriptor, a0..a5 its arguments.  Counts the firing (site_fires) and
- * calls the handler: probe_fire(index of desc in .unik_probes, a0..a5). */
-void site_fire(const struct isa_probe_desc *desc, u64 a0, u64 a1, u64 a2, u64 a3,
-               u64 a4, u64 a5);
+ * which saves every caller-saved register first: frame[0] is the probe's
+ * descriptor (as a u64), frame[1..6] its arguments a0..a5 -- the words the
+ * block pushed, read in place.  Counts the firing (site_fires) and runs the
+ * engine (probe_fire_args), or the handler the self-test installed. */
+void site_fire(const u64 *frame);
 extern u64 site_fires;
-/* The handler site_fire calls; the self-test installs a recorder with
- * site_set_handler (NULL restores probe_fire) and gets the old one back. */
+/* A replacement for the engine: the self-test installs a recorder with
+ * site_set_handler (NULL puts the engine back) and gets the old one back
+ * (NULL when it was the engine). */
 typedef void (*site_handler_fn)(u32 index, u64 a0, u64 a1, u64 a2, u64 a3, u64 a4, u64 a5);
 site_handler_fn site_set_handler(site_handler_fn fn);
 

@@ -11,14 +11,6 @@
 #include "lib.h"
 #include "vm.h"
 
-struct agg_ent {
-    u32 next;                   /* offset of the next entry in the bucket, 0 = none */
-    u32 hash;
-    u16 agg;
-    u16 keylen;
-    u32 nwords;
-};
-
 #define AGG_MIN_BUCKETS 16
 #define AGG_MAX_BUCKETS 65536
 #define AGG_BYTES_PER_BUCKET 256        /* one bucket per this much arena */
@@ -35,6 +27,7 @@ void agg_init(struct agg_table *t, void *mem, u32 size)
     t->first = t->used = n * sizeof(u32);
     t->nkeys = 0;
     t->drops = 0;
+    memset(t->last, 0, sizeof t->last);
     memset(mem, 0, t->first);
 }
 
@@ -63,15 +56,31 @@ static u64 *agg_values(struct agg_ent *en)
     return (u64 *)((u8 *)(en + 1) + ALIGN_UP(en->keylen, 8));
 }
 
+/* Is entry en's key the keylen bytes at key?  (Its length is already
+ * known equal; whole words first, as the tuple encoding has them.) */
+static inline bool agg_key_eq(const struct agg_ent *en, const u8 *key, u32 keylen)
+{
+    const u8 *k = (const u8 *)(en + 1);
+    u32 i = 0;
+    for (; i + 8 <= keylen; i += 8) {
+        u64 x, y;
+        __builtin_memcpy(&x, k + i, 8);
+        __builtin_memcpy(&y, key + i, 8);
+        if (x != y)
+            return false;
+    }
+    return i == keylen || !memcmp(k + i, key + i, keylen - i);
+}
+
 /* The entry of (agg, key) with its hash, or NULL. */
-static struct agg_ent *agg_find(const struct agg_table *t, u16 agg, const u8 *key,
-                                u32 keylen, u32 h)
+static inline struct agg_ent *agg_find(const struct agg_table *t, u16 agg, const u8 *key,
+                                       u32 keylen, u32 h)
 {
     const u32 *buckets = (const u32 *)t->base;
     for (u32 off = buckets[h & (t->nbuckets - 1)]; off; ) {
         struct agg_ent *en = agg_ent(t, off);
         if (en->hash == h && en->agg == agg && en->keylen == keylen &&
-            !memcmp(en + 1, key, keylen))
+            agg_key_eq(en, key, keylen))
             return en;
         off = en->next;
     }
@@ -136,8 +145,8 @@ static u32 agg_lqbucket(const struct isa_prog_agg *a, i64 v)
     return i >= levels ? levels + 1 : (u32)i + 1;
 }
 
-/* Fold v into the value words w of aggregation a. */
-static void agg_apply(const struct isa_prog_agg *a, u64 *w, u64 v)
+/* Fold v into the value words w of aggregation a; see vm.h. */
+void agg_apply(const struct isa_prog_agg *a, u64 *w, u64 v)
 {
     switch (a->func) {
     case ISA_AGG_COUNT: w[0]++; break;
@@ -170,6 +179,7 @@ bool agg_update(struct agg_table *t, const struct isa_prog_agg *a, u16 agg,
         t->drops++;
         return false;
     }
+    t->last[agg] = (u32)((u8 *)en - t->base);
     agg_apply(a, agg_values(en), v);
     return true;
 }

@@ -141,11 +141,11 @@ static void probe_commit_stage(struct probe_session *s, const struct vm_ctx *c)
  * fire the session's ERROR clauses (not for a fault inside ERROR). */
 static void probe_error(struct probe_session *s, u32 sid, u32 probe, u32 clause, u32 epid)
 {
-    const struct vm_ctx *c = &probe_st.ctx;
+    struct vm_ctx *c = &probe_st.ctx;
     struct {
         struct isa_rec_hdr h;
         u64 v[4];
-    } r = { { sizeof r, ISA_REC_ERROR, probe, c->timestamp },
+    } r = { { sizeof r, ISA_REC_ERROR, probe, vm_timestamp(c) },
             { clause, c->fault_pc, c->fault, c->fault_addr } };
     u64 args[6] = {0, epid, clause, c->fault_pc, c->fault, c->fault_addr};
     s->st.errors++;
@@ -154,12 +154,12 @@ static void probe_error(struct probe_session *s, u32 sid, u32 probe, u32 clause,
         probe_run(ISA_SP_ERROR, (i32)sid, args, 6);
 }
 
-/* Run enabling e's clause for its session with args. */
-static void probe_clause(struct probe_enabling *e, u32 probe, const u64 *args, u32 nargs)
+/* Point the VM at session s (its program, variables, aggregations, dynamic
+ * variables and callbacks).  The context stays bound to s across firings;
+ * probe_go unbinds it (ctx.env = NULL) before a session starts, since
+ * only then may its memory have changed. */
+static void probe_bind(struct vm_ctx *c, struct probe_session *s)
 {
-    struct probe_session *s = &probe_st.sess[e->sid];
-    struct vm_ctx *c = &probe_st.ctx;
-    u32 epid = (u32)e->clause << 16 | e->index;
     c->prog = &s->prog;
     c->globals = s->var_mem.base;
     c->locals = s->var_mem.base ? s->var_mem.base + s->prog.globals_bytes : NULL;
@@ -168,28 +168,41 @@ static void probe_clause(struct probe_enabling *e, u32 probe, const u64 *args, u
     c->env = s;
     c->load = probe_load_cb;
     c->builtin = probe_builtin_cb;
-    for (u32 i = 0; i < VM_NARGS; i++)          /* word copies: lib memcpy is bytewise */
-        c->args[i] = i < nargs ? args[i] : 0;
+}
+
+/* Run enabling e's clause for its session with args (nargs of them, the
+ * caller's array: the VM reads it in place).  The timestamp is read only
+ * if a record or a fault needs it (vm_timestamp).  Inlined into the
+ * firing loops: this is the hot path. */
+static inline __attribute__((always_inline)) void
+probe_clause(struct probe_enabling *e, u32 probe, const u64 *args, u32 nargs)
+{
+    struct probe_session *s = &probe_st.sess[e->sid];
+    struct vm_ctx *c = &probe_st.ctx;
+    u32 epid = (u32)e->clause << 16 | e->index;
+    if (__builtin_expect(c->env != s, 0))
+        probe_bind(c, s);
+    c->args = args;
     c->nargs = nargs;
     c->probe = probe;
     c->epid = epid;
-    c->timestamp = time_ns();
+    c->timestamp = 0;
     probe_st.cur_probe = probe;
     s->st.fired++;
     if (vm_run(c, e->clause)) {
         probe_error(s, e->sid, probe, e->clause, epid);
         return;
     }
-    probe_commit_stage(s, c);
+    if (c->stage_len)
+        probe_commit_stage(s, c);
     if (c->exited)
         s->exiting = true;
 }
 
 /* Run the linked enablings of probe (session sid's only when sid >= 0). */
-void probe_run(u32 probe, i32 sid, const u64 *args, u32 nargs)
+static inline __attribute__((always_inline)) void
+probe_run_list(u32 probe, i32 sid, const u64 *args, u32 nargs)
 {
-    if (probe >= PROBE_IDS_MAX)
-        return;
     for (int16_t i = probe_st.head[probe]; i >= 0; i = probe_st.en[i].next) {
         struct probe_enabling *e = &probe_st.en[i];
         struct probe_session *s = &probe_st.sess[e->sid];
@@ -198,6 +211,13 @@ void probe_run(u32 probe, i32 sid, const u64 *args, u32 nargs)
             continue;
         probe_clause(e, probe, args, nargs);
     }
+}
+
+/* Run the linked enablings of probe (session sid's only when sid >= 0). */
+void probe_run(u32 probe, i32 sid, const u64 *args, u32 nargs)
+{
+    if (probe < PROBE_IDS_MAX)
+        probe_run_list(probe, sid, args, nargs);
 }
 
 /* Count a skipped re-entrant firing against every session it would run. */
@@ -224,12 +244,13 @@ void probe_leave(u64 flags)
     irq_restore(flags);
 }
 
-/* A static probe fired (see probe.h). */
-void probe_fire(u32 index, u64 a0, u64 a1, u64 a2, u64 a3, u64 a4, u64 a5)
+/* A static probe fired with its six arguments in memory (see probe.h):
+ * site_fire's path. */
+void probe_fire_args(u32 index, const u64 *args)
 {
     u32 probe = ISA_FIRST_STATIC_PROBE + index;
     u64 flags;
-    if (!probe_st.ready || probe >= PROBE_IDS_MAX || probe_st.head[probe] < 0)
+    if (probe >= PROBE_IDS_MAX || !probe_st.ready || probe_st.head[probe] < 0)
         return;
     if (!probe_enter(&flags)) {
         u64 f = irq_save();
@@ -237,9 +258,15 @@ void probe_fire(u32 index, u64 a0, u64 a1, u64 a2, u64 a3, u64 a4, u64 a5)
         irq_restore(f);
         return;
     }
-    const u64 args[6] = {a0, a1, a2, a3, a4, a5};
-    probe_run(probe, -1, args, 6);
+    probe_run_list(probe, -1, args, 6);
     probe_leave(flags);
+}
+
+/* A static probe fired (see probe.h). */
+void probe_fire(u32 index, u64 a0, u64 a1, u64 a2, u64 a3, u64 a4, u64 a5)
+{
+    const u64 args[6] = {a0, a1, a2, a3, a4, a5};
+    probe_fire_args(index, args);
 }
 
 /* The timer tick (interrupt context): fire tick-N enablings now due. */
@@ -256,8 +283,7 @@ void probe_tick(u64 now_ns)
         e->due += e->arg;
         if (e->due <= now_ns)           /* fell behind (long irq-off): skip ahead */
             e->due = now_ns + e->arg;
-        const u64 args[2] = {0, 0};
-        probe_clause(e, ISA_SP_TICK, args, 0);
+        probe_clause(e, ISA_SP_TICK, NULL, 0);
     }
     probe_leave(flags);
 }

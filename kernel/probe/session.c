@@ -200,6 +200,7 @@ int probe_go(u32 sid)
     struct probe_session *s = session_get(sid, PS_LOADED, PS_LOADED);
     if (!s)
         return PROBE_E_NOSESSION;
+    probe_st.ctx.env = NULL;            /* the engine re-binds its VM context */
     s->state = PS_RUNNING;
     session_link(sid, true);
     session_fire(sid, ISA_SP_BEGIN);

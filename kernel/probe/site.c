@@ -31,7 +31,7 @@ extern const u8 __text_start[], __text_end[];
 
 static u8 *site_bad;                    /* per site: failed a check, never patched */
 static u32 site_nbad;
-static site_handler_fn site_handler = probe_fire;
+static site_handler_fn site_handler;   /* NULL: the engine (probe_fire_args) */
 u64 site_fires;                         /* firings that went through site_fire */
 
 static u32 site_nsites(void)
@@ -213,23 +213,26 @@ u32 site_refused(void)
 }
 
 /* An enabled site fired (site_entry.S calls this with every caller-saved
- * register saved): count it and hand it to the handler, probe_fire unless
- * a test installed its own. */
-void site_fire(const struct isa_probe_desc *desc, u64 a0, u64 a1, u64 a2, u64 a3,
-               u64 a4, u64 a5)
+ * register saved and frame pointing at the descriptor and arguments the
+ * block pushed): count it and run the engine on the arguments in place,
+ * unless a test installed its own handler. */
+void site_fire(const u64 *frame)
 {
-    u32 index = (u32)(((u64)desc - (u64)__unik_probes_start) / sizeof(*desc));
+    u32 index = (u32)((frame[0] - (u64)__unik_probes_start) / sizeof(struct isa_probe_desc));
     site_fires++;
-    site_handler(index, a0, a1, a2, a3, a4, a5);
+    if (__builtin_expect(site_handler != NULL, 0))
+        site_handler(index, frame[1], frame[2], frame[3], frame[4], frame[5], frame[6]);
+    else
+        probe_fire_args(index, frame + 1);
 }
 
 /* Replace the firing handler (the self-test's recorder); returns the old
- * one.  NULL puts probe_fire back. */
+ * one (NULL: the engine).  NULL puts the engine back. */
 site_handler_fn site_set_handler(site_handler_fn fn)
 {
     u64 f = irq_save();
     site_handler_fn old = site_handler;
-    site_handler = fn ? fn : probe_fire;
+    site_handler = fn;
     irq_restore(f);
     return old;
 }

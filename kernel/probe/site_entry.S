@@ -4,10 +4,10 @@
  * calls here with nothing declared clobbered but flags and memory, and
  * drops the 56 bytes itself: the probed function keeps no register, move
  * or spill for its disabled sites.  This saves every caller-saved
- * register, aligns the stack for the C call, calls
- * site_fire(desc, a0..a5) (a5 on the stack, as the SysV ABI wants) and
- * restores everything.  The frame (push rbp) keeps frame-pointer
- * backtraces through it intact. */
+ * register, aligns the stack for the C call and calls site_fire(frame)
+ * with frame = the address of those seven pushed words (the engine reads
+ * the arguments in place: no copy), then restores everything.  The frame
+ * (push rbp) keeps frame-pointer backtraces through it intact. */
     .text
     .globl site_entry
     .type site_entry, @function
@@ -23,15 +23,8 @@ site_entry:
     push %r9
     push %r10
     push %r11
+    lea 16(%rbp), %rdi          /* frame: descriptor, a0 .. a5 */
     and $-16, %rsp
-    sub $8, %rsp
-    pushq 64(%rbp)              /* a5: site_fire's seventh argument */
-    mov 16(%rbp), %rdi          /* descriptor */
-    mov 24(%rbp), %rsi          /* a0 */
-    mov 32(%rbp), %rdx
-    mov 40(%rbp), %rcx
-    mov 48(%rbp), %r8
-    mov 56(%rbp), %r9           /* a4 */
     call site_fire
     lea -72(%rbp), %rsp         /* back to the nine saved registers */
     pop %r11

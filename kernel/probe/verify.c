@@ -291,6 +291,19 @@ static bool verify_insn(const struct vm_prog *p, const struct isa_prog_clause *c
     return verify_imm(p, c, pc, e);
 }
 
+/* Raise p->nregs to cover the registers a verified instruction names
+ * (a CALL's argument registers too; LD's rb is its size), so that the
+ * interpreter zeroes only those at each firing. */
+static void verify_nregs(struct vm_prog *p, const struct isa_insn *in)
+{
+    u32 hi = MAX(in->rd, in->ra);
+    if (verify_ops[in->op].kind != VK_LD)
+        hi = MAX(hi, in->rb);
+    if (verify_ops[in->op].kind == VK_CALL && verify_nargs[in->imm])
+        hi = MAX(hi, (u32)in->ra + verify_nargs[in->imm] - 1);
+    p->nregs = MAX(p->nregs, hi + 1);
+}
+
 /* Check buf[0..len); fill *p on success (see vm.h). */
 bool verify_prog(const u8 *buf, u32 len, struct vm_prog *p, struct probe_verr *e)
 {
@@ -319,13 +332,16 @@ bool verify_prog(const u8 *buf, u32 len, struct vm_prog *p, struct probe_verr *e
     p->nrecdescs = h->nrecdescs;
     p->strtab_len = h->strtab_len;
     p->strsize = h->strsize;
+    p->nregs = 0;
     if (!verify_vars(p, e) || !verify_aggs(p, e) || !verify_clauses(p, e))
         return false;
     for (u32 i = 0; i < p->nclauses; i++) {
         const struct isa_prog_clause *c = &p->clauses[i];
-        for (u32 pc = c->start; pc < c->start + c->len; pc++)
+        for (u32 pc = c->start; pc < c->start + c->len; pc++) {
             if (!verify_insn(p, c, pc, e))
                 return false;
+            verify_nregs(p, &p->code[pc]);
+        }
     }
     return true;
 }

@@ -161,15 +161,31 @@ static u32 vm_dyn(struct vm_ctx *c, u32 var, bool store, u64 v, u64 *rd)
     return 0;
 }
 
-/* AGG: fold v into aggregation agg under the tuple (then emptied). */
+/* AGG: fold v into aggregation agg under the tuple (then emptied).  The
+ * same key as the aggregation's last update (agg_cached) skips the hash
+ * table; count() is then one increment. */
 static u32 vm_agg(struct vm_ctx *c, u32 agg, u64 v)
 {
     const struct isa_prog_agg *a = &c->prog->aggs[agg];
     if (c->tuple_n != a->nkeys)
         return ISA_F_TUPLE;
-    agg_update(c->agg, a, (u16)agg, c->tuple, c->tuple_len, v);   /* a drop is counted */
+    u64 *w = agg_cached(c->agg, agg, c->tuple, c->tuple_len);
+    if (w && a->func == ISA_AGG_COUNT)
+        w[0]++;
+    else if (w)
+        agg_apply(a, w, v);
+    else
+        agg_update(c->agg, a, (u16)agg, c->tuple, c->tuple_len, v);   /* a drop is counted */
     c->tuple_len = c->tuple_n = 0;
     return 0;
+}
+
+/* The firing's timestamp, read once; see vm.h. */
+u64 vm_timestamp(struct vm_ctx *c)
+{
+    if (!c->timestamp)
+        c->timestamp = c->builtin(c->env, ISA_B_TIMESTAMP);
+    return c->timestamp;
 }
 
 /* Start a record with descriptor desc at the staging area's end. */
@@ -177,7 +193,7 @@ static u32 vm_recb(struct vm_ctx *c, u32 desc)
 {
     if (c->rec_open != VM_NO_REC || VM_HDR > c->stage_size - c->stage_len)
         return ISA_F_RECORD;
-    struct isa_rec_hdr h = { 0, (u16)desc, c->probe, c->timestamp };
+    struct isa_rec_hdr h = { 0, (u16)desc, c->probe, vm_timestamp(c) };
     __builtin_memcpy(c->stage + c->stage_len, &h, sizeof h);
     c->rec_open = c->stage_len;
     c->rec_end = c->stage_len + VM_HDR;
@@ -241,44 +257,39 @@ static u32 vm_exit(struct vm_ctx *c, u64 code)
     return f;
 }
 
-/* The instructions that call out: variables, tuples, aggregations,
- * records, helpers.  Kept out of vm_run's loop so the loop stays small. */
+/* The instructions that call out and are rarer on the hot path: variables,
+ * string records, exit, helpers (vm_run handles the rest itself). */
 static __attribute__((noinline)) u32 vm_slow(struct vm_ctx *c, const struct isa_insn *in,
                                              u64 *addr)
 {
     u64 *r = c->regs;
     u32 f = 0;
     switch (in->op) {
-    case ISA_OP_LDB: r[in->rd] = vm_builtin(c, (u32)in->imm, &f); return f;
     case ISA_OP_LDG: case ISA_OP_LDL: return vm_var(c, (u32)in->imm, false, 0, &r[in->rd]);
     case ISA_OP_STG: case ISA_OP_STL: return vm_var(c, (u32)in->imm, true, r[in->ra], NULL);
     case ISA_OP_LDT: case ISA_OP_LDA: return vm_dyn(c, (u32)in->imm, false, 0, &r[in->rd]);
     case ISA_OP_STT: case ISA_OP_STA: return vm_dyn(c, (u32)in->imm, true, r[in->ra], NULL);
-    case ISA_OP_TPUSH: return vm_tpush(c, r[in->ra], in->imm == 1);
-    case ISA_OP_AGG: return vm_agg(c, (u32)in->imm, r[in->ra]);
-    case ISA_OP_RECB: return vm_recb(c, (u32)in->imm);
-    case ISA_OP_RECV: return vm_recv(c, r[in->ra], false);
     case ISA_OP_RECS: return vm_recv(c, r[in->ra], true);
-    case ISA_OP_RECE: return vm_rece(c);
     case ISA_OP_EXIT: return vm_exit(c, r[in->ra]);
     case ISA_OP_CALL: r[in->rd] = vm_helper(c, (u32)in->imm, &r[in->ra], &f, addr); return f;
     }
     return ISA_F_ILLOP;
 }
 
-/* Reset the per-run state: registers, locals, scratch, tuple, records. */
+/* Reset the per-run state: registers, locals, scratch, tuple, records.
+ * Only the registers the program names are zeroed (the verifier counted
+ * them in prog->nregs); the others are never read. */
 static void vm_reset(struct vm_ctx *c)
 {
     const struct vm_prog *p = c->prog;
     u64 zero = 0;
-    for (u32 i = 0; i < ISA_NREGS; i += 4) {     /* word stores: lib memset is bytewise */
-        c->regs[i] = c->regs[i + 1] = 0;
-        c->regs[i + 2] = c->regs[i + 3] = 0;
-    }
+    for (u32 i = 0; i < p->nregs; i++)
+        c->regs[i] = 0;
     for (u32 i = 0; i < p->nlocal_vars; i++)
         __builtin_memcpy(c->locals + p->local_off[i], &zero, 8);
     __builtin_memcpy(c->nul, &zero, 8);
     c->scratch_used = c->stage_len = c->tuple_len = c->tuple_n = 0;
+    c->last_str = 0;
     c->rec_open = VM_NO_REC;
     c->fault = ISA_F_NONE;
     c->fault_pc = 0;
@@ -297,78 +308,114 @@ static u64 vm_ext(u64 v, i32 imm)
     }
 }
 
-/* Run clause `clause`; see vm.h. */
+/* Run clause `clause`; see vm.h.  Direct-threaded: each handler ends by
+ * jumping through vm_ops to the next instruction's handler (computed
+ * goto), with no bounds check (the verifier admits known opcodes only;
+ * any other byte goes to the slow path, which refuses it as ILLOP) and no
+ * operand decoded that the instruction does not use.  Runs at every
+ * firing: this is the hot path. */
+#define NEXT do { in++; goto *vm_ops[in->op]; } while (0)
+#define PC ((u32)(in - code))
+#define RD r[in->rd]
+#define RA r[in->ra]
+#define RB r[in->rb]
+#define TRY(call) do { if ((f = (call))) return vm_fault(c, f, PC, 0); } while (0)
 u32 vm_run(struct vm_ctx *c, u32 clause)
 {
-    const struct isa_insn *code = c->prog->code;
-    u64 *r = c->regs, addr = 0;
-    u32 pc = c->prog->clauses[clause].start, f;
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Woverride-init"
+    static const void *const vm_ops[256] = {
+        [0 ... 255] = &&l_slow,
+        [ISA_OP_NOP] = &&l_nop, [ISA_OP_RET] = &&l_ret, [ISA_OP_LDI] = &&l_ldi,
+        [ISA_OP_LDIH] = &&l_ldih, [ISA_OP_MOV] = &&l_mov, [ISA_OP_ADD] = &&l_add,
+        [ISA_OP_SUB] = &&l_sub, [ISA_OP_MUL] = &&l_mul, [ISA_OP_UDIV] = &&l_udiv,
+        [ISA_OP_SDIV] = &&l_sdiv, [ISA_OP_UMOD] = &&l_umod, [ISA_OP_SMOD] = &&l_smod,
+        [ISA_OP_AND] = &&l_and, [ISA_OP_OR] = &&l_or, [ISA_OP_XOR] = &&l_xor,
+        [ISA_OP_SHL] = &&l_shl, [ISA_OP_LSHR] = &&l_lshr, [ISA_OP_ASHR] = &&l_ashr,
+        [ISA_OP_NEG] = &&l_neg, [ISA_OP_NOT] = &&l_not, [ISA_OP_LNOT] = &&l_lnot,
+        [ISA_OP_EQ] = &&l_eq, [ISA_OP_NE] = &&l_ne, [ISA_OP_ULT] = &&l_ult,
+        [ISA_OP_SLT] = &&l_slt, [ISA_OP_ULE] = &&l_ule, [ISA_OP_SLE] = &&l_sle,
+        [ISA_OP_EXT] = &&l_ext, [ISA_OP_JMP] = &&l_jmp, [ISA_OP_JZ] = &&l_jz,
+        [ISA_OP_JNZ] = &&l_jnz, [ISA_OP_LD] = &&l_ld, [ISA_OP_ARG] = &&l_arg,
+        [ISA_OP_STR] = &&l_str, [ISA_OP_TCLR] = &&l_tclr, [ISA_OP_TPUSH] = &&l_tpush,
+        [ISA_OP_AGG] = &&l_agg, [ISA_OP_RECB] = &&l_recb, [ISA_OP_RECV] = &&l_recv,
+        [ISA_OP_RECE] = &&l_rece, [ISA_OP_LDB] = &&l_ldb,
+    };
+#pragma GCC diagnostic pop
+    const struct isa_insn *code = c->prog->code, *in = code + c->prog->clauses[clause].start;
+    u64 *r = c->regs, addr, v;
+    u32 f;
     vm_reset(c);
-    for (;; pc++) {
-        const struct isa_insn *in = &code[pc];
-        u64 a = r[in->ra], b = r[in->rb];
-        switch (in->op) {
-        case ISA_OP_NOP: break;
-        case ISA_OP_RET:
-            if (c->rec_open != VM_NO_REC)
-                return vm_fault(c, ISA_F_RECORD, pc, 0);
-            return ISA_F_NONE;
-        case ISA_OP_LDI: r[in->rd] = (u64)(i64)in->imm; break;
-        case ISA_OP_LDIH: r[in->rd] = (u32)r[in->rd] | (u64)(u32)in->imm << 32; break;
-        case ISA_OP_MOV: r[in->rd] = a; break;
-        case ISA_OP_ADD: r[in->rd] = a + b; break;
-        case ISA_OP_SUB: r[in->rd] = a - b; break;
-        case ISA_OP_MUL: r[in->rd] = a * b; break;
-        case ISA_OP_UDIV:
-        case ISA_OP_UMOD:
-            if (!b)
-                return vm_fault(c, ISA_F_DIVZERO, pc, 0);
-            r[in->rd] = in->op == ISA_OP_UDIV ? a / b : a % b;
-            break;
-        case ISA_OP_SDIV:
-        case ISA_OP_SMOD:
-            if (!b)
-                return vm_fault(c, ISA_F_DIVZERO, pc, 0);
-            if ((i64)a == INT64_MIN && (i64)b == -1)
-                r[in->rd] = in->op == ISA_OP_SDIV ? a : 0;
-            else
-                r[in->rd] = in->op == ISA_OP_SDIV ? (u64)((i64)a / (i64)b) :
-                                                     (u64)((i64)a % (i64)b);
-            break;
-        case ISA_OP_AND: r[in->rd] = a & b; break;
-        case ISA_OP_OR: r[in->rd] = a | b; break;
-        case ISA_OP_XOR: r[in->rd] = a ^ b; break;
-        case ISA_OP_SHL: r[in->rd] = a << (b & 63); break;
-        case ISA_OP_LSHR: r[in->rd] = a >> (b & 63); break;
-        case ISA_OP_ASHR: r[in->rd] = (u64)((i64)a >> (b & 63)); break;
-        case ISA_OP_NEG: r[in->rd] = 0 - a; break;
-        case ISA_OP_NOT: r[in->rd] = ~a; break;
-        case ISA_OP_LNOT: r[in->rd] = a == 0; break;
-        case ISA_OP_EQ: r[in->rd] = a == b; break;
-        case ISA_OP_NE: r[in->rd] = a != b; break;
-        case ISA_OP_ULT: r[in->rd] = a < b; break;
-        case ISA_OP_SLT: r[in->rd] = (i64)a < (i64)b; break;
-        case ISA_OP_ULE: r[in->rd] = a <= b; break;
-        case ISA_OP_SLE: r[in->rd] = (i64)a <= (i64)b; break;
-        case ISA_OP_EXT: r[in->rd] = vm_ext(a, in->imm); break;
-        case ISA_OP_JMP: pc += (u32)in->imm; break;
-        case ISA_OP_JZ: if (!a) pc += (u32)in->imm; break;
-        case ISA_OP_JNZ: if (a) pc += (u32)in->imm; break;
-        case ISA_OP_LD: {
-            u64 v = 0;
-            addr = a + (u64)(i64)in->imm;
-            if (!c->load(c->env, addr, in->rb, &v))
-                return vm_fault(c, ISA_F_BADADDR, pc, addr);
-            r[in->rd] = v;
-            break;
-        }
-        case ISA_OP_ARG: r[in->rd] = (u32)in->imm < c->nargs ? c->args[in->imm] : 0; break;
-        case ISA_OP_STR: r[in->rd] = (u64)(uintptr_t)(c->prog->strtab + in->imm); break;
-        case ISA_OP_TCLR: c->tuple_len = c->tuple_n = 0; break;
-        default:
-            addr = 0;
-            if ((f = vm_slow(c, in, &addr)))
-                return vm_fault(c, f, pc, addr);
-        }
-    }
+    goto *vm_ops[in->op];
+l_nop: NEXT;
+l_ret:
+    if (c->rec_open != VM_NO_REC)
+        return vm_fault(c, ISA_F_RECORD, PC, 0);
+    return ISA_F_NONE;
+l_ldi: RD = (u64)(i64)in->imm; NEXT;
+l_ldih: RD = (u32)RD | (u64)(u32)in->imm << 32; NEXT;
+l_mov: RD = RA; NEXT;
+l_add: RD = RA + RB; NEXT;
+l_sub: RD = RA - RB; NEXT;
+l_mul: RD = RA * RB; NEXT;
+l_udiv: if (!RB) goto divzero; RD = RA / RB; NEXT;
+l_umod: if (!RB) goto divzero; RD = RA % RB; NEXT;
+l_sdiv:
+    if (!RB)
+        goto divzero;
+    RD = (i64)RA == INT64_MIN && (i64)RB == -1 ? RA : (u64)((i64)RA / (i64)RB);
+    NEXT;
+l_smod:
+    if (!RB)
+        goto divzero;
+    RD = (i64)RA == INT64_MIN && (i64)RB == -1 ? 0 : (u64)((i64)RA % (i64)RB);
+    NEXT;
+l_and: RD = RA & RB; NEXT;
+l_or: RD = RA | RB; NEXT;
+l_xor: RD = RA ^ RB; NEXT;
+l_shl: RD = RA << (RB & 63); NEXT;
+l_lshr: RD = RA >> (RB & 63); NEXT;
+l_ashr: RD = (u64)((i64)RA >> (RB & 63)); NEXT;
+l_neg: RD = 0 - RA; NEXT;
+l_not: RD = ~RA; NEXT;
+l_lnot: RD = RA == 0; NEXT;
+l_eq: RD = RA == RB; NEXT;
+l_ne: RD = RA != RB; NEXT;
+l_ult: RD = RA < RB; NEXT;
+l_slt: RD = (i64)RA < (i64)RB; NEXT;
+l_ule: RD = RA <= RB; NEXT;
+l_sle: RD = (i64)RA <= (i64)RB; NEXT;
+l_ext: RD = vm_ext(RA, in->imm); NEXT;
+l_jmp: in += in->imm; NEXT;
+l_jz: if (!RA) in += in->imm; NEXT;
+l_jnz: if (RA) in += in->imm; NEXT;
+l_ld:
+    v = 0;
+    addr = RA + (u64)(i64)in->imm;
+    if (!c->load(c->env, addr, in->rb, &v))
+        return vm_fault(c, ISA_F_BADADDR, PC, addr);
+    RD = v;
+    NEXT;
+l_ldb:
+    f = 0;
+    v = vm_builtin(c, (u32)in->imm, &f);
+    if (f)
+        return vm_fault(c, f, PC, 0);
+    RD = v;
+    NEXT;
+l_arg: RD = (u32)in->imm < c->nargs ? c->args[in->imm] : 0; NEXT;
+l_str: RD = (u64)(uintptr_t)(c->prog->strtab + in->imm); NEXT;
+l_tclr: c->tuple_len = c->tuple_n = 0; NEXT;
+l_tpush: TRY(vm_tpush(c, RA, in->imm == 1)); NEXT;
+l_agg: TRY(vm_agg(c, (u32)in->imm, RA)); NEXT;
+l_recb: TRY(vm_recb(c, (u32)in->imm)); NEXT;
+l_recv: TRY(vm_recv(c, RA, false)); NEXT;
+l_rece: TRY(vm_rece(c)); NEXT;
+l_slow:
+    addr = 0;
+    if ((f = vm_slow(c, in, &addr)))
+        return vm_fault(c, f, PC, addr);
+    NEXT;
+divzero:
+    return vm_fault(c, ISA_F_DIVZERO, PC, 0);
 }

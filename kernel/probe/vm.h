@@ -24,6 +24,8 @@ struct vm_prog {
     u32 locals_bytes;               /* bytes of clause-local variable storage */
     u32 nlocal_vars;                /* CLAUSE-scope variables (local_off entries) */
     u32 local_off[ISA_MAX_VARS];    /* their offsets, zeroed at every firing */
+    u32 nregs;                      /* registers r0..nregs-1 are all the code names
+                                     * (zeroed at every firing; the rest never read) */
 };
 
 /* Check the container buf[0..len) against every rule of probes/isa.py;
@@ -31,6 +33,17 @@ struct vm_prog {
 bool verify_prog(const u8 *buf, u32 len, struct vm_prog *p, struct probe_verr *e);
 
 /* ------------------------------------------------------------ agg.c */
+/* One aggregation entry in the arena, followed by its key (padded to 8)
+ * and nwords u64 values; everything from `agg` on is probe_agg_read's
+ * entry format. */
+struct agg_ent {
+    u32 next;                       /* offset of the next entry in the bucket, 0 = none */
+    u32 hash;
+    u16 agg;
+    u16 keylen;
+    u32 nwords;
+};
+
 /* One aggregation hash table in a fixed arena.  Entries are never freed
  * (clearing zeroes values and keeps keys); a full arena drops new keys. */
 struct agg_table {
@@ -41,6 +54,7 @@ struct agg_table {
     u32 used;                       /* bump offset: next entry goes here */
     u32 nkeys;                      /* entries */
     u64 drops;                      /* new keys dropped: arena full */
+    u32 last[ISA_MAX_AGGS];         /* per aggregation: its entry updated last (0: none) */
 };
 
 void agg_init(struct agg_table *t, void *mem, u32 size);
@@ -48,6 +62,31 @@ void agg_init(struct agg_table *t, void *mem, u32 size);
  * when the key is new and the arena is full (dropped and counted). */
 bool agg_update(struct agg_table *t, const struct isa_prog_agg *a, u16 agg,
                 const u8 *key, u32 keylen, u64 v);
+/* Fold v into the value words w of aggregation a (agg_update's last step). */
+void agg_apply(const struct isa_prog_agg *a, u64 *w, u64 v);
+
+/* The value words of aggregation agg's last-updated entry if its key is
+ * key[0..keylen) (whole words, as the VM's tuples are), else NULL: a
+ * repeated key skips the hash and the bucket walk.  Called by vm.c. */
+static inline u64 *agg_cached(const struct agg_table *t, u32 agg, const u8 *key, u32 keylen)
+{
+    u32 off = t->last[agg];
+    if (!off || (keylen & 7))
+        return NULL;
+    struct agg_ent *en = (struct agg_ent *)(t->base + off);
+    const u8 *k = (const u8 *)(en + 1);
+    if (en->keylen != keylen)
+        return NULL;
+    for (u32 i = 0; i < keylen; i += 8) {
+        u64 x, y;
+        __builtin_memcpy(&x, k + i, 8);
+        __builtin_memcpy(&y, key + i, 8);
+        if (x != y)
+            return NULL;
+    }
+    return (u64 *)(void *)(en + 1) + keylen / 8;
+}
+
 /* The value words of (agg, key), or NULL (tests, and the in-guest check). */
 const u64 *agg_lookup(const struct agg_table *t, u16 agg, const u8 *key, u32 keylen);
 /* Snapshot entries from *cursor on into out (probe_agg_read's format);
@@ -106,11 +145,13 @@ struct vm_ctx {
     u8 *stage;                      /* records made while the clause runs */
     u32 stage_size;
     /* the firing */
-    u64 args[VM_NARGS];
-    u32 nargs;
+    const u64 *args;                /* args[0..nargs): the caller's, not copied */
+    u32 nargs;                      /* at most VM_NARGS */
     u32 probe;                      /* probe id */
     u32 epid;
-    u64 timestamp;                  /* record headers' timestamp */
+    u64 timestamp;                  /* record headers' timestamp; 0: read the
+                                     * TIMESTAMP builtin when the first record
+                                     * (or fault) needs it */
     /* results of vm_run */
     u32 stage_len;                  /* bytes of complete records staged */
     u32 fault;                      /* enum isa_f */
@@ -120,6 +161,8 @@ struct vm_ctx {
     u64 exit_code;
     /* state of the run */
     u32 scratch_used;
+    u64 last_str;                   /* the newest scratch string (vm_str_new) ... */
+    u32 last_len;                   /* ... and its length: vm_str needs no scan */
     u32 rec_open;                   /* offset of the open record, or VM_NO_REC */
     u32 rec_end;                    /* end of the open record's bytes */
     u32 tuple_len, tuple_n;
@@ -133,6 +176,9 @@ struct vm_ctx {
  * c->stage[0..c->stage_len)) or the fault (c->fault_pc, c->fault_addr;
  * nothing staged). */
 u32 vm_run(struct vm_ctx *c, u32 clause);
+/* The firing's timestamp: c->timestamp, read from the TIMESTAMP builtin
+ * the first time it is needed (the engine and records). */
+u64 vm_timestamp(struct vm_ctx *c);
 
 /* ------------------------------------------------------------ vmstr.c */
 /* The VM-owned string at addr (string table, scratch, variables, the

@@ -25,6 +25,10 @@ const char *vm_str(const struct vm_ctx *c, u64 addr, u32 *len)
     const struct dyn_table *d = c->dyn;
     u64 room;
     u32 dyn_first = d ? d->nbuckets * (u32)sizeof(u32) : 0;
+    if (addr && addr == c->last_str) {      /* the newest scratch string */
+        *len = c->last_len;
+        return (const char *)(uintptr_t)addr;
+    }
     if (!vmstr_in(addr, p->strtab, p->strtab_len, &room) &&
         !vmstr_in(addr, c->scratch, c->scratch_used, &room) &&
         !vmstr_in(addr, c->globals, p->globals_bytes, &room) &&
@@ -33,10 +37,7 @@ const char *vm_str(const struct vm_ctx *c, u64 addr, u32 *len)
         !(d && vmstr_in(addr, d->base + dyn_first, d->used - dyn_first, &room)))
         return NULL;
     const char *s = (const char *)(uintptr_t)addr;
-    u32 max = (u32)MIN(room, (u64)p->strsize - 1), n = 0;
-    while (n < max && s[n])
-        n++;
-    *len = n;
+    *len = (u32)strnlen(s, MIN(room, (u64)p->strsize - 1));
     return s;
 }
 
@@ -51,13 +52,18 @@ static char *vmstr_alloc(struct vm_ctx *c, u32 n)
     return s;
 }
 
-/* A new scratch copy of s[0..len), truncated to strsize - 1; see vm.h. */
+/* A new scratch copy of s[0..len), truncated to strsize - 1; see vm.h.
+ * Remembered as the newest string, so that vm_str (TPUSH, RECS...) of it
+ * right after needs no ownership check or length scan. */
 char *vm_str_new(struct vm_ctx *c, const char *s, u32 len)
 {
     len = MIN(len, c->prog->strsize - 1);
     char *d = vmstr_alloc(c, len);
-    if (d)
+    if (d) {
         memcpy(d, s, len);
+        c->last_str = (u64)(uintptr_t)d;
+        c->last_len = len;
+    }
     return d;
 }
 
@@ -72,12 +78,9 @@ static u64 vmstr_result(const char *s, u32 *fault)
 /* A trusted kernel string (thread name, probe names) into scratch. */
 u64 vm_str_kernel(struct vm_ctx *c, const char *s, u32 *fault)
 {
-    u32 n = 0;
     if (!s)
         s = "";
-    while (n < c->prog->strsize - 1 && s[n])
-        n++;
-    return vmstr_result(vm_str_new(c, s, n), fault);
+    return vmstr_result(vm_str_new(c, s, (u32)strnlen(s, c->prog->strsize - 1)), fault);
 }
 
 /* stringof / copy of kernel memory: the NUL-terminated string at addr,

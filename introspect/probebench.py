@@ -1,0 +1,261 @@
+"""What probes cost, measured in the guest: the rows `unik bench` shows for
+tracing (introspect/bench.py's probe_rows calls `rows`).
+
+The probebench app (kernel/apps/probebench/probebench.c), booted with
+`-icount shift=0` so that the guest TSC advances once per instruction,
+times a loop of calls to an empty function and the same loop calling that
+function plus the site of bench:::fire, for two loop lengths, every 20 ms,
+and publishes the instruction counts in its `probebench` struct; this
+module reads it with MEMREAD (the layout from the ELF's DWARF).  Slopes
+between the two lengths cancel the cost of reading the TSC:
+
+  disabled site   site slope - empty slope: exactly 1 (the 5-byte nop)
+  enabled clause  the same difference while a real trace session (TRACE_*
+                  requests, TraceSession) runs a compiled program on
+                  bench:::fire: one firing, site to clause and back
+
+While bench:::flood is enabled the app fires it back to back with
+interrupts on; the channel streams the printf records to the host, which
+counts delivered and dropped records against its own wall clock.  The demo
+app's work counter (`demo_workers[].rounds`) per guest second, with and
+without `sched:::switch { @[thread] = count(); }`, gives the throughput
+ratio.
+
+Programs are compiled from the D text in SCRIPTS by the D compiler
+(probes/compiler.py).  Until its parser's tree and sema agree, the same
+clauses lowered by hand to the typed IR (probes/ir.py) go through its code
+generator instead; tests/test_probebench.py compares the two.
+"""
+from __future__ import annotations
+
+import struct
+import time
+from dataclasses import dataclass
+
+from probes import codegen, ir, isa
+from probes.dtypes import STRING, U64
+from probes.program import Program
+
+from . import probetable
+from .dwarf import TypeDB
+from .errors import UnikError
+from .trace import TraceSession
+
+# The rows' scripts (bench:::fire and bench:::flood take three uint64_t).
+SCRIPTS = {
+    "count": "bench:::fire { @ = count(); }",
+    "thread": "bench:::fire { @[thread] = count(); }",
+    "printf": 'bench:::fire { printf("%d %d %d\\n", arg0, arg1, arg2); }',
+    "flood": 'bench:::flood { printf("%d %d %d\\n", arg0, arg1, arg2); }',
+    "switch": "sched:::switch { @[thread] = count(); }",
+}
+RESULT_SYM = "probebench"
+RESULT_STRUCT = "probebench_result"
+
+
+# ------------------------------------------------------------------ programs
+def _ir(kind: str) -> tuple[list, list, int]:
+    """The typed IR sema makes of SCRIPTS[kind]'s clause body: (clauses,
+    aggs, nrecdescs)."""
+    if kind in ("count", "thread", "switch"):
+        keys = [] if kind == "count" else [ir.BuiltinVar(STRING, None, isa.Builtin.THREAD)]
+        agg = ir.AggInfo("", isa.AggFunc.COUNT, [k.t for k in keys])
+        return [ir.ClauseIR(None, [ir.Aggregate(agg, keys, None)])], [agg], 0
+    if kind in ("printf", "flood"):
+        vals = [ir.Arg(U64, None, n) for n in range(3)]
+        return [ir.ClauseIR(None, [ir.Record(0, vals)])], [], 1
+    raise KeyError(kind)
+
+
+def compile_bench(kind: str, probes: list, *, via_ir: bool = False) -> Program:
+    """The program of SCRIPTS[kind] for the kernel whose probes are given,
+    compiled from its D text (via_ir: lowered by hand to the typed IR as
+    sema does, for comparing the two)."""
+    src = SCRIPTS[kind]
+    provider, name = src.split(" ", 1)[0].split(":::")
+    ids = [p.id for p in probes if p.provider == provider and p.name == name]
+    if not ids:
+        raise UnikError(f"no probe {provider}:::{name} in this kernel",
+                        "boot the probebench app (unik build probebench)")
+    if not via_ir:
+        from probes import diag
+        from probes.compiler import compile_script
+        try:
+            return compile_script(src, "-e", probes)
+        except diag.CompileError:
+            raise
+        except Exception:           # noqa: BLE001 -- parser and sema not yet joined up
+            pass                    # (tests/test_probebench.py says when they are)
+    clauses, aggs, nrec = _ir(kind)
+    gen = codegen.generate(clauses, [], aggs, nrec, 256)
+    return Program(source=src, filename="-e", blob=gen.blob, clauses=[], aggs=[],
+                   recdescs=[], enablings=[(0, i, 0) for i in ids], options={})
+
+
+# ------------------------------------------------------------------ pure math
+@dataclass(frozen=True)
+class Slopes:
+    """Instructions per loop iteration from one probebench round."""
+    empty: float                # calling the empty function
+    site: float                 # calling it with the site in it
+    enabled: bool
+
+    @property
+    def probe(self) -> float:
+        """What the site adds per call: 1 disabled (the nop), else a firing."""
+        return self.site - self.empty
+
+
+def slopes(r: dict) -> Slopes:
+    """Slopes between the round's two loop lengths (fixed costs cancel)."""
+    dn = r["n2"] - r["n1"]
+    if dn <= 0:
+        raise ValueError(f"bad round: n1={r['n1']} n2={r['n2']}")
+    return Slopes((r["empty2"] - r["empty1"]) / dn, (r["site2"] - r["site1"]) / dn,
+                  bool(r["enabled"]))
+
+
+def decode_struct(data: bytes, layout: tuple[int, dict[str, int]]) -> dict:
+    """The u64 members of a struct read from guest memory (pure)."""
+    size, members = layout
+    if len(data) < size:
+        raise ValueError(f"{len(data)} bytes read, the struct has {size}")
+    return {m: struct.unpack_from("<Q", data, off)[0] for m, off in members.items()}
+
+
+def flood_figures(wall_s: float, delivered: int, st: dict, fires: int,
+                  instr: int) -> dict:
+    """Records per second of host wall time and the accounting of a flood:
+    every firing is a record delivered or a drop (buffer full, or a frame
+    lost on the channel)."""
+    drops = st["drops_buf"] + st["drops_chan"]
+    return {"rate": delivered / wall_s if wall_s > 0 else 0.0, "delivered": delivered,
+            "drops": drops, "fired": st["fired"],
+            "accounted": st["fired"] == delivered + drops,
+            "instr_per_record": instr / fires if fires else 0.0}
+
+
+def ratio(with_rate: float, without_rate: float) -> float:
+    return with_rate / without_rate if without_rate else 0.0
+
+
+def agg_total(raw: bytes) -> int:
+    """Sum of the first value word of every entry of an aggregation
+    snapshot (TraceSession.aggregations(): u16 agg, u16 keylen, u32 nwords,
+    key padded to 8, nwords u64): a count()'s firings over all keys."""
+    total, off = 0, 0
+    while off + 8 <= len(raw):
+        _agg, keylen, nwords = struct.unpack_from("<HHI", raw, off)
+        off += 8 + (keylen + 7) // 8 * 8
+        if nwords:
+            total += struct.unpack_from("<Q", raw, off)[0]
+        off += 8 * nwords
+    return total
+
+
+# ------------------------------------------------------------------ the guest
+def guest_u64s(ch, db, sym: str, struct_name: str, member: str) -> list[int]:
+    """Member `member` (a u64) of every element of the struct array `sym`."""
+    addr, t = db.global_var(sym)
+    size, members = db.struct_layouts(struct_name)[struct_name]
+    n = max(1, t.size // size) if t.size else 1
+    data = ch.memread(addr, n * size)
+    return [struct.unpack_from("<Q", data, i * size + members[member])[0] for i in range(n)]
+
+
+def work_rate(ch, db, guest_s: float) -> tuple[float, float]:
+    """The demo app's rounds (sum over its workers) per guest second over a
+    window of guest_s guest seconds; and the window's length in seconds."""
+    def sample():
+        up = ch.threads()[0]["uptime_ns"]
+        return up, sum(guest_u64s(ch, db, "demo_workers", "demo_worker", "rounds"))
+    t0, r0 = sample()
+    end = time.monotonic() + 120
+    while ch.threads()[0]["uptime_ns"] < t0 + guest_s * 1e9 and time.monotonic() < end:
+        time.sleep(0.02)
+    t1, r1 = sample()
+    span = (t1 - t0) / 1e9
+    return (r1 - r0) / span if span > 0 else 0.0, span
+
+
+def demo_ratio(ch, elf, guest_s: float) -> dict:
+    """Demo's work rate without and with `sched:::switch { @[thread] =
+    count(); }`, and the switches per guest second it counted."""
+    db = TypeDB.from_elf(elf)
+    work_rate(ch, db, 1.0)                  # warm-up: the first second after boot
+    without, _ = work_rate(ch, db, guest_s)
+    with TraceSession(ch, compile_bench("switch", probetable.load(elf))) as s:
+        u0 = ch.threads()[0]["uptime_ns"]
+        s.start()
+        with_, _ = work_rate(ch, db, guest_s)
+        s.stop()
+        span = (ch.threads()[0]["uptime_ns"] - u0) / 1e9
+        fired = agg_total(s.aggregations())
+    return {"without": without, "with": with_, "ratio": ratio(with_, without),
+            "switches_per_s": fired / span if span > 0 else 0.0}
+
+
+class Bench:
+    """One booted probebench (or demo) instance's channel, symbols and probes."""
+
+    def __init__(self, ch, elf) -> None:
+        self.ch = ch
+        self.db = TypeDB.from_elf(elf)
+        self.probes = probetable.load(elf)
+
+    def read(self, sym: str, struct_name: str) -> dict:
+        addr, _t = self.db.global_var(sym)
+        layout = self.db.struct_layouts(struct_name)[struct_name]
+        return decode_struct(self.ch.memread(addr, layout[0]), layout)
+
+    def result(self) -> dict:
+        return self.read(RESULT_SYM, RESULT_STRUCT)
+
+    def round_after(self, seq: int, enabled: bool, timeout: float = 30.0) -> dict:
+        """The first round that started after round `seq` ended, with the
+        site in the wanted state throughout."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            r = self.result()
+            if r["seq"] >= seq + 2 and bool(r["enabled"]) == enabled:
+                return r
+            time.sleep(0.01)
+        raise UnikError(f"probebench: no {'enabled' if enabled else 'disabled'} round "
+                        f"within {timeout:.0f}s", "is the probebench app running?")
+
+    def measure(self, kind: str | None) -> tuple[Slopes, dict | None]:
+        """Slopes with no session (kind None) or with SCRIPTS[kind] running;
+        the session's final status (no drops allowed: they would make the
+        firing cheaper)."""
+        seq = self.result()["seq"]
+        if kind is None:
+            return slopes(self.round_after(seq, False)), None
+        with TraceSession(self.ch, compile_bench(kind, self.probes)) as s:
+            s.start()
+            r = self.round_after(self.result()["seq"], True)
+            s.stop()
+            st = s.status()
+        if st["drops_buf"] or st["drops_agg"] or st["errors"]:
+            raise UnikError(f"probebench {kind}: the session dropped or faulted ({st})",
+                            "a bigger bufsize, or fewer calls per round")
+        return slopes(r), st
+
+    def flood(self, seconds: float) -> dict:
+        """Stream bench:::flood's printf records for `seconds`."""
+        prog = compile_bench("flood", self.probes)
+        prog.options = {**(prog.options or {}), "bufsize": 4 << 20, "switchrate": 1000}
+        before = self.result()["flood_seq"]
+        with TraceSession(self.ch, prog) as s:
+            s.start()
+            t0 = time.monotonic()
+            while time.monotonic() - t0 < seconds:
+                s.poll(0.05)
+            s.stop()
+            wall = time.monotonic() - t0
+            st = s.status()
+            delivered = s.delivered
+        end = time.monotonic() + 10
+        while self.result()["flood_seq"] == before and time.monotonic() < end:
+            time.sleep(0.01)
+        r = self.result()
+        return flood_figures(wall, delivered, st, r["flood_fires"], r["flood_instr"])

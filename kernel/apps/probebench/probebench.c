@@ -1,0 +1,146 @@
+/* The probebench application: what a static probe costs, measured in the
+ * guest.  Boot it with `-icount shift=0` (the TSC then advances by exactly
+ * one per guest instruction) and read its results with MEMREAD of the
+ * symbol `probebench` (introspect/probebench.py does both).
+ *
+ * Measuring (one "round" every PB_ROUND_MS): with interrupts off, time a
+ * loop calling an empty function and the same loop calling a function
+ * that is that empty function plus the site of bench:::fire, each for
+ * PB_N1 and PB_N2 iterations.  The host takes slopes between the two
+ * lengths, which cancels the fixed cost of reading the TSC: disabled, the
+ * site loop's slope is the empty loop's plus exactly one instruction (the
+ * 5-byte nop); enabled (by a host trace session), the difference is what
+ * one firing costs, clause included.  `enabled` says whether the site was
+ * patched on for the whole round.
+ *
+ * Flooding: while the host enables bench:::flood, the app thread fires it
+ * in a tight loop with interrupts on (the channel drains the records as it
+ * would in production), counting firings and instructions; the host
+ * measures records per second of its own wall time. */
+#include "kernel.h"
+#include "kprintf.h"
+#include "lib.h"
+#include "probe.h"
+#include "probe_site.h"
+#include "thread.h"
+#include "x86.h"
+
+PROBE_DEFINE(bench, fire, uint64_t, i, uint64_t, j, uint64_t, k);
+PROBE_DEFINE(bench, flood, uint64_t, i, uint64_t, j, uint64_t, k);
+
+const char app_name[] = "probebench";
+
+#define PB_N1 256               /* iterations of the short timed loop */
+#define PB_N2 512               /* ... and of the long one */
+#define PB_ROUND_MS 20          /* between rounds */
+#define PB_FLOOD_CHECK 1024     /* flood firings between looks at the site */
+
+/* The results, read by the host (MEMREAD of this symbol; the layout comes
+ * from the ELF's DWARF).  Every field is written before `seq` moves. */
+struct probebench_result {
+    u64 seq;                    /* rounds completed */
+    u64 n1, n2;                 /* iterations of the two timed loops */
+    u64 empty1, empty2;         /* instructions: loops calling pb_empty */
+    u64 site1, site2;           /* instructions: loops calling pb_site */
+    u64 enabled;                /* bench:::fire was on for the whole round */
+    u64 flood_seq;              /* floods completed */
+    u64 flood_fires;            /* bench:::flood firings in the last flood */
+    u64 flood_instr;            /* instructions the last flood took, all threads */
+    u64 fire_index;             /* static probe indexes of bench:::fire, */
+    u64 flood_index;            /* and bench:::flood (site_desc numbering) */
+};
+
+struct probebench_result probebench;
+
+/* What the loop calls when there is no probe: nothing. */
+static __attribute__((noinline)) void pb_empty(u64 i)
+{
+    __asm__ volatile("" : : "r"(i));
+}
+
+/* pb_empty plus the site of bench:::fire (disabled: one 5-byte nop). */
+static __attribute__((noinline)) void pb_site(u64 i)
+{
+    __asm__ volatile("" : : "r"(i));
+    PROBE_FIRE(bench, fire, i, i + 1, i + 2);
+}
+
+/* The flood's site. */
+static __attribute__((noinline)) void pb_flood(u64 i)
+{
+    PROBE_FIRE(bench, flood, i, i + 1, i + 2);
+}
+
+/* Instructions (TSC ticks under icount) of n calls of fn, interrupts off. */
+static __attribute__((noinline)) u64 pb_time(void (*fn)(u64), u64 n)
+{
+    u64 f = irq_save();
+    u64 t0 = rdtsc();
+    for (u64 i = 0; i < n; i++)
+        fn(i);
+    u64 t = rdtsc() - t0;
+    irq_restore(f);
+    return t;
+}
+
+/* Static probe index of bench:::NAME (this app's), or ~0. */
+static u64 pb_probe(const char *name)
+{
+    for (u32 i = 0; i < site_count(); i++) {
+        const struct isa_probe_desc *d = site_desc(i);
+        if (!strcmp((const char *)d->provider, "bench") &&
+            !strcmp((const char *)d->name, name))
+            return i;
+    }
+    return ~0ull;
+}
+
+/* One round of timed loops into probebench (seq last). */
+static void pb_round(void)
+{
+    struct probebench_result *r = &probebench;
+    u32 fire = (u32)r->fire_index;
+    bool on = site_enabled(fire) > 0;
+    r->n1 = PB_N1;
+    r->n2 = PB_N2;
+    r->empty1 = pb_time(pb_empty, PB_N1);
+    r->site1 = pb_time(pb_site, PB_N1);
+    r->empty2 = pb_time(pb_empty, PB_N2);
+    r->site2 = pb_time(pb_site, PB_N2);
+    r->enabled = on && site_enabled(fire) > 0;
+    barrier();
+    r->seq++;
+}
+
+/* Fire bench:::flood back to back while it is enabled. */
+static void pb_flood_run(void)
+{
+    struct probebench_result *r = &probebench;
+    u32 flood = (u32)r->flood_index;
+    u64 n = 0, t0 = rdtsc();
+    while (site_enabled(flood)) {
+        for (u32 k = 0; k < PB_FLOOD_CHECK; k++)
+            pb_flood(n++);
+    }
+    r->flood_instr = rdtsc() - t0;
+    r->flood_fires = n;
+    barrier();
+    r->flood_seq++;
+}
+
+/* The app thread: find the probes, then measure forever. */
+void app_main(void *arg)
+{
+    (void)arg;
+    probebench.fire_index = pb_probe("fire");
+    probebench.flood_index = pb_probe("flood");
+    kprintf("probebench: bench:::fire is static probe %lu, bench:::flood %lu; "
+            "rounds of %u and %u calls every %u ms\n", probebench.fire_index,
+            probebench.flood_index, PB_N1, PB_N2, PB_ROUND_MS);
+    for (;;) {
+        pb_round();
+        if (site_enabled((u32)probebench.flood_index))
+            pb_flood_run();
+        thread_sleep_ms(PB_ROUND_MS, "round");
+    }
+}
