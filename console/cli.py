@@ -7,6 +7,7 @@ No traceback reaches the user unless UNIK_DEBUG=1.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 
 from introspect.errors import UnikError
@@ -77,10 +78,27 @@ def guarded(fn, err=None) -> int:
         return EXIT_ERROR
 
 
+def own_sigint():
+    """Ctrl-C (SIGINT) raises KeyboardInterrupt, which the commands turn
+    into a clean stop (`unik boot` stops its instance, `log -f` ends) --
+    also when we were started with SIGINT ignored, as a background job or
+    some CI runners are, where Python would otherwise leave it ignored.
+    Returns the previous handler (None off the main thread).  Called by main."""
+    try:
+        return signal.signal(signal.SIGINT, signal.default_int_handler)
+    except ValueError:                 # not the main thread (embedded use)
+        return None
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    ctx = Context()
-    return guarded(lambda: dispatch(argv, ctx), ctx.err)
+    old = own_sigint()
+    try:
+        ctx = Context()
+        return guarded(lambda: dispatch(argv, ctx), ctx.err)
+    finally:
+        if old is not None:
+            signal.signal(signal.SIGINT, old)
 
 
 if __name__ == "__main__":

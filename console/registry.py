@@ -51,15 +51,14 @@ class Context:
         from introspect.instance import find
         return find(self.name(args), need_running=need_running)
 
-    def channel(self, args, timeout: float | None = None):
+    def channel(self, args=None, timeout: float | None = None, *, name: str | None = None):
+        """The probe channel of the instance `args` (or `name`) names: the one
+        way every command talks to an instance.  Fails at once, with one
+        line, when the instance is stale or its kernel panicked
+        (Instance.require_serving, via Channel.for_instance)."""
         from introspect.client import Channel, DEFAULT_TIMEOUT
-        inst = self.find(args)
-        report = inst.panic_report()
-        if report:
-            first = report.splitlines()[0].split("] ", 1)[-1]
-            raise UnikError(f"instance {inst.name} panicked, its kernel is halted: {first}",
-                            f"unik log {inst.name} shows the whole report; "
-                            f"unik stop {inst.name} stops it")
+        from introspect.instance import find
+        inst = find(name if args is None else self.name(args))
         return Channel.for_instance(inst, timeout=timeout or DEFAULT_TIMEOUT)
 
     def write(self, text: str = "") -> None:

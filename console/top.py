@@ -132,13 +132,10 @@ def frame_text(cur: Sample, prev: Sample | None = None, width: int = 100,
 
 def run_top(ctx, name: str | None, *, once: bool = False, interval: float = 1.0,
             as_json: bool = False) -> int:
-    from introspect.client import Channel
-    from introspect.instance import find
     from .registry import UsageError
     if interval <= 0:
         raise UsageError(f"bad --interval {interval:g}", "give a positive number of seconds")
-    inst = find(name)
-    with Channel.for_instance(inst) as ch:
+    with ctx.channel(name=name) as ch:
         col = Collector(ch)
         if once:
             cur = col.sample()

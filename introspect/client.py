@@ -57,7 +57,7 @@ class Channel:
     def for_instance(cls, inst, *, direct: bool = False,
                      timeout: float = DEFAULT_TIMEOUT) -> "Channel":
         from .instance import ensure_mux
-        inst.require_running()
+        inst.require_serving()          # fail fast on a stale or panicked instance
         if direct:
             return cls(inst.probe_sock, timeout=timeout, direct=True, name=inst.name)
         end = time.monotonic() + max(timeout, 10.0)
@@ -259,6 +259,7 @@ def wait_ready(inst, timeout: float = 30.0) -> dict:
                              + (f": {last.strip()}" if last.strip() else ""),
                              f"see {serial} and {inst.dir / 'qemu.log'}; "
                              f"unik stop {inst.name} removes it")
+        inst.require_serving()      # a kernel that panicked while booting
         if left <= 0:
             raise ChannelTimeout(f"the probe channel of {inst.name} did not answer in "
                                  f"{timeout:g}s", f"see {inst.dir / 'serial.log'} and "

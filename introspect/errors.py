@@ -27,6 +27,10 @@ class NotRunning(UnikError):
     """The instance exists but its QEMU has exited (stale)."""
 
 
+class Panicked(NotRunning):
+    """QEMU runs but the kernel panicked and is halted: its channel cannot answer."""
+
+
 class BuildError(UnikError):
     """The kernel could not be built or found."""
 

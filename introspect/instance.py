@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from . import qemu
-from .errors import ChannelDown, ChannelTimeout, NoInstance, NotRunning, UnikError
+from .errors import ChannelDown, ChannelTimeout, NoInstance, NotRunning, Panicked, UnikError
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$")
 SOCK_PATH_MAX = 107            # sun_path is 108 bytes with the NUL
@@ -210,6 +210,20 @@ class Instance:
             raise NotRunning(f"instance {self.name} is not running (QEMU exited)",
                              f"unik stop {self.name} removes it; its serial log is "
                              f"{self.dir / 'serial.log'}")
+        return self
+
+    def require_serving(self) -> "Instance":
+        """Raise at once unless QEMU runs and the kernel has not panicked:
+        the check every client of the probe channel makes before it asks
+        anything (Channel.for_instance), so nobody waits out a timeout on
+        a halted kernel."""
+        self.require_running()
+        report = self.panic_report()
+        if report:
+            first = report.splitlines()[0].split("] ", 1)[-1]
+            raise Panicked(f"instance {self.name} panicked, its kernel is halted: {first}",
+                           f"unik log {self.name} shows the whole report; "
+                           f"unik stop {self.name} stops it")
         return self
 
 

@@ -49,3 +49,18 @@ def state_dir(tmp_path_factory) -> Path:
     d = tmp_path_factory.mktemp("unik-state")
     os.environ["UNIK_STATE_DIR"] = str(d)
     return d
+
+
+@pytest.fixture
+def booted_instance(tmp_path):
+    """A factory: booted_instance(app, name=..., boot_args=...) boots an
+    instance (tests/instances.py `booted`) in this test's own state
+    directory and returns it; every one is stopped at teardown, also when
+    the test fails or a boot fails halfway."""
+    import contextlib
+    from instances import booted
+    with contextlib.ExitStack() as stack:
+        def boot(app: str = "demo", **kw):
+            kw.setdefault("state", tmp_path / "state")
+            return stack.enter_context(booted(app, **kw))
+        yield boot

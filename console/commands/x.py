@@ -69,8 +69,7 @@ def run(ctx, args):
     n = parse_int(args.length, "length") if args.length else (size or 64)
     if n == 0 or n > MAX_DUMP:
         raise UsageError(f"bad length {n}", f"give 1 to {MAX_DUMP} bytes")
-    from introspect.client import Channel
-    with Channel.for_instance(inst) as ch:
+    with ctx.channel(args) as ch:
         data = ch.memread(addr, n)
     if args.json:
         ctx.json({"instance": inst.name, "addr": addr, "len": len(data), "hex": data.hex()})
