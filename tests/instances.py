@@ -140,6 +140,22 @@ def wait_until(cond, timeout: float = 10.0, what: str = "the condition",
         time.sleep(interval)
 
 
+def mux_info(inst) -> dict:
+    """The instance's MUX_INFO (one short-lived client)."""
+    from introspect.client import Channel
+    with Channel.for_instance(inst) as ch:
+        return ch.mux_info()
+
+
+def unsent(sock) -> int:
+    """Bytes written to a unix stream socket that the peer has not read yet
+    (SIOCOUTQ): 0 once the other side (QEMU's chardev) took everything."""
+    import fcntl
+    import struct
+    import termios
+    return struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0" * 4))[0]
+
+
 def processes_naming(d: Path) -> list[int]:
     """Pids of live processes with `d` (or a path under it) in their argv:
     an instance's QEMU and mux."""

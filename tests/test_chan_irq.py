@@ -9,7 +9,6 @@ Fails (never skips) when QEMU is missing.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from conftest import build_kernel, require_qemu
+from instances import booted, env_for
 
 UNIK = str(Path(sys.executable).parent / "unik")
 
@@ -63,17 +63,10 @@ def _chan_switches(env, name):
 @pytest.fixture(scope="module")
 def instances(tmp_path_factory):
     """Two demo instances: `irq` (default) and `poll` (unik.chan=poll)."""
-    require_qemu()
-    build_kernel("demo")
-    env = dict(os.environ, UNIK_STATE_DIR=str(tmp_path_factory.mktemp("irq")))
-    unik(env, "boot", "--app", "demo", "--name", "irq", "--detach", timeout=120)
-    try:
-        unik(env, "boot", "--app", "demo", "--name", "poll", "--append", "unik.chan=poll",
-             "--detach", timeout=120)
-        yield env
-    finally:
-        for name in ("irq", "poll"):
-            subprocess.run([UNIK, "stop", name], env=env, capture_output=True, timeout=60)
+    state = tmp_path_factory.mktemp("irq")
+    with booted("demo", state=state, name="irq"), \
+            booted("demo", state=state, name="poll", boot_args=["--append", "unik.chan=poll"]):
+        yield env_for(state)
 
 
 def test_idle_channel_sleeps_on_its_interrupt(instances):

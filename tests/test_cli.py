@@ -4,13 +4,13 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from console import cli, registry
 import fakekernel
+from instances import wait_until
 from introspect import instance as I
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -169,7 +169,7 @@ def test_two_running_and_stale(capsys, state, fake):
     finally:
         proc2.kill()
         proc2.wait()
-    time.sleep(0.2)
+    wait_until(lambda: not inst2.mux_running(), 5, "fake-2's mux to exit")
     rc, out, _ = run(capsys, "ls")
     assert "fake-2  fake  stale" in out
     rc, _, err = run(capsys, "ps", "fake-2")
@@ -254,7 +254,7 @@ def test_boot_rebuilt_kernel_mismatch_refused(capsys, state, fake_qemu, monkeypa
     inst.build_id = "00" * 20
     inst.save()
     os.kill(inst.reload().mux_pid, 9)
-    time.sleep(0.3)
+    wait_until(lambda: not inst.mux_running(), 5, "the killed mux to let go of its lock")
     rc, _, err = run(capsys, "ps")
     assert_one_line_error(rc, err, "build-id mismatch")
     run(capsys, "stop")

@@ -14,11 +14,10 @@ import socket
 import threading
 import time
 
-from conftest import build_kernel, require_qemu
 from fuzzgen import session
-from introspect import codec, instance
+from instances import booted, unsent, wait_until
+from introspect import codec
 from introspect import protocol as P
-from introspect.elfinfo import build_id
 
 SESSIONS = 10
 PIECES = 12_000                # per session; ~90% are frames, the rest junk
@@ -99,15 +98,9 @@ def _wait_hello(inst, timeout=60.0):
     raise AssertionError("kernel never answered HELLO")
 
 
-def test_fuzz_100k_frames(state_dir):
-    require_qemu()
-    elf = build_kernel("demo")
-    inst = instance.boot(app="demo", kernel=elf, build_id=build_id(elf), name="fuzz",
-                         mux=False, base=state_dir)
-    try:
+def test_fuzz_100k_frames(tmp_path):
+    with booted("demo", state=tmp_path, name="fuzz", boot_args=["--no-mux"]) as inst:
         _fuzz(inst)
-    finally:
-        instance.stop(inst)
 
 
 def _fuzz(inst):
@@ -131,7 +124,7 @@ def _fuzz(inst):
         for c in chunks:
             conn.sock.sendall(c)
         conn.wait_frames(start + replies, 300)
-        time.sleep(0.2)
+        wait_until(lambda: unsent(conn.sock) == 0, 30, "QEMU to take every byte sent")
         conn.hangup()
         model.disconnect()
     assert sent_pieces >= 100_000

@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from instances import wait_until
 from introspect import instance as I
 from introspect.errors import NoInstance, NotRunning, UnikError
 
@@ -88,9 +89,14 @@ def test_running_and_stale(tmp_path, live_proc):
     assert "unik stop dead" in e.value.hint
 
 
+def _proc_state(pid: int) -> str:
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()[0]
+
+
 def test_zombie_is_not_alive(tmp_path):
     p = subprocess.Popen([sys.executable, "-c", "pass", str(tmp_path)])
-    time.sleep(0.5)                      # exited, not reaped: a zombie
+    wait_until(lambda: _proc_state(p.pid) == "Z", 5, "the child to exit")   # not reaped: a zombie
     assert not I.pid_alive(p.pid, str(tmp_path))
     p.wait()
 

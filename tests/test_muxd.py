@@ -8,6 +8,7 @@ import time
 import pytest
 
 import fakekernel
+from instances import mux_info
 from introspect import codec, instance as I, protocol as P
 from introspect.client import Channel, wait_ready
 from introspect.errors import ChannelDown, ChannelError
@@ -81,11 +82,11 @@ def test_broadcast_only_to_subscribers(fake):
         ev2 = a.next_event(2)
         assert ev1.type == ev2.type == fakekernel.EVENT_TYPE and ev1.id == 0
         assert int.from_bytes(ev2.payload, "little") > int.from_bytes(ev1.payload, "little")
-        time.sleep(0.2)
+        a.next_event(2), a.next_event(2)      # two broadcasts since b connected
         b.hello()
         assert not b.events
         a.subscribe(0, 0xFFFF, on=False)
-        time.sleep(0.2)
+        # (its reply came after every event the mux still sent to a)
         a.hello()
         a.events.clear()
         with pytest.raises(ChannelDown):
@@ -128,7 +129,7 @@ def test_abandoned_request_is_dropped(fake):
     ch = Channel.for_instance(inst)
     ch.send(P.MsgType.THREADS)
     ch.close()                                   # leaves before the reply
-    time.sleep(0.3)
+    assert _wait(lambda: mux_info(inst)["pending"] == 0)   # the reply came and was dropped
     with Channel.for_instance(inst) as c2:
         info = c2.mux_info()
         assert info["pending"] == 0
@@ -198,7 +199,7 @@ def test_concurrent_restart_race_leaves_one_mux(fake):
     inst, _ = fake()
     wait_ready(inst, 10)
     os.kill(inst.reload().mux_pid, signal.SIGKILL)
-    time.sleep(0.1)
+    assert _wait(lambda: not inst.mux_running())            # its lock died with it
     results = []
 
     def go():

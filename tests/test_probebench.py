@@ -12,11 +12,11 @@ import struct
 import pytest
 
 import vmhost
-from conftest import build_kernel, require_qemu
+from conftest import build_kernel
+from instances import booted
 from isa_interp import Machine
-from introspect import instance, probebench as pb, probetable, qemu, textcheck
-from introspect.client import Channel, wait_ready
-from introspect.elfinfo import build_id
+from introspect import probebench as pb, probetable, textcheck
+from introspect.client import Channel
 from probes import isa
 from probes.program import Probe
 
@@ -118,16 +118,10 @@ def test_kernel_vm_repeated_and_changing_keys(hostvm):
 # ------------------------------------------------------------------ in the guest
 @pytest.fixture(scope="module")
 def bench_inst(tmp_path_factory):
-    require_qemu()
-    elf = build_kernel("probebench")
-    base = tmp_path_factory.mktemp("unik-probebench")
-    i = instance.boot(app="probebench", kernel=elf, build_id=build_id(elf), name="pbtest",
-                      opts=qemu.BootOptions(mem="32M", icount=True), mux=True, base=base)
-    try:
-        wait_ready(i, 60)
-        yield i, elf
-    finally:
-        instance.stop(i)
+    state = tmp_path_factory.mktemp("unik-probebench")
+    with booted("probebench", state=state, name="pbtest",
+                boot_args=["--mem", "32M", "--icount"]) as i:
+        yield i, build_kernel("probebench")
 
 
 def test_disabled_site_costs_exactly_the_nop(bench_inst):

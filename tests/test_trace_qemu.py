@@ -12,12 +12,11 @@ import time
 
 import pytest
 
-from conftest import build_kernel, require_qemu
+from instances import booted
 from isa_asm import AggFunc, Prog
-from introspect import codec, instance
+from introspect import codec
 from introspect import protocol as P
-from introspect.client import Channel, wait_ready
-from introspect.elfinfo import build_id
+from introspect.client import Channel
 from introspect.errors import ChannelError
 from introspect.trace import TraceSession, TraceVerifyError
 from probes import isa
@@ -28,16 +27,8 @@ BEGIN, TICK = isa.SynthProbe.BEGIN, isa.SynthProbe.TICK
 
 @pytest.fixture(scope="module")
 def inst(tmp_path_factory):
-    require_qemu()
-    elf = build_kernel("demo")
-    base = tmp_path_factory.mktemp("unik-trace")
-    i = instance.boot(app="demo", kernel=elf, build_id=build_id(elf), name="trace",
-                      mux=True, base=base)
-    try:
-        wait_ready(i, 60)
+    with booted("demo", state=tmp_path_factory.mktemp("unik-trace"), name="trace") as i:
         yield i
-    finally:
-        instance.stop(i)
 
 
 def program(blob, enablings, **options):
