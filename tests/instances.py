@@ -58,8 +58,10 @@ def unik(env: dict, *args, timeout: float = 60, check: bool = True) -> subproces
         r = subprocess.run([UNIK, *map(str, args)], env=env, capture_output=True, text=True,
                            timeout=timeout, stdin=subprocess.DEVNULL, preexec_fn=sigint_default)
     except subprocess.TimeoutExpired as e:
-        raise AssertionError(f"unik {' '.join(map(str, args))} timed out after {timeout:g}s\n"
-                             f"{e.stdout or ''}{e.stderr or ''}") from None
+        said = b"".join(x if isinstance(x, bytes) else (x or "").encode()
+                        for x in (e.stdout, e.stderr)).decode("utf-8", "replace")
+        raise AssertionError(f"unik {' '.join(map(str, args))} timed out after "
+                             f"{timeout:g}s\n{said}") from None
     if check and r.returncode != 0:
         raise AssertionError(f"unik {' '.join(map(str, args))} -> {r.returncode}\n"
                              f"{r.stdout}{r.stderr}")

@@ -82,7 +82,8 @@ def test_build_failure_is_a_build_error(tree, capsys):
     (tree / "kernel" / "Makefile").write_text("all:\n\t@echo broken; exit 3\n")
     with pytest.raises(BuildError) as e:
         B.build("demo")
-    assert "make exited with 2" in e.value.msg or "failed" in e.value.msg
+    assert e.value.msg == "building app 'demo' failed (make exited with 2)"
+    assert e.value.hint.startswith("see make's output above; command: make -C ")
     assert "broken" in capsys.readouterr().err
 
 

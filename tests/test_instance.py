@@ -28,7 +28,9 @@ def test_validate_name_ok(name):
 def test_validate_name_bad(name):
     with pytest.raises(UnikError) as e:
         I.validate_name(name)
-    assert e.value.hint
+    assert e.value.msg == f"bad instance name {name!r}"
+    assert e.value.hint == ("use 1-32 letters, digits, '.', '_' or '-', "
+                            "starting with a letter or digit")
 
 
 def test_state_base(monkeypatch, tmp_path):
@@ -168,7 +170,8 @@ def test_stop_running_kills_process(tmp_path):
     inst = _record(tmp_path, "live", pid=p.pid)
     t0 = time.monotonic()
     assert I.stop(inst, timeout=0.5) is True     # no QMP: falls back to signals
-    assert p.wait(5) is not None
+    p.wait(5)                # stop reaped it already (waitpid): only gone is sure
+    assert not I.pid_alive(p.pid, str(tmp_path / "live"))
     assert time.monotonic() - t0 < 8
     assert not (tmp_path / "live").exists()
 

@@ -46,7 +46,10 @@ def test_parse_mem_ok(text, want):
 def test_parse_mem_bad(text):
     with pytest.raises(UnikError) as e:
         Q.parse_mem(text)
-    assert e.value.hint
+    assert (e.value.msg, e.value.hint) in (
+        (f"bad memory size {text!r}", "use a size like 32M or 1G"),
+        (f"memory size {text} is too small", "give at least 8M"),
+        (f"memory size {text} is too large", "give at most 64G"))
 
 
 def test_default_accel(monkeypatch):
