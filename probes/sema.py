@@ -184,7 +184,7 @@ class Sema(ExprMixin):
             if en is not None:
                 return const(INT32 if -(1 << 31) <= en[0] < (1 << 31) else I64, en[0], pos)
         cands = list(BUILTINS) + [n for (s, n) in self.vars if s == isa.Scope.GLOBAL]
-        self.error(pos, f"unknown name '{name}'",
+        self.error(pos, f"unknown variable '{name}'",
                    self.did_you_mean(name, cands) or
                    "a variable is declared by assigning to it first")
         return None
@@ -456,7 +456,7 @@ class Sema(ExprMixin):
                        "use it as a statement" if n.name in actions.ACTIONS else
                        f"assign it to an aggregation: @x = {n.name}(...)")
             return None
-        self.error(self.pos(n), f"unknown function {n.name}()",
+        self.error(getattr(n, "name_pos", None) or self.pos(n), f"unknown function {n.name}()",
                    self.did_you_mean(n.name, actions.VALUE_FUNCS + actions.ACTIONS))
         return None
 
