@@ -91,7 +91,7 @@ def test_default_action_only_without_statements():
 def test_printf_checked_against_format():
     assert errors('BEGIN { printf("%d %s\\n", 1); }') == [
         ("printf() format has 2 conversion arguments but 1 was given",
-         ['the format is "%d %s\n"'])]
+         ['the format is "%d %s\\n"'])]
     assert errors('BEGIN { printf("%d\\n", "x"); }') == [
         ("the argument for %d must be an integer, not a string",
          ["use strlen() for its length"])]
