@@ -137,6 +137,6 @@ def make_parser(cmd: Command, prog: str, ctx: Context | None = None) -> Parser:
 
 def run_command(cmd: Command, argv: list[str], ctx: Context, prog: str) -> int:
     """Parse argv for `cmd` and run it.  UnikError propagates to the caller."""
-    args = make_parser(cmd, prog, ctx).parse_args(argv)
+    args = make_parser(cmd, prog, ctx).parse_intermixed_args(argv)
     rc = cmd.run(ctx, args)
     return 0 if rc is None else int(rc)

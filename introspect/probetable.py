@@ -170,14 +170,22 @@ def sites(elf_path) -> list[tuple[int, int, int]]:
 
 # ------------------------------------------------------------------ output
 def listing(probes, verbose: bool = False) -> str:
-    """`dtrace -l` style: ID PROVIDER MODULE FUNCTION NAME; verbose adds the
-    arguments, one per line (pure)."""
-    out = [f"{'ID':>5} {'PROVIDER':<10} {'MODULE':<10} {'FUNCTION':<22} NAME"]
+    """dtrace -l's table (`%5s %10s %17s %33s %s`: ID PROVIDER MODULE
+    FUNCTION NAME); verbose (-lv) adds each probe's argument types and
+    names as dtrace -lv prints its Argument Types section (pure).  The one
+    listing: `unik trace -l` and `python -m introspect.probetable` use it."""
+    out = ["%5s %10s %17s %33s %s" % ("ID", "PROVIDER", "MODULE", "FUNCTION", "NAME")]
     for p in probes:
-        out.append(f"{p.id:>5} {p.provider:<10} {p.module:<10} {p.function:<22} {p.name}")
+        out.append("%5d %10s %17s %33s %s" % (p.id, p.provider, p.module, p.function, p.name))
         if verbose:
-            for k, (t, n) in enumerate(p.args):
-                out.append(f"{'':>16}args[{k}]: {t} {n}")
+            out.append("")
+            out.append("\tArgument Types")
+            if not p.args:
+                out.append("\t\tNone")
+            for i, (ctype, aname) in enumerate(p.args):
+                sep = "" if ctype.endswith("*") else " "
+                out.append(f"\t\targs[{i}]: {ctype}{sep}{aname}".rstrip())
+            out.append("")
     return "\n".join(out) + "\n"
 
 

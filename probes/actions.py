@@ -167,7 +167,7 @@ def _act_printf(ctx, args, pos) -> list:
         ctx.error(pos, f"printf() format has {len(wanted)} conversion argument"
                        f"{'s' if len(wanted) != 1 else ''} but {len(vals)} "
                        f"{'were' if len(vals) != 1 else 'was'} given",
-                  f"the format is \"{fmt.value.decode('utf-8', 'replace')}\"")
+                  f"the format is {d_string(fmt.value)}")
         return []
     out = []
     for (kind, conv, star), v in zip(wanted, vals):
@@ -185,6 +185,15 @@ def _act_printf(ctx, args, pos) -> list:
     d = ctx.recdesc("printf", [valtype(e.t) for e in out], fmt.value.decode("utf-8",
                     "replace"), None, pos)
     return [ir.Record(d, out, pos)]
+
+
+def d_string(value: bytes) -> str:
+    """A string value as a D literal, escapes written back ("a\\n")."""
+    esc = {0x0A: "\\n", 0x09: "\\t", 0x0D: "\\r", 0x5C: "\\\\", 0x22: '\\"', 0x00: "\\0"}
+    out = []
+    for b in value:
+        out.append(esc.get(b) or (chr(b) if 0x20 <= b < 0x7F else "\\x%02x" % b))
+    return '"' + "".join(out) + '"'
 
 
 def _shift(p: Pos | None, off: int) -> Pos | None:

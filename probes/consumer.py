@@ -29,6 +29,7 @@ import json as jsonlib
 import sys
 
 from probes import aggprint, isa
+from probes.program import Probe
 from probes.aggprint import U64, AggDecodeError, AggEntry
 from probes.printf import FormatError, format_values, parse_format, symbol_text
 
@@ -69,7 +70,11 @@ class Consumer:
         self.baseline: dict = {}        # agg -> {key: words} hidden by trunc/clear
         self._heading = False
         self._line = None               # (probe, timestamp) of the open probe line
-        self._probes = {p.id: p for c in prog.clauses for p in c.probes}
+        self._probes: dict = {}         # probe id -> Probe (ticks of several rates: "tick")
+        for p in (p for c in prog.clauses for p in c.probes):
+            q = self._probes.setdefault(p.id, p)
+            if q != p:
+                self._probes[p.id] = Probe(p.id, p.provider, "", "", p.name.split("-")[0])
         self._formats: dict = {}
 
     # ------------------------------------------------------------ output
@@ -173,7 +178,8 @@ class Consumer:
         if parsed is None:
             return
         try:
-            text = format_values(parsed, values, self.symbolize)
+            text = format_values(parsed, values, self.symbolize,
+                                 sizes=[getattr(v, "size", 8) for v in rd.args])
         except FormatError as e:
             return self._problem(f"printf record {rd.index} from probe {probe}: {e.message}")
         if self.json:

@@ -167,11 +167,13 @@ def nargs(parsed: list) -> int:
 
 # ------------------------------------------------------------------ printing
 
-def format_values(parsed: list, values, symbolize=None, aggval=None) -> str:
+def format_values(parsed: list, values, symbolize=None, aggval=None, sizes=None) -> str:
     """Apply a parsed format to `values` (ints, and bytes or str for
     strings), consuming one per conversion plus one per `*`.  `symbolize`
     maps an address to (name, offset) or None (for %a).  `aggval` is the
-    value a `%@` conversion prints (printa).  Raises FormatError when the
+    value a `%@` conversion prints (printa).  `sizes` (optional) gives each
+    value's size in bytes: %u %o %x %X print a smaller value as C does its
+    unsigned type (an int -1 is 4294967295).  Raises FormatError when the
     values run out."""
     vals = list(values)
     pos = 0
@@ -191,6 +193,9 @@ def format_values(parsed: list, values, symbolize=None, aggval=None) -> str:
             if pos >= len(vals):
                 raise FormatError(f"too few arguments for '{piece.text}'", piece.offset)
             value = vals[pos]
+            size = sizes[pos] if sizes is not None and pos < len(sizes) else 8
+            if piece.conv in "uoxX" and isinstance(value, int) and 0 < size < 8:
+                value %= 1 << (8 * size)
             pos += 1
         out.append(format_one(piece, value, width, precision, symbolize))
     return "".join(out)

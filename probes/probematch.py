@@ -74,8 +74,8 @@ def tick_period(desc: str) -> int | None:
 def match(desc: str, probes: list) -> list:
     """(Probe, enabling arg) for every probe desc names."""
     period = tick_period(desc)
-    if period is not None:
-        return [(TICK_PROBE, period)]
+    if period is not None:          # named as written (tick-500ms), as dtrace lists it
+        return [(Probe(TICK_PROBE.id, "profile", "", "", fields(desc)[3]), period)]
     f = fields(desc)
     if len(f) != 4:
         return []

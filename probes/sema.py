@@ -14,8 +14,8 @@ the typed tree (probes/ir.py) codegen consumes.
 * every error is collected with its position and a hint; the caller
   (compiler.py) raises them together.
 
-The AST is walked by node class name (x_<Class> methods), so this module
-only depends on the parser's node names and fields.
+The AST (probes/ast.py) is walked by node class name (x_<Class> methods
+for expressions, stmt() for statements).
 Pure: no I/O.
 """
 from __future__ import annotations
@@ -98,7 +98,7 @@ class Sema(ExprMixin):
             if pred is not None and not self.truth(pred):
                 pred = None
             body = self.stmts(node.body or [])
-            if not (node.body or []):
+            if not node.body:               # no braces, or `{}`: DTrace's default action
                 body = [ir.Record(self.recdesc("default", [], None, None, self.pos(node)), [],
                                   self.pos(node))]
             out_ir.append(ir.ClauseIR(pred, body, self.pos(node)))
@@ -184,7 +184,7 @@ class Sema(ExprMixin):
             if en is not None:
                 return const(INT32 if -(1 << 31) <= en[0] < (1 << 31) else I64, en[0], pos)
         cands = list(BUILTINS) + [n for (s, n) in self.vars if s == isa.Scope.GLOBAL]
-        self.error(pos, f"unknown name '{name}'",
+        self.error(pos, f"unknown variable '{name}'",
                    self.did_you_mean(name, cands) or
                    "a variable is declared by assigning to it first")
         return None
@@ -255,7 +255,7 @@ class Sema(ExprMixin):
         return script.clauses
 
     def descriptions_of(self, node):
-        return [(d.text, self.pos(d)) for d in node.probes]
+        return [(d.text, self.pos(d)) for d in node.descriptions]
 
     def pos(self, node) -> Pos | None:
         return getattr(node, "pos", None)
@@ -271,13 +271,15 @@ class Sema(ExprMixin):
         kind = type(n).__name__
         if kind == "If":
             c = self.expr(n.cond)
-            then, orelse = self.stmts(n.then), self.stmts(n.orelse or [])
+            then, orelse = self.stmts(n.then), self.stmts(n.else_ or [])
             return [ir.If(c, then, orelse, self.pos(n))] if c is not None and \
                 self.truth(c) else []
-        if kind == "AggAssign":
-            return self.aggregation(n)
+        if kind == "Block":
+            return self.stmts(n.body)
         if kind == "ExprStmt":
             n = n.expr
+        if type(n).__name__ == "AggAssign":
+            return self.aggregation(n)
         if type(n).__name__ == "Call" and n.name in actions.ACTIONS:
             return actions.action_call(self, n.name, self.call_args(n), self.pos(n))
         e = self.expr(n)
@@ -298,16 +300,18 @@ class Sema(ExprMixin):
         return out
 
     def aggregation(self, n) -> list:
-        pos, call = self.pos(n), n.value
-        if type(call).__name__ != "Call" or call.name not in actions.AGG_FUNCS:
-            self.error(self.pos(call), "an aggregation is assigned an aggregating function",
+        pos, fpos, fname = self.pos(n), n.func_pos, n.func
+        if not fname:
+            return []                   # the parser reported the missing function
+        if fname not in actions.AGG_FUNCS:
+            self.error(fpos, f"{fname}() is not an aggregating function",
                        "one of: " + ", ".join(f"{f}()" for f in actions.AGG_FUNCS))
             return []
         keys = self.keys(n.keys or [], f"@{n.name}")
-        args = [self.expr(a) for a in call.args]
+        args = [self.expr(a) for a in n.args]
         if keys is None or None in args:
             return []
-        r = actions.agg_call(self, call.name, args, self.pos(call), fold)
+        r = actions.agg_call(self, fname, args, fpos, fold)
         if r is None:
             return []
         func, value, lq = r
@@ -319,8 +323,8 @@ class Sema(ExprMixin):
                 return []
             self.aggs[n.name] = agg
         elif agg.func != func or agg.lq != lq:
-            self.error(self.pos(call), f"@{n.name} is {_aggname(agg)} but is used with "
-                                       f"{call.name}()", self.first_at(agg))
+            self.error(fpos, f"@{n.name} is {_aggname(agg)} but is used with "
+                             f"{fname}()", self.first_at(agg))
             return []
         elif not self.check_keys(f"@{n.name}", agg.keys, keys, pos, agg):
             return []
@@ -330,10 +334,10 @@ class Sema(ExprMixin):
     def expr(self, n):
         return getattr(self, "x_" + type(n).__name__)(n)
 
-    def x_Int(self, n):
+    def x_IntLit(self, n):
         return const(lit_type(n.value), n.value, self.pos(n))
 
-    def x_Str(self, n):
+    def x_StrLit(self, n):
         v = n.value.encode() if isinstance(n.value, str) else n.value
         if len(v) >= self.strsize:
             self.error(self.pos(n), f"string literal of {len(v)} bytes does not fit "
@@ -343,8 +347,8 @@ class Sema(ExprMixin):
     def x_Ident(self, n):
         return self.ident(n.name, self.pos(n))
 
-    def x_KernelSym(self, n):
-        return self.kernel_symbol(n.name, self.pos(n))
+    def x_Backquote(self, n):
+        return self.kernel_symbol(n.symbol, self.pos(n))
 
     def x_SelfVar(self, n):
         return self.scoped(isa.Scope.THREAD, n.name, self.pos(n))
@@ -353,13 +357,15 @@ class Sema(ExprMixin):
         return self.scoped(isa.Scope.CLAUSE, n.name, self.pos(n))
 
     def x_Binary(self, n):
-        return self.binary(n.op, self.expr(n.left), self.expr(n.right), self.pos(n))
+        return self.binary(n.op, self.expr(n.lhs), self.expr(n.rhs), self.pos(n))
 
     def x_Unary(self, n):
+        if n.op in ("++", "--"):
+            return self.incdec(n)
         return self.unary(n.op, self.expr(n.operand), self.pos(n))
 
     def x_Ternary(self, n):
-        c, a, b = self.expr(n.cond), self.expr(n.then), self.expr(n.orelse)
+        c, a, b = self.expr(n.cond), self.expr(n.then), self.expr(n.else_)
         if None in (c, a, b) or not self.truth(c):
             return None
         if a.t.is_string or b.t.is_string:
@@ -371,32 +377,63 @@ class Sema(ExprMixin):
         return ir.Cond(promote(a.t, b.t), self.pos(n), c=c, a=a, b=b)
 
     def x_Cast(self, n):
-        return self.cast(n.type, self.expr(n.expr), self.pos(n))
+        return self.cast(n.type.text, self.expr(n.expr), self.pos(n))
 
-    def x_Sizeof(self, n):
-        if getattr(n, "type", None):
-            t = self.ctype(n.type, self.pos(n))
-            return self.sizeof(t, self.pos(n)) if t is not None else None
+    def x_SizeofType(self, n):
+        t = self.ctype(n.type.text, self.pos(n))
+        return self.sizeof(t, self.pos(n)) if t is not None else None
+
+    def x_SizeofExpr(self, n):
         e = self.expr(n.expr)
         return self.sizeof(e.t, self.pos(n)) if e is not None else None
 
     def x_Member(self, n):
-        return self.member(self.expr(n.base), n.name, n.arrow, self.pos(n))
+        return self.member(self.expr(n.expr), n.name, n.arrow, self.pos(n))
+
+    def x_Assoc(self, n):
+        pos = self.pos(n)
+        if n.name == "args":
+            k = n.keys[0] if len(n.keys) == 1 else None
+            v = fold(self.expr(k)) if k is not None else None
+            if v is None or v < 0:
+                self.error(pos, "args[] takes one non-negative integer constant index",
+                           "e.g. args[0]; arg0..arg5 are the untyped values")
+                return None
+            return self.typed_arg(v, pos)
+        if self.is_plain_name(n.name):
+            b = self.ident(n.name, pos)
+            if b is None or len(n.keys) != 1:
+                if b is not None:
+                    self.error(pos, f"{n.name} is not an associative array: it takes "
+                                    f"one index")
+                return None
+            return self.index_pointer(b, self.expr(n.keys[0]), pos)
+        return self.assoc_load(n.name, n.keys, pos)
+
+    def is_plain_name(self, name: str) -> bool:
+        """True if name is a builtin or a scalar global (indexing it is
+        pointer/array indexing, not an associative array)."""
+        return name in BUILTINS or self.builtin(name, None) is not None or \
+            (isa.Scope.GLOBAL, name) in self.vars
 
     def x_Index(self, n):
-        pos, base = self.pos(n), n.base
-        if type(base).__name__ == "Ident" and base.name == "args":
-            if len(n.keys) != 1 or type(n.keys[0]).__name__ != "Int":
-                self.error(pos, "args[] takes one integer constant index")
-                return None
-            return self.typed_arg(n.keys[0].value, pos)
-        if type(base).__name__ == "Ident" and base.name not in BUILTINS and \
-                not (isa.Scope.GLOBAL, base.name) in self.vars:
-            return self.assoc_load(base.name, n.keys, pos)
-        b = self.expr(base)
-        if b is None or len(n.keys) != 1:
+        b = self.expr(n.expr)
+        i = self.expr(n.index)
+        if b is None or i is None:
             return None
-        return self.index_pointer(b, self.expr(n.keys[0]), pos)
+        return self.index_pointer(b, i, self.pos(n))
+
+    def x_AggRef(self, n):
+        what = f"@{n.name}" + ("[...]" if n.keys is not None else "")
+        self.error(self.pos(n), f"{what} cannot be used as a value",
+                   "aggregations are written (@a[k] = count()) and printed "
+                   "(printa(@a)), not read")
+        return None
+
+    def x_AggAssign(self, n):
+        self.error(self.pos(n), "an aggregation assignment is a statement, not a value",
+                   f"write it on its own: @{n.name} = {n.func or 'count'}(...);")
+        return None
 
     def assoc_load(self, name, keynodes, pos):
         v = self.vars.get((isa.Scope.ASSOC, name))
@@ -419,7 +456,7 @@ class Sema(ExprMixin):
                        "use it as a statement" if n.name in actions.ACTIONS else
                        f"assign it to an aggregation: @x = {n.name}(...)")
             return None
-        self.error(self.pos(n), f"unknown function {n.name}()",
+        self.error(getattr(n, "name_pos", None) or self.pos(n), f"unknown function {n.name}()",
                    self.did_you_mean(n.name, actions.VALUE_FUNCS + actions.ACTIONS))
         return None
 
@@ -429,18 +466,41 @@ class Sema(ExprMixin):
         if value is None:
             return None
         if op != "=":
+            self.implicit_int(n.target)
             cur = self.expr(n.target)
             value = self.binary(op[:-1], cur, value, pos)
             if value is None:
                 return None
         return self.store(n.target, value, pos, post=False)
 
-    def x_IncDec(self, n):
-        cur = self.expr(n.target)
+    def incdec(self, n):
+        self.implicit_int(n.operand)
+        cur = self.expr(n.operand)
         value = self.binary("+" if n.op == "++" else "-", cur, const(INT32, 1, self.pos(n)),
                             self.pos(n))
-        return None if value is None else self.store(n.target, value, self.pos(n),
+        return None if value is None else self.store(n.operand, value, self.pos(n),
                                                      post=n.postfix)
+
+    def implicit_int(self, target) -> None:
+        """`x += v`, `x++`, `a[k]++` on a variable not yet assigned declare
+        it as an int64_t starting at 0 (D's unset variables read as 0)."""
+        kind = type(target).__name__
+        scope = {"Ident": isa.Scope.GLOBAL, "SelfVar": isa.Scope.THREAD,
+                 "ThisVar": isa.Scope.CLAUSE}.get(kind)
+        keys = []
+        if kind == "Assoc" and not self.is_plain_name(target.name):
+            scope = isa.Scope.ASSOC
+            mark = len(self.errors)
+            keys = self.keys(target.keys, target.name)
+            del self.errors[mark:]          # the read that follows reports them
+            if keys is None:
+                return
+        if scope is None or (scope, target.name) in self.vars:
+            return
+        if scope == isa.Scope.GLOBAL and self.is_plain_name(target.name):
+            return
+        self.vars[(scope, target.name)] = ir.VarInfo(target.name, scope, I64,
+                                                     [k.t for k in keys], self.pos(target))
 
     def store(self, target, value, pos, post: bool):
         if value.t.stringlike:
@@ -460,12 +520,12 @@ class Sema(ExprMixin):
             v = self.declare(scope, target.name, value, pos)
             return v and ir.Assign(v.type, pos, target=ir.Var(v.type, pos, var=v),
                                    value=value, post=post)
-        if kind == "Index" and type(target.base).__name__ == "Ident":
-            keys = self.keys(target.keys, target.base.name)
+        if kind == "Assoc" and not self.is_plain_name(target.name):
+            keys = self.keys(target.keys, target.name)
             if keys is None:
                 return None
-            v = self.declare(isa.Scope.ASSOC, target.base.name, value, pos, keys)
-            if v is None or not self.check_keys(target.base.name, v.keys, keys, pos, v):
+            v = self.declare(isa.Scope.ASSOC, target.name, value, pos, keys)
+            if v is None or not self.check_keys(target.name, v.keys, keys, pos, v):
                 return None
             return ir.Assign(v.type, pos, target=ir.Assoc(v.type, pos, var=v, keys=keys),
                              value=value, post=post)

@@ -247,8 +247,8 @@ def test_listing_is_dtrace_like(demo_elf):
     lines = text.splitlines()
     assert lines[0].split() == ["ID", "PROVIDER", "MODULE", "FUNCTION", "NAME"]
     assert lines[1].split() == ["1", "dtrace", "BEGIN"]
-    assert any(re.fullmatch(r"\s*\d+ sched\s+sched\s+sched_run\s+switch", l) for l in lines)
-    assert "args[1]: struct thread * next" in text
+    assert any(re.fullmatch(r"\s*\d+\s+sched\s+sched\s+sched_run switch", l) for l in lines)
+    assert "\t\targs[1]: struct thread *next\n" in text
 
 
 def test_site_entry_passes_six_arguments_and_preserves_registers(demo_elf, tmp_path):

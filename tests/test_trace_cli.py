@@ -10,6 +10,7 @@ from types import SimpleNamespace
 import pytest
 
 from console.commands import trace as T
+from introspect import probetable
 from console.registry import UsageError, commands, make_parser
 from probes import isa
 from probes.aggprint import AggEntry
@@ -28,12 +29,13 @@ PROBES = [
 
 def parse(*argv):
     cmd = commands()["trace"]
-    return make_parser(cmd, "unik trace").parse_args(list(argv))
+    return make_parser(cmd, "unik trace").parse_intermixed_args(list(argv))
 
 
-def plan(*argv, files=None):
+def plan(*argv, files=None, instances=("demo",)):
     files = files or {}
-    return T.plan(parse(*argv), read_file=lambda p: files[p])
+    return T.plan(parse(*argv), read_file=lambda p: files[p],
+                  is_instance=lambda n: n in instances)
 
 
 def test_registered_once_with_name_argument():
@@ -63,6 +65,14 @@ def test_listing_forms():
     assert (p.pattern, p.verbose) == ("sched:::*", True)
     p = plan("demo", "-l", "-n", "mem:::alloc")
     assert (p.name, p.pattern) == ("demo", "mem:::alloc")
+    p = plan("-lv", "sched:::switch")
+    assert (p.name, p.pattern, p.verbose) == (None, "sched:::switch", True)
+    p = plan("-l", "demo")
+    assert (p.name, p.pattern) == ("demo", "")
+    p = plan("demo", "-lv", "mem:::*")
+    assert (p.name, p.pattern, p.verbose) == ("demo", "mem:::*", True)
+    p = plan("-l", "-n", "BEGIN", "-n", "END")
+    assert (p.name, p.pattern) == (None, "BEGIN,END")
 
 
 @pytest.mark.parametrize("argv,msg", [
@@ -70,6 +80,7 @@ def test_listing_forms():
     (("demo",), "no program given"),
     (("-v", "-e", "BEGIN{}"), "-v goes with -l"),
     (("-l", "-e", "BEGIN{}"), "takes no program"),
+    (("-l", "sched:::", "-n", "mem:::"), "two patterns"),
     (("demo", "s.d", "-e", "BEGIN{}"), "unexpected argument 's.d'"),
     (("--duration", "0", "-e", "BEGIN{}"), "bad --duration"),
     (("-x", "nosuch=1", "-e", "BEGIN{}"), "unknown option 'nosuch'"),
@@ -102,11 +113,11 @@ LISTING = """\
 
 
 def test_listing_is_dtrace_l():
-    assert T.listing([PROBES[0], PROBES[3]]) == LISTING
+    assert probetable.listing([PROBES[0], PROBES[3]]) == LISTING
 
 
 def test_listing_verbose_adds_arguments():
-    text = T.listing([PROBES[0], PROBES[4]], verbose=True)
+    text = probetable.listing([PROBES[0], PROBES[4]], verbose=True)
     assert text == (LISTING.splitlines()[0] + "\n"
                     "    1     dtrace                                                     BEGIN\n"
                     "\n\tArgument Types\n\t\tNone\n\n"
@@ -127,7 +138,7 @@ def test_select_by_pattern():
 def test_caret_text():
     src = "BEGIN\n{\n  x = *(int *)0;\n}\n"
     assert T.caret(src, Pos("s.d", 3, 7, 9), "bad", "fix it") == \
-        "s.d:3:7: error: bad\n  x = *(int *)0;\n      ^~~~~~~~~\nhint: fix it\n"
+        "s.d:3:7: error: bad\n      x = *(int *)0;\n          ^~~~~~~~~\nhint: fix it\n"
 
 
 # ------------------------------------------------------------------ run loop
@@ -214,7 +225,7 @@ def test_verify_error_text_points_at_the_script():
     err = SimpleNamespace(pc=0, reason="backward jump")
     assert T._verify_text(_prog(), err).startswith(
         "s.d:1:9: error: the kernel's verifier refused this: backward jump (instruction 0)\n"
-        "BEGIN { printf(...); }\n        ^~~~~~\n")
+        "    BEGIN { printf(...); }\n            ^~~~~~\n")
     err = SimpleNamespace(pc=-1, reason="bad magic")
     assert T._verify_text(_prog(), err).startswith(
         "unik: error: the kernel refused the program: bad magic\n")

@@ -28,14 +28,15 @@ POLL = 0.2                      # seconds per poll of the session
 
 
 def args(p):
-    p.add_argument("script", nargs="?", metavar="FILE.d", help="D script file")
+    p.add_argument("script", nargs="?", metavar="FILE.d|PATTERN",
+                   help="D script file; with -l, the probes to list")
     p.add_argument("-e", dest="programs", action="append", default=[], metavar="PROGRAM",
                    help="the D program text (repeatable)")
     p.add_argument("-n", dest="probes", action="append", default=[], metavar="'PROBE {...}'",
                    help="a probe description with an optional clause, as dtrace -n")
-    p.add_argument("-l", dest="list", nargs="?", const="", default=None, metavar="PATTERN",
-                   help="list the probes (matching PATTERN) instead of tracing; -lv adds "
-                        "their arguments")
+    p.add_argument("-l", dest="list", action="store_true",
+                   help="list the probes (matching PATTERN, or -n PATTERN) instead of "
+                        "tracing; -lv adds their arguments")
     p.add_argument("-v", dest="verbose", action="store_true",
                    help="with -l: argument types and names")
     p.add_argument("-q", dest="quiet", action="store_true",
@@ -62,31 +63,27 @@ class Plan:
     duration: float | None = None
 
 
-def plan(a, read_file=None) -> Plan:
+def plan(a, read_file=None, is_instance=None) -> Plan:
     """Turn parsed arguments into a Plan; UsageError for bad combinations.
-    `read_file(path) -> str` reads a script (injected for tests)."""
+    `read_file(path) -> str` reads a script and `is_instance(name) -> bool`
+    says whether an instance of that name exists (both injected for tests)."""
     read_file = read_file or _read_script
+    is_instance = is_instance or _instance_exists
     name, script = getattr(a, "name", None), a.script
-    if a.list == "v" and not a.verbose:          # `-lv` parses as -l with PATTERN "v"
-        a.list, a.verbose = "", True
-    given = bool(a.programs or a.probes or a.list is not None)
+    if a.list:
+        return _plan_listing(a, [x for x in (name, script) if x is not None], is_instance)
+    given = bool(a.programs or a.probes)
     if given and script is not None:
         raise UsageError(f"unexpected argument {script!r}",
                          "give NAME once, and either -e/-n/-l or a FILE.d")
     if script is None and not given and name is not None and _is_script(name):
         name, script = None, name                # `unik trace FILE.d`
-    if a.verbose and a.list is None:
+    if a.verbose:
         raise UsageError("-v goes with -l", "unik trace -lv [PATTERN] lists probes with arguments")
     if a.duration is not None and not a.duration > 0:
         raise UsageError(f"bad --duration {a.duration}", "give a positive number of seconds")
     p = Plan(name=name, quiet=a.quiet, duration=a.duration, verbose=a.verbose)
     p.options = parse_options(a.options)
-    if a.list is not None:
-        if a.programs or script:
-            raise UsageError("-l lists probes; it takes no program",
-                             "unik trace -l 'sched:::*' lists the sched probes")
-        p.listing, p.pattern = True, a.list or (a.probes[0] if a.probes else "")
-        return p
     sources = [s for s in a.programs] + [_probe_clause(n) for n in a.probes]
     if script is not None:
         if sources:
@@ -104,6 +101,35 @@ def plan(a, read_file=None) -> Plan:
     if p.quiet:
         p.options["quiet"] = True
     return p
+
+
+def _plan_listing(a, positionals: list, is_instance) -> Plan:
+    """-l [NAME] [PATTERN] (or -l -n PATTERN): one positional is the NAME
+    when an instance has that name, else the PATTERN."""
+    if a.programs:
+        raise UsageError("-l lists probes; it takes no program",
+                         "unik trace -l 'sched:::*' lists the sched probes")
+    name = pattern = None
+    if len(positionals) == 2:
+        name, pattern = positionals
+    elif positionals:
+        if is_instance(positionals[0]):
+            name = positionals[0]
+        else:
+            pattern = positionals[0]
+    if pattern is not None and a.probes:
+        raise UsageError(f"two patterns: {pattern!r} and -n {a.probes[0]!r}",
+                         "give the probes to list once")
+    pattern = pattern if pattern is not None else ",".join(a.probes)
+    return Plan(name=name, listing=True, pattern=pattern, verbose=a.verbose)
+
+
+def _instance_exists(name: str) -> bool:
+    from introspect.instance import list_instances
+    try:
+        return any(i.name == name for i in list_instances())
+    except (OSError, ValueError):
+        return False
 
 
 def _is_script(arg: str) -> bool:
@@ -141,24 +167,6 @@ def parse_options(items) -> dict:
 
 # ------------------------------------------------------------------ listing
 
-def listing(probes, verbose: bool = False) -> str:
-    """dtrace -l's table: `%5s %10s %17s %33s %s`; -v adds each probe's
-    argument types and names (pure)."""
-    out = ["%5s %10s %17s %33s %s" % ("ID", "PROVIDER", "MODULE", "FUNCTION", "NAME")]
-    for p in probes:
-        out.append("%5d %10s %17s %33s %s" % (p.id, p.provider, p.module, p.function, p.name))
-        if verbose:
-            out.append("")
-            out.append("\tArgument Types")
-            if not p.args:
-                out.append("\t\tNone")
-            for i, (ctype, aname) in enumerate(p.args):
-                sep = "" if ctype.endswith("*") else " "
-                out.append(f"\t\targs[{i}]: {ctype}{sep}{aname}".rstrip())
-            out.append("")
-    return "\n".join(out) + "\n"
-
-
 def select(probes, pattern: str) -> list:
     """The probes a -l PATTERN names (every probe for an empty pattern)."""
     if not pattern:
@@ -182,12 +190,10 @@ def listing_json(probes) -> list:
 # ------------------------------------------------------------------ running
 
 def caret(source: str, pos, message: str, hint: str = "") -> str:
-    """`file:line:col: error: message`, the line and a ^~~ underline."""
-    lines = source.splitlines()
-    text = lines[pos.line - 1] if 0 < pos.line <= len(lines) else ""
-    under = " " * (pos.col - 1) + "^" + "~" * max(pos.length - 1, 0)
-    out = f"{pos.file}:{pos.line}:{pos.col}: error: {message}\n{text}\n{under}\n"
-    return out + (f"hint: {hint}\n" if hint else "")
+    """`file:line:col: error: message`, the line and a ^~~ underline, the
+    hint: the compiler's rendering (probes/diag.py)."""
+    from probes.diag import Diagnostic, render
+    return render([Diagnostic(pos, message, [hint] if hint else [])], source)
 
 
 class _Stopper:
@@ -261,7 +267,7 @@ def run(ctx, a):
         if a.json:
             ctx.json(listing_json(chosen))
         else:
-            ctx.write(listing(chosen, p.verbose))
+            ctx.write(probetable.listing(chosen, p.verbose))
         return 0
     prog, types = _compile(ctx, p, probes, inst.kernel)
     if prog is None:
