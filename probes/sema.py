@@ -168,6 +168,10 @@ class Sema(ExprMixin):
             self.error(pos, f"args[{n}] has type '{tname}', unknown without the kernel's "
                             f"DWARF", f"use arg{n}, or cast it")
             return None
+        if t.is_string:
+            # a `string` argument is the address of a kernel string: a
+            # char * that STRINGOF copies wherever a string is wanted
+            t = parse_ctype("char *", None)
         if t.stringlike:
             return ir.Arg(t, pos, n=n)
         return ir.Arg(t if t.kind in ("int", "ptr") else U64, pos, n=n)
