@@ -40,14 +40,17 @@ struct probe_session {
 };
 
 /* One (probe, clause) pair of a session.  While the session runs it is
- * linked on its probe's list (probe_state.head). */
+ * linked on its probe's list (probe_state.first), with its session and
+ * epid at hand so that a firing follows pointers and computes nothing. */
 struct probe_enabling {
     bool used;
     bool linked;
     u8 sid;
     u16 index;                  /* within its session: the low half of the epid */
     u16 clause;
-    int16_t next;                   /* next on the probe's list, -1 = end */
+    u32 epid;                   /* clause << 16 | index */
+    struct probe_enabling *next;    /* next on the probe's list, NULL = end */
+    struct probe_session *sess;     /* &probe_st.sess[sid] */
     u32 probe;
     u64 arg;                    /* TICK: period in ns */
     u64 due;                    /* TICK: next firing time */
@@ -56,13 +59,13 @@ struct probe_enabling {
 struct probe_state {
     struct probe_session sess[PROBE_SESSIONS_MAX];
     struct probe_enabling en[PROBE_ENABLINGS_MAX];
-    int16_t head[PROBE_IDS_MAX];    /* first enabling linked on each probe id */
+    /* first enabling linked on each probe id, NULL = none (so an engine
+     * that never ran has every list empty) */
+    struct probe_enabling *first[PROBE_IDS_MAX];
     u16 refs[PROBE_IDS_MAX];    /* linked enablings per probe id (sites on while > 0) */
     bool busy;                  /* inside the engine: re-entrant firings are skipped */
     bool ready;                 /* probe_state_init ran */
-    u32 cur_probe;              /* probe id of the firing (probe names) */
-    struct probe_session *cur;  /* session of the running clause */
-    struct vm_ctx ctx;
+    struct vm_ctx ctx;          /* ctx.probe: the firing probe's id (probe names) */
     char scratch[PROBE_SCRATCH_BYTES];
     u8 stage[PROBE_STAGE_BYTES];
 };

@@ -148,9 +148,11 @@ int probe_enable(u32 sid, u32 clause, u32 probe_id, u64 arg)
         e->sid = (u8)sid;
         e->index = (u16)s->nenablings++;
         e->clause = (u16)clause;
+        e->epid = (u32)clause << 16 | e->index;
+        e->sess = s;
         e->probe = probe_id;
         e->arg = arg;
-        e->next = -1;
+        e->next = NULL;
         return PROBE_OK;
     }
     return PROBE_E_NOSPACE;
@@ -166,13 +168,13 @@ static void session_link(u32 sid, bool on)
         if (!e->used || e->sid != sid || e->linked == on)
             continue;
         u64 f = irq_save();
-        int16_t *link = &probe_st.head[e->probe];
-        while (*link >= 0 && *link != (int16_t)i)
-            link = &probe_st.en[*link].next;
+        struct probe_enabling **link = &probe_st.first[e->probe];
+        while (*link && *link != e)
+            link = &(*link)->next;
         if (on) {
             e->due = time_ns() + e->arg;
-            e->next = -1;
-            *link = (int16_t)i;
+            e->next = NULL;
+            *link = e;
         } else {
             *link = e->next;
         }

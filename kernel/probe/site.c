@@ -212,13 +212,29 @@ u32 site_refused(void)
     return site_nbad;
 }
 
+/* The modular inverse of odd d mod 2^32 (Newton's iteration: each step
+ * doubles the bits that are right, d itself being right to 3). */
+#define SITE_INV1(d, x) ((x) * (2u - (d) * (x)))
+#define SITE_INV(d) SITE_INV1(d, SITE_INV1(d, SITE_INV1(d, SITE_INV1(d, (u32)(d)))))
+#define SITE_DESC_SHIFT __builtin_ctz(sizeof(struct isa_probe_desc))
+#define SITE_DESC_ODD ((u32)(sizeof(struct isa_probe_desc) >> SITE_DESC_SHIFT))
+
+/* Index of the descriptor at address d (one of the table's: the site
+ * pushed it): an exact division by the descriptor's size, done as a shift
+ * and a multiplication by the inverse of its odd part. */
+static inline u32 site_index(u64 d)
+{
+    _Static_assert(SITE_INV(SITE_DESC_ODD) * SITE_DESC_ODD == 1, "inverse");
+    return (u32)((d - (u64)__unik_probes_start) >> SITE_DESC_SHIFT) * SITE_INV(SITE_DESC_ODD);
+}
+
 /* An enabled site fired (site_entry.S calls this with every caller-saved
  * register saved and frame pointing at the descriptor and arguments the
  * block pushed): count it and run the engine on the arguments in place,
  * unless a test installed its own handler. */
 void site_fire(const u64 *frame)
 {
-    u32 index = (u32)((frame[0] - (u64)__unik_probes_start) / sizeof(struct isa_probe_desc));
+    u32 index = site_index(frame[0]);
     site_fires++;
     if (__builtin_expect(site_handler != NULL, 0))
         site_handler(index, frame[1], frame[2], frame[3], frame[4], frame[5], frame[6]);
