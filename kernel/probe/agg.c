@@ -179,7 +179,7 @@ bool agg_update(struct agg_table *t, const struct isa_prog_agg *a, u16 agg,
         t->drops++;
         return false;
     }
-    t->last[agg] = (u32)((u8 *)en - t->base);
+    t->last[agg] = en;
     agg_apply(a, agg_values(en), v);
     return true;
 }

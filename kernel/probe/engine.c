@@ -124,8 +124,8 @@ static void probe_commit(struct probe_session *s, const u8 *rec, u32 size)
     s->st.records++;
 }
 
-/* Commit the staged records of a clause that returned. */
-static void probe_commit_stage(struct probe_session *s, const struct vm_ctx *c)
+/* Commit the staged records of a clause that returned (probe_clause). */
+void probe_commit_stage(struct probe_session *s, const struct vm_ctx *c)
 {
     for (u32 off = 0; off < c->stage_len; ) {
         u16 size;
@@ -139,8 +139,7 @@ static void probe_commit_stage(struct probe_session *s, const struct vm_ctx *c)
  * fire the session's ERROR clauses (not for a fault inside ERROR); the
  * firing's arguments and probe id are put back for the clauses after.
  * Out of line: the hot path only calls it. */
-static __attribute__((noinline)) void
-probe_error(struct probe_session *s, u32 sid, u32 probe, u32 clause, u32 epid)
+void probe_error(struct probe_session *s, u32 sid, u32 probe, u32 clause, u32 epid)
 {
     struct vm_ctx *c = &probe_st.ctx;
     const u64 *fargs = c->args;
@@ -164,7 +163,7 @@ probe_error(struct probe_session *s, u32 sid, u32 probe, u32 clause, u32 epid)
  * variables and callbacks).  The context stays bound to s across firings;
  * probe_go unbinds it (ctx.env = NULL) before a session starts, since
  * only then may its memory have changed. */
-static void probe_bind(struct vm_ctx *c, struct probe_session *s)
+void probe_bind(struct vm_ctx *c, struct probe_session *s)
 {
     c->prog = &s->prog;
     c->globals = s->var_mem.base;
@@ -174,37 +173,6 @@ static void probe_bind(struct vm_ctx *c, struct probe_session *s)
     c->env = s;
     c->load = probe_load_cb;
     c->builtin = probe_builtin_cb;
-}
-
-/* Run enabling e's clause for its session s; the caller has set the
- * firing's part of the VM context (args, nargs, probe).  The timestamp is
- * read only if a record or a fault needs it (vm_timestamp).  Inlined into
- * the firing loops: this is the hot path. */
-static inline __attribute__((always_inline)) void
-probe_clause(struct probe_enabling *e, struct probe_session *s)
-{
-    struct vm_ctx *c = &probe_st.ctx;
-    if (__builtin_expect(c->env != s, 0))
-        probe_bind(c, s);
-    c->epid = e->epid;
-    c->timestamp = 0;
-    s->st.fired++;
-    if (__builtin_expect(vm_run(c, e->clause) != ISA_F_NONE, 0)) {
-        probe_error(s, e->sid, c->probe, e->clause, e->epid);
-        return;
-    }
-    if (__builtin_expect(c->stage_len != 0, 0))
-        probe_commit_stage(s, c);
-    if (__builtin_expect(c->exited, 0))
-        s->exiting = true;
-}
-
-/* Point the VM context at a firing of probe with args[0..nargs). */
-static inline void probe_firing(u32 probe, const u64 *args, u32 nargs)
-{
-    probe_st.ctx.args = args;
-    probe_st.ctx.nargs = nargs;
-    probe_st.ctx.probe = probe;
 }
 
 /* Run the linked enablings of probe (session sid's only when sid >= 0):
@@ -223,13 +191,12 @@ void probe_run(u32 probe, i32 sid, const u64 *args, u32 nargs)
     }
 }
 
-/* Count a skipped re-entrant firing against every session it would run. */
-static __attribute__((noinline)) void probe_reentrant(u32 probe)
+/* Count a skipped re-entrant firing against every session it would run
+ * (probe_fire_static, interrupts off). */
+void probe_reentrant(u32 probe)
 {
-    u64 f = irq_save();
     for (struct probe_enabling *e = probe_st.first[probe]; e; e = e->next)
         e->sess->st.reentrant++;
-    irq_restore(f);
 }
 
 bool probe_enter(u64 *flags)
@@ -249,34 +216,11 @@ void probe_leave(u64 flags)
     irq_restore(flags);
 }
 
-/* A static probe fired with its six arguments in memory (see probe.h):
- * site_fire's path, the hot one.  The list of a probe no session enabled
- * is empty (NULL) even before the engine's first use, so that check is
- * the only one before the re-entrancy guard; a session stopped, or one
- * that ran exit(), is skipped. */
+/* A static probe fired with its six arguments in memory (see probe.h). */
 void probe_fire_args(u32 index, const u64 *args)
 {
-    u32 probe = ISA_FIRST_STATIC_PROBE + index;
-    if (probe >= PROBE_IDS_MAX)
-        return;
-    struct probe_enabling *e = probe_st.first[probe];
-    if (!e)
-        return;
-    u64 flags = irq_save();
-    if (__builtin_expect(probe_st.busy, 0)) {
-        irq_restore(flags);
-        probe_reentrant(probe);
-        return;
-    }
-    probe_st.busy = true;
-    probe_firing(probe, args, 6);
-    do {
-        struct probe_session *s = e->sess;
-        if (__builtin_expect(s->state == PS_RUNNING && !s->exiting, 1))
-            probe_clause(e, s);
-    } while ((e = e->next));
-    probe_st.busy = false;
-    irq_restore(flags);
+    if (index < PROBE_IDS_MAX - ISA_FIRST_STATIC_PROBE)
+        probe_fire_static(ISA_FIRST_STATIC_PROBE + index, args, 6);
 }
 
 /* A static probe fired (see probe.h). */
@@ -294,7 +238,7 @@ void probe_tick(u64 now_ns)
         return;
     for (struct probe_enabling *e = probe_st.first[ISA_SP_TICK]; e; e = e->next) {
         struct probe_session *s = e->sess;
-        if (now_ns < e->due || s->state != PS_RUNNING || s->exiting)
+        if (now_ns < e->due || !s->live)
             continue;
         e->due += e->arg;
         if (e->due <= now_ns)           /* fell behind (long irq-off): skip ahead */

@@ -204,6 +204,7 @@ int probe_go(u32 sid)
         return PROBE_E_NOSESSION;
     probe_st.ctx.env = NULL;            /* the engine re-binds its VM context */
     s->state = PS_RUNNING;
+    s->live = !s->exiting;
     session_link(sid, true);
     session_fire(sid, ISA_SP_BEGIN);
     return PROBE_OK;
@@ -215,6 +216,7 @@ int probe_stop(u32 sid)
     struct probe_session *s = session_get(sid, PS_RUNNING, PS_RUNNING);
     if (!s)
         return PROBE_E_NOSESSION;
+    s->live = false;
     session_fire(sid, ISA_SP_END);
     session_link(sid, false);
     s->state = PS_STOPPED;

@@ -161,23 +161,17 @@ static u32 vm_dyn(struct vm_ctx *c, u32 var, bool store, u64 v, u64 *rd)
     return 0;
 }
 
-/* AGG: fold v into aggregation agg under the tuple (then emptied).  The
- * same key as the aggregation's last update (agg_cached) skips the hash
- * table; count() is then one increment. */
-static u32 vm_agg(struct vm_ctx *c, u32 agg, u64 v)
+/* AGG past the fast path (vm_run's l_agg): fold v into aggregation agg
+ * (described by a) under the tuple, whose key count is right; w is the
+ * last entry's values if the key was that entry's (agg_cached), else
+ * NULL.  The hash table counts a drop itself. */
+static __attribute__((noinline)) void vm_agg(struct vm_ctx *c, const struct isa_prog_agg *a,
+                                             u32 agg, u64 v, u64 *w)
 {
-    const struct isa_prog_agg *a = &c->prog->aggs[agg];
-    if (c->tuple_n != a->nkeys)
-        return ISA_F_TUPLE;
-    u64 *w = agg_cached(c->agg, agg, c->tuple, c->tuple_len);
-    if (w && a->func == ISA_AGG_COUNT)
-        w[0]++;
-    else if (w)
+    if (w)
         agg_apply(a, w, v);
     else
-        agg_update(c->agg, a, (u16)agg, c->tuple, c->tuple_len, v);   /* a drop is counted */
-    c->tuple_len = c->tuple_n = 0;
-    return 0;
+        agg_update(c->agg, a, (u16)agg, c->tuple, c->tuple_len, v);
 }
 
 /* The firing's timestamp, read once; see vm.h. */
@@ -276,24 +270,25 @@ static __attribute__((noinline)) u32 vm_slow(struct vm_ctx *c, const struct isa_
     return ISA_F_ILLOP;
 }
 
-/* Reset the per-run state: registers, locals, scratch, tuple, records.
- * Only the registers the program names are zeroed (the verifier counted
- * them in prog->nregs); the others are never read. */
-static void vm_reset(struct vm_ctx *c)
+/* Reset the per-run state of clause cl: the registers it may read before
+ * writing them and its clause-locals if it reads any (the verifier worked
+ * both out: struct vm_clause), scratch, tuple, records.  The fault's pc
+ * and address are set with the fault (vm_fault) and mean nothing
+ * otherwise; c->nul is never written (vm_str hands it out read-only). */
+static inline void vm_reset(struct vm_ctx *c, const struct vm_clause *cl)
 {
-    const struct vm_prog *p = c->prog;
-    u64 zero = 0;
-    for (u32 i = 0; i < p->nregs; i++)
-        c->regs[i] = 0;
-    for (u32 i = 0; i < p->nlocal_vars; i++)
-        __builtin_memcpy(c->locals + p->local_off[i], &zero, 8);
-    __builtin_memcpy(c->nul, &zero, 8);
+    for (u32 m = cl->zero; m; m &= m - 1)
+        c->regs[__builtin_ctz(m)] = 0;
+    if (__builtin_expect(cl->locals, 0)) {
+        const struct vm_prog *p = c->prog;
+        u64 zero = 0;
+        for (u32 i = 0; i < p->nlocal_vars; i++)
+            __builtin_memcpy(c->locals + p->local_off[i], &zero, 8);
+    }
     c->scratch_used = c->stage_len = c->tuple_len = c->tuple_n = 0;
     c->last_str = 0;
     c->rec_open = VM_NO_REC;
     c->fault = ISA_F_NONE;
-    c->fault_pc = 0;
-    c->fault_addr = 0;
     c->exited = false;
 }
 
@@ -342,10 +337,11 @@ u32 vm_run(struct vm_ctx *c, u32 clause)
         [ISA_OP_RECE] = &&l_rece, [ISA_OP_LDB] = &&l_ldb,
     };
 #pragma GCC diagnostic pop
-    const struct isa_insn *code = c->prog->code, *in = code + c->prog->clauses[clause].start;
+    const struct vm_clause *cl = &c->prog->cl[clause];
+    const struct isa_insn *code = c->prog->code, *in = code + cl->start;
     u64 *r = c->regs, addr, v;
     u32 f;
-    vm_reset(c);
+    vm_reset(c, cl);
     goto *vm_ops[in->op];
 l_nop: NEXT;
 l_ret:
@@ -407,7 +403,20 @@ l_arg: RD = (u32)in->imm < c->nargs ? c->args[in->imm] : 0; NEXT;
 l_str: RD = (u64)(uintptr_t)(c->prog->strtab + in->imm); NEXT;
 l_tclr: c->tuple_len = c->tuple_n = 0; NEXT;
 l_tpush: TRY(vm_tpush(c, RA, in->imm == 1)); NEXT;
-l_agg: TRY(vm_agg(c, (u32)in->imm, RA)); NEXT;
+l_agg: {
+    /* the same key as the aggregation's last update (agg_cached) skips
+     * the hash table; count() is then one increment */
+    const struct isa_prog_agg *a = &c->prog->aggs[in->imm];
+    if (__builtin_expect(c->tuple_n != a->nkeys, 0))
+        return vm_fault(c, ISA_F_TUPLE, PC, 0);
+    u64 *w = agg_cached(c->agg, (u32)in->imm, c->tuple, c->tuple_len);
+    if (__builtin_expect(w != NULL && a->func == ISA_AGG_COUNT, 1))
+        w[0]++;
+    else
+        vm_agg(c, a, (u32)in->imm, RA, w);
+    c->tuple_len = c->tuple_n = 0;
+    NEXT;
+}
 l_recb: TRY(vm_recb(c, (u32)in->imm)); NEXT;
 l_recv: TRY(vm_recv(c, RA, false)); NEXT;
 l_rece: TRY(vm_rece(c)); NEXT;

@@ -10,8 +10,17 @@
 #include "tunables.h"
 
 /* ------------------------------------------------------------ verify.c */
-/* A verified program: views into its container (which must outlive it) and
- * the layout of its variables in the globals and locals areas. */
+/* What the verifier worked out about one clause for the interpreter. */
+struct vm_clause {
+    u32 start;                      /* first instruction (program-wide pc) */
+    u16 zero;                       /* registers (bit i: ri) some path may read
+                                     * before writing: zeroed at each run */
+    bool locals;                    /* reads clause-locals: zeroed at each run */
+};
+
+/* A verified program: views into its container (which must outlive it),
+ * the layout of its variables in the globals and locals areas, and what
+ * each clause needs reset when it runs. */
 struct vm_prog {
     const struct isa_prog_clause *clauses;
     const struct isa_prog_var *vars;
@@ -24,8 +33,8 @@ struct vm_prog {
     u32 locals_bytes;               /* bytes of clause-local variable storage */
     u32 nlocal_vars;                /* CLAUSE-scope variables (local_off entries) */
     u32 local_off[ISA_MAX_VARS];    /* their offsets, zeroed at every firing */
-    u32 nregs;                      /* registers r0..nregs-1 are all the code names
-                                     * (zeroed at every firing; the rest never read) */
+    u32 nregs;                      /* registers r0..nregs-1 are all the code names */
+    struct vm_clause cl[ISA_MAX_CLAUSES];
 };
 
 /* Check the container buf[0..len) against every rule of probes/isa.py;
@@ -54,7 +63,7 @@ struct agg_table {
     u32 used;                       /* bump offset: next entry goes here */
     u32 nkeys;                      /* entries */
     u64 drops;                      /* new keys dropped: arena full */
-    u32 last[ISA_MAX_AGGS];         /* per aggregation: its entry updated last (0: none) */
+    struct agg_ent *last[ISA_MAX_AGGS]; /* per aggregation: its entry updated last */
 };
 
 void agg_init(struct agg_table *t, void *mem, u32 size);
@@ -66,17 +75,15 @@ bool agg_update(struct agg_table *t, const struct isa_prog_agg *a, u16 agg,
 void agg_apply(const struct isa_prog_agg *a, u64 *w, u64 v);
 
 /* The value words of aggregation agg's last-updated entry if its key is
- * key[0..keylen) (whole words, as the VM's tuples are), else NULL: a
- * repeated key skips the hash and the bucket walk.  Called by vm.c. */
+ * key[0..keylen), else NULL: a repeated key skips the hash and the bucket
+ * walk.  keylen is a multiple of 8, as the VM's tuples (and so every
+ * entry's key) are.  Called by vm.c. */
 static inline u64 *agg_cached(const struct agg_table *t, u32 agg, const u8 *key, u32 keylen)
 {
-    u32 off = t->last[agg];
-    if (!off || (keylen & 7))
+    struct agg_ent *en = t->last[agg];
+    if (!en || en->keylen != keylen)
         return NULL;
-    struct agg_ent *en = (struct agg_ent *)(t->base + off);
     const u8 *k = (const u8 *)(en + 1);
-    if (en->keylen != keylen)
-        return NULL;
     for (u32 i = 0; i < keylen; i += 8) {
         u64 x, y;
         __builtin_memcpy(&x, k + i, 8);
