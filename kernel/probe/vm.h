@@ -53,6 +53,17 @@ struct agg_ent {
     u32 nwords;
 };
 
+/* The entry an aggregation updated last, as the VM's fast path (AGG of
+ * the same key again) wants it: no hash, no bucket walk, no look at the
+ * program's description. */
+struct agg_last {
+    const u8 *key;                  /* the entry's key bytes */
+    u64 *w;                         /* its value words; NULL: no entry yet */
+    u16 keylen;
+    u8 nkeys;                       /* the aggregation's key count */
+    bool count;                     /* it is count(): one increment */
+};
+
 /* One aggregation hash table in a fixed arena.  Entries are never freed
  * (clearing zeroes values and keeps keys); a full arena drops new keys. */
 struct agg_table {
@@ -63,7 +74,7 @@ struct agg_table {
     u32 used;                       /* bump offset: next entry goes here */
     u32 nkeys;                      /* entries */
     u64 drops;                      /* new keys dropped: arena full */
-    struct agg_ent *last[ISA_MAX_AGGS]; /* per aggregation: its entry updated last */
+    struct agg_last last[ISA_MAX_AGGS]; /* per aggregation: its entry updated last */
 };
 
 void agg_init(struct agg_table *t, void *mem, u32 size);
@@ -74,24 +85,28 @@ bool agg_update(struct agg_table *t, const struct isa_prog_agg *a, u16 agg,
 /* Fold v into the value words w of aggregation a (agg_update's last step). */
 void agg_apply(const struct isa_prog_agg *a, u64 *w, u64 v);
 
-/* The value words of aggregation agg's last-updated entry if its key is
- * key[0..keylen), else NULL: a repeated key skips the hash and the bucket
- * walk.  keylen is a multiple of 8, as the VM's tuples (and so every
- * entry's key) are.  Called by vm.c. */
-static inline u64 *agg_cached(const struct agg_table *t, u32 agg, const u8 *key, u32 keylen)
+/* Are the keylen bytes at a and b the same?  keylen is a multiple of 8,
+ * as the VM's tuples (and so every entry's key) are. */
+static inline bool agg_key_same(const u8 *a, const u8 *b, u32 keylen)
 {
-    struct agg_ent *en = t->last[agg];
-    if (!en || en->keylen != keylen)
-        return NULL;
-    const u8 *k = (const u8 *)(en + 1);
     for (u32 i = 0; i < keylen; i += 8) {
         u64 x, y;
-        __builtin_memcpy(&x, k + i, 8);
-        __builtin_memcpy(&y, key + i, 8);
+        __builtin_memcpy(&x, a + i, 8);
+        __builtin_memcpy(&y, b + i, 8);
         if (x != y)
-            return NULL;
+            return false;
     }
-    return (u64 *)(void *)(en + 1) + keylen / 8;
+    return true;
+}
+
+/* The value words of aggregation agg's last-updated entry if its key is
+ * key[0..keylen), else NULL: a repeated key skips the hash table. */
+static inline u64 *agg_cached(const struct agg_table *t, u32 agg, const u8 *key, u32 keylen)
+{
+    const struct agg_last *l = &t->last[agg];
+    if (!l->w || l->keylen != keylen || !agg_key_same(l->key, key, keylen))
+        return NULL;
+    return l->w;
 }
 
 /* The value words of (agg, key), or NULL (tests, and the in-guest check). */
@@ -129,6 +144,7 @@ void dyn_delete(struct dyn_table *d, u32 var, const u8 *key, u32 keylen);
 
 /* ------------------------------------------------------------ vm.c */
 #define VM_NARGS 10                 /* ARG 0..9 */
+#define VM_BORROW_MAX 4             /* kernel strings borrowed in one run (then copied) */
 
 /* Everything one clause runs with.  The engine keeps one (static: it is
  * single-CPU and not reentrant), points it at a session and fills the
@@ -168,8 +184,13 @@ struct vm_ctx {
     u64 exit_code;
     /* state of the run */
     u32 scratch_used;
-    u64 last_str;                   /* the newest scratch string (vm_str_new) ... */
+    u64 last_str;                   /* the newest string made or borrowed ... */
     u32 last_len;                   /* ... and its length: vm_str needs no scan */
+    u32 nborrowed;                  /* entries of borrowed[] valid in this run */
+    /* Trusted kernel strings (string builtins: thread, probe names) handed
+     * out in place for this run instead of copied into scratch; they do
+     * not change while a clause runs (interrupts are off). */
+    struct { u64 addr; u32 len; } borrowed[VM_BORROW_MAX];
     u32 rec_open;                   /* offset of the open record, or VM_NO_REC */
     u32 rec_end;                    /* end of the open record's bytes */
     u32 tuple_len, tuple_n;
@@ -198,6 +219,8 @@ char *vm_str_new(struct vm_ctx *c, const char *s, u32 len);
 /* Helper h (enum isa_h) of args a[0..]: its result, or a fault in *fault
  * (and *addr for BADADDR). */
 u64 vm_helper(struct vm_ctx *c, u32 h, const u64 *a, u32 *fault, u64 *addr);
-/* Copy the trusted kernel string s into scratch (string builtins). */
+/* The trusted kernel string s (a string builtin's value) as a VM string:
+ * borrowed in place for this run (c->borrowed, which vm_str accepts),
+ * or copied into scratch once VM_BORROW_MAX are. */
 u64 vm_str_kernel(struct vm_ctx *c, const char *s, u32 *fault);
 #endif
