@@ -179,7 +179,7 @@ bool agg_update(struct agg_table *t, const struct isa_prog_agg *a, u16 agg,
         t->drops++;
         return false;
     }
-    struct agg_last *l = &t->last[agg];
+    struct agg_last *l = &t->last[agg][agg_slot(key, keylen)];
     l->key = (const u8 *)(en + 1);
     l->w = agg_values(en);
     l->keylen = en->keylen;

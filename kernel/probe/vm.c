@@ -214,7 +214,8 @@ static __attribute__((noinline)) u32 vm_agg(struct vm_ctx *c, u32 agg, u64 v)
     const struct isa_prog_agg *a = &c->prog->aggs[agg];
     if (c->tuple_n != a->nkeys)
         return ISA_F_TUPLE;
-    u64 *w = agg_cached(c->agg, agg, c->tuple, c->tuple_len);
+    u64 *w = a->func == ISA_AGG_COUNT ? NULL :     /* l_agg looked already */
+             agg_cached(c->agg, agg, c->tuple, c->tuple_len);
     if (w)
         agg_apply(a, w, v);
     else
@@ -461,7 +462,7 @@ l_tpush:
 l_agg: {
     /* count() of the same key as the aggregation's last update: one
      * increment (vm_agg does everything else) */
-    const struct agg_last *l = &c->agg->last[in->imm];
+    const struct agg_last *l = &c->agg->last[in->imm][agg_slot(c->tuple, c->tuple_len)];
     if (__builtin_expect(l->w && l->count && c->tuple_n == l->nkeys &&
                          c->tuple_len == l->keylen &&
                          agg_key_same(l->key, c->tuple, l->keylen), 1)) {

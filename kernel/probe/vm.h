@@ -53,15 +53,19 @@ struct agg_ent {
     u32 nwords;
 };
 
-/* The entry an aggregation updated last, as the VM's fast path (AGG of
+/* An entry an aggregation updated lately, as the VM's fast path (AGG of
  * the same key again) wants it: no hash, no bucket walk, no look at the
- * program's description. */
+ * program's description.  Each aggregation has AGG_CACHE_SLOTS of them,
+ * direct-mapped by agg_slot, so keys that take turns (sched:::switch's
+ * threads) each keep theirs. */
+#define AGG_CACHE_SLOTS 4
 struct agg_last {
     const u8 *key;                  /* the entry's key bytes */
     u64 *w;                         /* its value words; NULL: no entry yet */
     u16 keylen;
     u8 nkeys;                       /* the aggregation's key count */
     bool count;                     /* it is count(): one increment */
+    u32 pad[3];                     /* 32 bytes: indexing is shifts */
 };
 
 /* One aggregation hash table in a fixed arena.  Entries are never freed
@@ -74,7 +78,8 @@ struct agg_table {
     u32 used;                       /* bump offset: next entry goes here */
     u32 nkeys;                      /* entries */
     u64 drops;                      /* new keys dropped: arena full */
-    struct agg_last last[ISA_MAX_AGGS]; /* per aggregation: its entry updated last */
+    /* per aggregation: the entries updated last, by agg_slot of their key */
+    struct agg_last last[ISA_MAX_AGGS][AGG_CACHE_SLOTS];
 };
 
 void agg_init(struct agg_table *t, void *mem, u32 size);
@@ -99,11 +104,24 @@ static inline bool agg_key_same(const u8 *a, const u8 *b, u32 keylen)
     return true;
 }
 
-/* The value words of aggregation agg's last-updated entry if its key is
+/* The cache slot of key[0..keylen) (whole words): a cheap mix of its
+ * first and last words (a string key's length and head, and its tail). */
+static inline u32 agg_slot(const u8 *key, u32 keylen)
+{
+    u64 a, b;
+    if (!keylen)
+        return 0;
+    __builtin_memcpy(&a, key, 8);
+    __builtin_memcpy(&b, key + keylen - 8, 8);
+    return (u32)(((a + (b >> 3)) * 0x9e3779b97f4a7c15ull) >> 62);
+}
+_Static_assert(AGG_CACHE_SLOTS == 4, "agg_slot returns 2 bits");
+
+/* The value words of aggregation agg's cached entry if its key is
  * key[0..keylen), else NULL: a repeated key skips the hash table. */
 static inline u64 *agg_cached(const struct agg_table *t, u32 agg, const u8 *key, u32 keylen)
 {
-    const struct agg_last *l = &t->last[agg];
+    const struct agg_last *l = &t->last[agg][agg_slot(key, keylen)];
     if (!l->w || l->keylen != keylen || !agg_key_same(l->key, key, keylen))
         return NULL;
     return l->w;
