@@ -230,6 +230,11 @@ def probe_rows(base: Path, quick: bool = False) -> list[dict]:
                 rows.append(_row(label, on.probe, "instructions",
                                  f"per firing on bench:::fire, site to clause and back "
                                  f"({st['fired']} firings, no drops)", target=target))
+            sw, st = b.measure_switch()
+            rows.append(_row("enabled `sched:::switch { @[thread] = count(); }`", sw,
+                             "instructions", "per firing, on a ping-pong of two threads "
+                             "yielding with interrupts off (the key changes at every "
+                             f"firing; {st['fired']} firings)", target="<= 150"))
             fl = b.flood(1.0 if quick else 3.0)
             rows.append(_row("printf records streamed", round(fl["rate"]), "records/s",
                              f"host wall time, -icount shift=0; {fl['delivered']} delivered, "

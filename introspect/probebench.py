@@ -14,6 +14,13 @@ between the two lengths cancel the cost of reading the TSC:
                   requests, TraceSession) runs a compiled program on
                   bench:::fire: one firing, site to clause and back
 
+sched:::switch is measured the same way on a ping-pong: the app's thread
+and a partner yield to each other with interrupts off, each iteration is
+two switches and so two firings whose `thread` alternates (the
+aggregation's key changes at every firing, as in production):
+
+  switch firing   (pong slope enabled - pong slope disabled) / 2
+
 While bench:::flood is enabled the app fires it back to back with
 interrupts on; the channel streams the printf records to the host, which
 counts delivered and dropped records against its own wall clock.  The demo
@@ -115,6 +122,20 @@ def slopes(r: dict) -> Slopes:
                   bool(r["enabled"]))
 
 
+def pong_slope(r: dict) -> float:
+    """Instructions per ping-pong iteration (two switches) of a round."""
+    dn = r["n2"] - r["n1"]
+    if dn <= 0:
+        raise ValueError(f"bad round: n1={r['n1']} n2={r['n2']}")
+    return (r["pong2"] - r["pong1"]) / dn
+
+
+def switch_cost(on: dict, off: dict) -> float:
+    """What one sched:::switch firing costs: half the difference of the
+    ping-pong slopes with the probe enabled and disabled."""
+    return (pong_slope(on) - pong_slope(off)) / 2
+
+
 def decode_struct(data: bytes, layout: tuple[int, dict[str, int]]) -> dict:
     """The u64 members of a struct read from guest memory (pure)."""
     size, members = layout
@@ -211,13 +232,15 @@ class Bench:
     def result(self) -> dict:
         return self.read(RESULT_SYM, RESULT_STRUCT)
 
-    def round_after(self, seq: int, enabled: bool, timeout: float = 30.0) -> dict:
+    def round_after(self, seq: int, enabled: bool, timeout: float = 30.0,
+                    field: str = "enabled") -> dict:
         """The first round that started after round `seq` ended, with the
-        site in the wanted state throughout."""
+        site (bench:::fire, or sched:::switch for field "switch_enabled")
+        in the wanted state throughout."""
         end = time.monotonic() + timeout
         while time.monotonic() < end:
             r = self.result()
-            if r["seq"] >= seq + 2 and bool(r["enabled"]) == enabled:
+            if r["seq"] >= seq + 2 and bool(r[field]) == enabled:
                 return r
             time.sleep(0.01)
         raise UnikError(f"probebench: no {'enabled' if enabled else 'disabled'} round "
@@ -239,6 +262,20 @@ class Bench:
             raise UnikError(f"probebench {kind}: the session dropped or faulted ({st})",
                             "a bigger bufsize, or fewer calls per round")
         return slopes(r), st
+
+    def measure_switch(self) -> tuple[float, dict]:
+        """What one firing of SCRIPTS["switch"] costs on the ping-pong
+        (instructions), and the session's final status."""
+        off = self.round_after(self.result()["seq"], False, field="switch_enabled")
+        with TraceSession(self.ch, compile_bench("switch", self.probes)) as s:
+            s.start()
+            on = self.round_after(self.result()["seq"], True, field="switch_enabled")
+            s.stop()
+            st = s.status()
+        if st["drops_agg"] or st["errors"]:
+            raise UnikError(f"probebench switch: the session dropped or faulted ({st})",
+                            "a bigger aggsize")
+        return switch_cost(on, off), st
 
     def flood(self, seconds: float) -> dict:
         """Stream bench:::flood's printf records for `seconds`."""

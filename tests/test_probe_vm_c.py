@@ -161,6 +161,82 @@ def test_forward_jumps_take_both_paths(mk):
     assert _rec_words(vm) == [20, 0]
 
 
+def test_registers_read_before_written_are_zero_on_every_path(mk):
+    """The verifier works out which registers a clause may read before
+    writing them (struct vm_clause.zero) and only those are zeroed: a
+    register written on one path only, or written by another clause that
+    ran before, still reads 0; more jumps in flight than the analysis
+    follows fall back to zeroing every register."""
+    p = Prog(nrecdescs=1)
+    p.clause("""
+        ldi r4, 111
+        ldi r5, 222
+        ldi r6, 333
+        recb 0
+        recv r4
+        rece
+        ret""")
+    p.clause("""
+        arg r1, 0
+        jz r1, @skip
+        ldi r4, 7
+    @skip:
+        ldih r5, 1
+        recb 0
+        recv r4
+        recv r5
+        recv r6
+        rece
+        ret""")
+    many = "\n".join(f"jz r1, @l{i}" for i in range(20))
+    labels = "\n".join(f"@l{i}:\nnop" for i in range(20))
+    p.clause(f"""
+        arg r1, 0
+        {many}
+        ldi r6, 5
+        {labels}
+        recb 0
+        recv r6
+        recv r5
+        rece
+        ret""")
+    vm = mk(p.build())
+    assert vm.run(0) == 0
+    assert vm.run(1, args=[0]) == 0
+    assert _rec_words(vm) == [0, 1 << 32, 0]
+    assert vm.run(0) == 0
+    assert vm.run(1, args=[1]) == 0
+    assert _rec_words(vm) == [7, 1 << 32, 0]
+    assert vm.run(0) == 0
+    assert vm.run(2, args=[0]) == 0
+    assert _rec_words(vm) == [0, 0]
+    assert vm.run(2, args=[1]) == 0
+    assert _rec_words(vm) == [5, 0]
+
+
+def test_string_builtins_borrowed_then_copied(mk):
+    """String builtins are handed out in place (borrowed) up to a few per
+    run and copied into scratch after that; every one stays a valid string
+    operand whatever came after it, and none outlives its run."""
+    names = ["THREAD", "PROBEPROV", "PROBEMOD", "PROBEFUNC", "PROBENAME", "THREAD"]
+    body = "\n".join(f"ldb r{i + 1}, {n}" for i, n in enumerate(names))
+    recs = "\n".join(f"recs r{i + 1}" for i in range(len(names)))
+    p = Prog(nrecdescs=1)
+    g = p.var(Scope.GLOBAL, VarKind.INT)
+    p.clause(f"{body}\nstg {g}, r1\nrecb 0\n{recs}\nrece\nret")
+    p.clause(f"ldg r1, {g}\nrecb 0\nrecs r1\nrece\nret")
+    vm = mk(p.build())
+    vm.builtin(Builtin.THREAD, "worker-1")
+    assert vm.run(0) == 0
+    (_, _, _, pl), = vm.records()
+    got, o = [], 0
+    for _ in names:
+        v, o = vmhost.strval(pl, o)
+        got.append(v)
+    assert got == ["worker-1", "sched", "sched", "sched_switch", "switch", "worker-1"]
+    assert vm.run(1) == Fault.BADSTR        # last run's borrowed address: not a string now
+
+
 def test_loads_every_size_and_faults_name_the_address(mk):
     vm = mk(_one("""
         arg r1, 0

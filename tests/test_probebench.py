@@ -35,6 +35,15 @@ def test_slopes_cancel_fixed_costs():
         pb.slopes(dict(r, n2=256))
 
 
+def test_switch_cost_is_half_the_pong_slope_difference():
+    off = {"n1": 256, "n2": 512, "pong1": 100_000, "pong2": 200_000}
+    on = dict(off, pong1=150_000, pong2=300_000)
+    assert pb.pong_slope(off) == 100_000 / 256
+    assert pb.switch_cost(on, off) == (150_000 - 100_000) / 256 / 2
+    with pytest.raises(ValueError):
+        pb.pong_slope(dict(off, n2=256))
+
+
 def test_decode_struct_reads_u64_members():
     layout = (24, {"seq": 0, "n1": 8, "n2": 16})
     assert pb.decode_struct(struct.pack("<3Q", 7, 256, 512), layout) == \

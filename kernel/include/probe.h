@@ -46,8 +46,8 @@ u32 site_refused(void);
  * every enabled clause of that probe; never blocks, never allocates, never
  * faults. */
 void probe_fire(u32 index, u64 a0, u64 a1, u64 a2, u64 a3, u64 a4, u64 a5);
-/* The same with the six arguments in memory (args[0..5]), read in place:
- * what site_fire calls, straight from the site's pushed arguments. */
+/* The same with the six arguments in memory (args[0..5]), read in place.
+ * (site_fire runs the same path, inline, on the site's pushed words.) */
 void probe_fire_args(u32 index, const u64 *args);
 /* The timer tick (interrupt context): fires due tick-N enablings. */
 void probe_tick(u64 now_ns);

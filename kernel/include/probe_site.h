@@ -69,7 +69,8 @@ extern const struct isa_probe_site __unik_sites_start[], __unik_sites_end[];
  * which saves every caller-saved register first: frame[0] is the probe's
  * descriptor (as a u64), frame[1..6] its arguments a0..a5 -- the words the
  * block pushed, read in place.  Counts the firing (site_fires) and runs the
- * engine (probe_fire_args), or the handler the self-test installed. */
+ * engine (probe_fire_static, inline), or the handler the self-test
+ * installed. */
 void site_fire(const u64 *frame);
 extern u64 site_fires;
 /* A replacement for the engine: the self-test installs a recorder with

@@ -179,7 +179,12 @@ bool agg_update(struct agg_table *t, const struct isa_prog_agg *a, u16 agg,
         t->drops++;
         return false;
     }
-    t->last[agg] = (u32)((u8 *)en - t->base);
+    struct agg_last *l = &t->last[agg][agg_slot(key, keylen)];
+    l->key = (const u8 *)(en + 1);
+    l->w = agg_values(en);
+    l->keylen = en->keylen;
+    l->nkeys = a->nkeys;
+    l->count = a->func == ISA_AGG_COUNT;
     agg_apply(a, agg_values(en), v);
     return true;
 }

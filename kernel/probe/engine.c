@@ -29,8 +29,6 @@ void probe_state_init(void)
 {
     if (probe_st.ready)
         return;
-    for (u32 i = 0; i < PROBE_IDS_MAX; i++)
-        probe_st.head[i] = -1;
     probe_st.ctx.scratch = probe_st.scratch;
     probe_st.ctx.scratch_size = sizeof probe_st.scratch;
     probe_st.ctx.stage = probe_st.stage;
@@ -105,7 +103,7 @@ static u64 probe_builtin_cb(void *env, u32 id)
     case ISA_B_CURTHREAD: return (u64)t;
     case ISA_B_THREAD: return (u64)thread_name(t);
     case ISA_B_PROBEPROV: case ISA_B_PROBEMOD: case ISA_B_PROBEFUNC: case ISA_B_PROBENAME:
-        return probe_name_of(probe_st.cur_probe, id);
+        return probe_name_of(probe_st.ctx.probe, id);
     }
     return 0;
 }
@@ -126,8 +124,8 @@ static void probe_commit(struct probe_session *s, const u8 *rec, u32 size)
     s->st.records++;
 }
 
-/* Commit the staged records of a clause that returned. */
-static void probe_commit_stage(struct probe_session *s, const struct vm_ctx *c)
+/* Commit the staged records of a clause that returned (probe_clause). */
+void probe_commit_stage(struct probe_session *s, const struct vm_ctx *c)
 {
     for (u32 off = 0; off < c->stage_len; ) {
         u16 size;
@@ -138,10 +136,14 @@ static void probe_commit_stage(struct probe_session *s, const struct vm_ctx *c)
 }
 
 /* A clause faulted: commit REC_ERROR (clause, pc, fault, address) and
- * fire the session's ERROR clauses (not for a fault inside ERROR). */
-static void probe_error(struct probe_session *s, u32 sid, u32 probe, u32 clause, u32 epid)
+ * fire the session's ERROR clauses (not for a fault inside ERROR); the
+ * firing's arguments and probe id are put back for the clauses after.
+ * Out of line: the hot path only calls it. */
+void probe_error(struct probe_session *s, u32 sid, u32 probe, u32 clause, u32 epid)
 {
     struct vm_ctx *c = &probe_st.ctx;
+    const u64 *fargs = c->args;
+    u32 fnargs = c->nargs;
     struct {
         struct isa_rec_hdr h;
         u64 v[4];
@@ -152,13 +154,16 @@ static void probe_error(struct probe_session *s, u32 sid, u32 probe, u32 clause,
     probe_commit(s, (const u8 *)&r, sizeof r);
     if (probe != ISA_SP_ERROR)
         probe_run(ISA_SP_ERROR, (i32)sid, args, 6);
+    c->args = fargs;
+    c->nargs = fnargs;
+    c->probe = probe;
 }
 
 /* Point the VM at session s (its program, variables, aggregations, dynamic
  * variables and callbacks).  The context stays bound to s across firings;
  * probe_go unbinds it (ctx.env = NULL) before a session starts, since
  * only then may its memory have changed. */
-static void probe_bind(struct vm_ctx *c, struct probe_session *s)
+void probe_bind(struct vm_ctx *c, struct probe_session *s)
 {
     c->prog = &s->prog;
     c->globals = s->var_mem.base;
@@ -170,61 +175,28 @@ static void probe_bind(struct vm_ctx *c, struct probe_session *s)
     c->builtin = probe_builtin_cb;
 }
 
-/* Run enabling e's clause for its session with args (nargs of them, the
- * caller's array: the VM reads it in place).  The timestamp is read only
- * if a record or a fault needs it (vm_timestamp).  Inlined into the
- * firing loops: this is the hot path. */
-static inline __attribute__((always_inline)) void
-probe_clause(struct probe_enabling *e, u32 probe, const u64 *args, u32 nargs)
+/* Run the linked enablings of probe (session sid's only when sid >= 0):
+ * BEGIN, END and ERROR.  The caller holds interrupts off and has set busy. */
+void probe_run(u32 probe, i32 sid, const u64 *args, u32 nargs)
 {
-    struct probe_session *s = &probe_st.sess[e->sid];
-    struct vm_ctx *c = &probe_st.ctx;
-    u32 epid = (u32)e->clause << 16 | e->index;
-    if (__builtin_expect(c->env != s, 0))
-        probe_bind(c, s);
-    c->args = args;
-    c->nargs = nargs;
-    c->probe = probe;
-    c->epid = epid;
-    c->timestamp = 0;
-    probe_st.cur_probe = probe;
-    s->st.fired++;
-    if (vm_run(c, e->clause)) {
-        probe_error(s, e->sid, probe, e->clause, epid);
+    if (probe >= PROBE_IDS_MAX)
         return;
-    }
-    if (c->stage_len)
-        probe_commit_stage(s, c);
-    if (c->exited)
-        s->exiting = true;
-}
-
-/* Run the linked enablings of probe (session sid's only when sid >= 0). */
-static inline __attribute__((always_inline)) void
-probe_run_list(u32 probe, i32 sid, const u64 *args, u32 nargs)
-{
-    for (int16_t i = probe_st.head[probe]; i >= 0; i = probe_st.en[i].next) {
-        struct probe_enabling *e = &probe_st.en[i];
-        struct probe_session *s = &probe_st.sess[e->sid];
+    for (struct probe_enabling *e = probe_st.first[probe]; e; e = e->next) {
+        struct probe_session *s = e->sess;
         if ((sid >= 0 && e->sid != sid) || s->state != PS_RUNNING ||
             (s->exiting && probe != ISA_SP_END))
             continue;
-        probe_clause(e, probe, args, nargs);
+        probe_firing(probe, args, nargs);
+        probe_clause(e, s);
     }
 }
 
-/* Run the linked enablings of probe (session sid's only when sid >= 0). */
-void probe_run(u32 probe, i32 sid, const u64 *args, u32 nargs)
+/* Count a skipped re-entrant firing against every session it would run
+ * (probe_fire_static, interrupts off). */
+void probe_reentrant(u32 probe)
 {
-    if (probe < PROBE_IDS_MAX)
-        probe_run_list(probe, sid, args, nargs);
-}
-
-/* Count a skipped re-entrant firing against every session it would run. */
-static void probe_reentrant(u32 probe)
-{
-    for (int16_t i = probe_st.head[probe]; i >= 0; i = probe_st.en[i].next)
-        probe_st.sess[probe_st.en[i].sid].st.reentrant++;
+    for (struct probe_enabling *e = probe_st.first[probe]; e; e = e->next)
+        e->sess->st.reentrant++;
 }
 
 bool probe_enter(u64 *flags)
@@ -244,22 +216,11 @@ void probe_leave(u64 flags)
     irq_restore(flags);
 }
 
-/* A static probe fired with its six arguments in memory (see probe.h):
- * site_fire's path. */
+/* A static probe fired with its six arguments in memory (see probe.h). */
 void probe_fire_args(u32 index, const u64 *args)
 {
-    u32 probe = ISA_FIRST_STATIC_PROBE + index;
-    u64 flags;
-    if (probe >= PROBE_IDS_MAX || !probe_st.ready || probe_st.head[probe] < 0)
-        return;
-    if (!probe_enter(&flags)) {
-        u64 f = irq_save();
-        probe_reentrant(probe);
-        irq_restore(f);
-        return;
-    }
-    probe_run_list(probe, -1, args, 6);
-    probe_leave(flags);
+    if (index < PROBE_IDS_MAX - ISA_FIRST_STATIC_PROBE)
+        probe_fire_static(ISA_FIRST_STATIC_PROBE + index, args, 6);
 }
 
 /* A static probe fired (see probe.h). */
@@ -273,17 +234,17 @@ void probe_fire(u32 index, u64 a0, u64 a1, u64 a2, u64 a3, u64 a4, u64 a5)
 void probe_tick(u64 now_ns)
 {
     u64 flags;
-    if (!probe_st.ready || probe_st.head[ISA_SP_TICK] < 0 || !probe_enter(&flags))
+    if (!probe_st.first[ISA_SP_TICK] || !probe_enter(&flags))
         return;
-    for (int16_t i = probe_st.head[ISA_SP_TICK]; i >= 0; i = probe_st.en[i].next) {
-        struct probe_enabling *e = &probe_st.en[i];
-        struct probe_session *s = &probe_st.sess[e->sid];
-        if (now_ns < e->due || s->state != PS_RUNNING || s->exiting)
+    for (struct probe_enabling *e = probe_st.first[ISA_SP_TICK]; e; e = e->next) {
+        struct probe_session *s = e->sess;
+        if (now_ns < e->due || !s->live)
             continue;
         e->due += e->arg;
         if (e->due <= now_ns)           /* fell behind (long irq-off): skip ahead */
             e->due = now_ns + e->arg;
-        probe_clause(e, ISA_SP_TICK, NULL, 0);
+        probe_firing(ISA_SP_TICK, NULL, 0);
+        probe_clause(e, s);
     }
     probe_leave(flags);
 }

@@ -6,6 +6,7 @@
 #ifndef UNIK_PROBE_ENGINE_H
 #define UNIK_PROBE_ENGINE_H
 #include "vm.h"
+#include "x86.h"
 
 enum probe_sstate {
     PS_FREE = 0,                /* slot unused */
@@ -26,6 +27,9 @@ struct probe_mem {
 struct probe_session {
     enum probe_sstate state;
     bool exiting;               /* exit() ran: no more clauses but END */
+    bool live;                  /* RUNNING and not exiting: static probes and
+                                 * ticks run its clauses (the one test the
+                                 * firing path makes) */
     struct probe_opts opts;
     u64 open_ns;                /* time_ns at open (walltimestamp base) */
     struct probe_mem prog_mem, ring_mem, agg_mem, dyn_mem, var_mem;
@@ -40,14 +44,17 @@ struct probe_session {
 };
 
 /* One (probe, clause) pair of a session.  While the session runs it is
- * linked on its probe's list (probe_state.head). */
+ * linked on its probe's list (probe_state.first), with its session and
+ * epid at hand so that a firing follows pointers and computes nothing. */
 struct probe_enabling {
     bool used;
     bool linked;
     u8 sid;
     u16 index;                  /* within its session: the low half of the epid */
     u16 clause;
-    int16_t next;                   /* next on the probe's list, -1 = end */
+    u32 epid;                   /* clause << 16 | index */
+    struct probe_enabling *next;    /* next on the probe's list, NULL = end */
+    struct probe_session *sess;     /* &probe_st.sess[sid] */
     u32 probe;
     u64 arg;                    /* TICK: period in ns */
     u64 due;                    /* TICK: next firing time */
@@ -56,13 +63,13 @@ struct probe_enabling {
 struct probe_state {
     struct probe_session sess[PROBE_SESSIONS_MAX];
     struct probe_enabling en[PROBE_ENABLINGS_MAX];
-    int16_t head[PROBE_IDS_MAX];    /* first enabling linked on each probe id */
+    /* first enabling linked on each probe id, NULL = none (so an engine
+     * that never ran has every list empty) */
+    struct probe_enabling *first[PROBE_IDS_MAX];
     u16 refs[PROBE_IDS_MAX];    /* linked enablings per probe id (sites on while > 0) */
     bool busy;                  /* inside the engine: re-entrant firings are skipped */
     bool ready;                 /* probe_state_init ran */
-    u32 cur_probe;              /* probe id of the firing (probe names) */
-    struct probe_session *cur;  /* session of the running clause */
-    struct vm_ctx ctx;
+    struct vm_ctx ctx;          /* ctx.probe: the firing probe's id (probe names) */
     char scratch[PROBE_SCRATCH_BYTES];
     u8 stage[PROBE_STAGE_BYTES];
 };
@@ -71,6 +78,13 @@ extern struct probe_state probe_st;
 
 /* engine.c */
 void probe_state_init(void);
+/* The cold parts of running a clause (probe_clause): point the VM at
+ * session s; commit the records a clause staged; a clause faulted. */
+void probe_bind(struct vm_ctx *c, struct probe_session *s);
+void probe_commit_stage(struct probe_session *s, const struct vm_ctx *c);
+void probe_error(struct probe_session *s, u32 sid, u32 probe, u32 clause, u32 epid);
+/* Count a firing skipped by the re-entrancy guard (interrupts as they are). */
+void probe_reentrant(u32 probe);
 /* Run every linked enabling of probe id (only session sid's when sid >= 0)
  * with args; the caller holds interrupts off and has set busy. */
 void probe_run(u32 probe, i32 sid, const u64 *args, u32 nargs);
@@ -80,4 +94,70 @@ bool probe_enter(u64 *flags);
 void probe_leave(u64 flags);
 /* Is [addr, addr+len) engine state (the deny-list's own part)? */
 bool probe_denied(u64 addr, u64 len);
+
+/* ------------------------------------------------------------ hot path
+ * Inline here so that the firing of a static probe is one function from
+ * the site (site_fire, site.c) to the interpreter (vm_run). */
+
+/* Point the VM context at a firing of probe with args[0..nargs). */
+static inline void probe_firing(u32 probe, const u64 *args, u32 nargs)
+{
+    probe_st.ctx.args = args;
+    probe_st.ctx.nargs = nargs;
+    probe_st.ctx.probe = probe;
+}
+
+/* Run enabling e's clause for its session s; the caller has set the
+ * firing's part of the VM context (probe_firing).  The timestamp is read
+ * only if a record or a fault needs it (vm_timestamp).  EXIT stages its
+ * record, so a clause that ran exit() has staged something. */
+static inline __attribute__((always_inline)) void
+probe_clause(struct probe_enabling *e, struct probe_session *s)
+{
+    struct vm_ctx *c = &probe_st.ctx;
+    if (__builtin_expect(c->env != s, 0))
+        probe_bind(c, s);
+    c->epid = e->epid;
+    c->timestamp = 0;
+    s->st.fired++;
+    if (__builtin_expect(vm_run(c, e->clause) != ISA_F_NONE, 0)) {
+        probe_error(s, e->sid, c->probe, e->clause, e->epid);
+        return;
+    }
+    if (__builtin_expect(c->stage_len != 0, 0)) {
+        probe_commit_stage(s, c);
+        if (c->exited) {
+            s->exiting = true;
+            s->live = false;
+        }
+    }
+}
+
+/* Static probe `probe` (an id below PROBE_IDS_MAX) fired with its
+ * arguments args[0..nargs): run the clauses of every live session that
+ * enabled it, with interrupts off, unless the engine is already running
+ * (then the firing is skipped and counted).  A probe no session enabled
+ * has an empty list (NULL), even before the engine's first use. */
+static inline __attribute__((always_inline)) void
+probe_fire_static(u32 probe, const u64 *args, u32 nargs)
+{
+    struct probe_enabling *e = probe_st.first[probe];
+    if (!e)
+        return;
+    u64 flags = irq_save();
+    if (__builtin_expect(probe_st.busy, 0)) {
+        probe_reentrant(probe);
+        irq_restore(flags);
+        return;
+    }
+    probe_st.busy = true;
+    probe_firing(probe, args, nargs);
+    do {
+        struct probe_session *s = e->sess;
+        if (__builtin_expect(s->live, 1))
+            probe_clause(e, s);
+    } while ((e = e->next));
+    probe_st.busy = false;
+    irq_restore(flags);
+}
 #endif

@@ -148,9 +148,11 @@ int probe_enable(u32 sid, u32 clause, u32 probe_id, u64 arg)
         e->sid = (u8)sid;
         e->index = (u16)s->nenablings++;
         e->clause = (u16)clause;
+        e->epid = (u32)clause << 16 | e->index;
+        e->sess = s;
         e->probe = probe_id;
         e->arg = arg;
-        e->next = -1;
+        e->next = NULL;
         return PROBE_OK;
     }
     return PROBE_E_NOSPACE;
@@ -166,13 +168,13 @@ static void session_link(u32 sid, bool on)
         if (!e->used || e->sid != sid || e->linked == on)
             continue;
         u64 f = irq_save();
-        int16_t *link = &probe_st.head[e->probe];
-        while (*link >= 0 && *link != (int16_t)i)
-            link = &probe_st.en[*link].next;
+        struct probe_enabling **link = &probe_st.first[e->probe];
+        while (*link && *link != e)
+            link = &(*link)->next;
         if (on) {
             e->due = time_ns() + e->arg;
-            e->next = -1;
-            *link = (int16_t)i;
+            e->next = NULL;
+            *link = e;
         } else {
             *link = e->next;
         }
@@ -202,6 +204,7 @@ int probe_go(u32 sid)
         return PROBE_E_NOSESSION;
     probe_st.ctx.env = NULL;            /* the engine re-binds its VM context */
     s->state = PS_RUNNING;
+    s->live = !s->exiting;
     session_link(sid, true);
     session_fire(sid, ISA_SP_BEGIN);
     return PROBE_OK;
@@ -213,6 +216,7 @@ int probe_stop(u32 sid)
     struct probe_session *s = session_get(sid, PS_RUNNING, PS_RUNNING);
     if (!s)
         return PROBE_E_NOSESSION;
+    s->live = false;
     session_fire(sid, ISA_SP_END);
     session_link(sid, false);
     s->state = PS_STOPPED;

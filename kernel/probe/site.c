@@ -21,6 +21,7 @@
 #include "probe.h"
 #include "probe_site.h"
 #include "x86.h"
+#include "engine.h"
 
 #define SITE_LEN 5
 #define SITE_JMP 0xe9
@@ -129,6 +130,9 @@ void site_init(void)
     if (dbytes % sizeof(struct isa_probe_desc) || sbytes % sizeof(struct isa_probe_site))
         panic("site: probe table sections are not whole records (%lu, %lu bytes)",
               (unsigned long)dbytes, (unsigned long)sbytes);
+    if (site_count() > PROBE_IDS_MAX - ISA_FIRST_STATIC_PROBE)
+        panic("site: %u static probes, the engine has ids for %u (PROBE_IDS_MAX)",
+              site_count(), PROBE_IDS_MAX - ISA_FIRST_STATIC_PROBE);
     u32 n = site_nsites();
     site_bad = kzalloc(n ? n : 1);
     if (!site_bad)
@@ -212,18 +216,43 @@ u32 site_refused(void)
     return site_nbad;
 }
 
+/* The modular inverse of odd d mod 2^32 (Newton's iteration: each step
+ * doubles the bits that are right, d itself being right to 3). */
+#define SITE_INV1(d, x) ((x) * (2u - (d) * (x)))
+#define SITE_INV(d) SITE_INV1(d, SITE_INV1(d, SITE_INV1(d, SITE_INV1(d, (u32)(d)))))
+#define SITE_DESC_SHIFT __builtin_ctz(sizeof(struct isa_probe_desc))
+#define SITE_DESC_ODD ((u32)(sizeof(struct isa_probe_desc) >> SITE_DESC_SHIFT))
+
+/* Index of the descriptor at address d (one of the table's: the site
+ * pushed it): an exact division by the descriptor's size, done as a shift
+ * and a multiplication by the inverse of its odd part. */
+static inline u32 site_index(u64 d)
+{
+    _Static_assert(SITE_INV(SITE_DESC_ODD) * SITE_DESC_ODD == 1, "inverse");
+    return (u32)((d - (u64)__unik_probes_start) >> SITE_DESC_SHIFT) * SITE_INV(SITE_DESC_ODD);
+}
+
+/* The self-test's handler instead of the engine (site_fire). */
+static __attribute__((noinline)) void site_call_handler(u32 index, const u64 *frame)
+{
+    site_handler(index, frame[1], frame[2], frame[3], frame[4], frame[5], frame[6]);
+}
+
 /* An enabled site fired (site_entry.S calls this with every caller-saved
  * register saved and frame pointing at the descriptor and arguments the
- * block pushed): count it and run the engine on the arguments in place,
- * unless a test installed its own handler. */
+ * block pushed): count it and run the engine on the arguments in place
+ * (probe_fire_static, inline: this is the hot path), unless a test
+ * installed its own handler.  The descriptor is one of the table's (the
+ * site pushed it), so its index is below site_count(), which site_init
+ * checked fits the engine's probe ids. */
 void site_fire(const u64 *frame)
 {
-    u32 index = (u32)((frame[0] - (u64)__unik_probes_start) / sizeof(struct isa_probe_desc));
+    u32 index = site_index(frame[0]);
     site_fires++;
     if (__builtin_expect(site_handler != NULL, 0))
-        site_handler(index, frame[1], frame[2], frame[3], frame[4], frame[5], frame[6]);
+        site_call_handler(index, frame);
     else
-        probe_fire_args(index, frame + 1);
+        probe_fire_static(ISA_FIRST_STATIC_PROBE + index, frame + 1, 6);
 }
 
 /* Replace the firing handler (the self-test's recorder); returns the old

@@ -304,6 +304,74 @@ static void verify_nregs(struct vm_prog *p, const struct isa_insn *in)
     p->nregs = MAX(p->nregs, hi + 1);
 }
 
+_Static_assert(ISA_NREGS <= 16, "struct vm_clause.zero is a u16 mask");
+#define VERIFY_PENDING 16           /* forward jumps followed at once by verify_zero */
+
+/* Registers instruction in reads (bit i: ri).  LDIH keeps rd's low half;
+ * a CALL reads its declared arguments (at least ra). */
+static u32 verify_reads(const struct isa_insn *in)
+{
+    const struct verify_op *op = &verify_ops[in->op];
+    u32 m = 0;
+    if (op->flags & V_RA) {
+        u32 n = op->kind == VK_CALL ? MAX(verify_nargs[in->imm], 1u) : 1;
+        m |= ((1u << n) - 1) << in->ra;
+    }
+    if ((op->flags & V_RB) && op->kind != VK_LD)
+        m |= 1u << in->rb;
+    if (in->op == ISA_OP_LDIH)
+        m |= 1u << in->rd;
+    return m;
+}
+
+/* The registers clause c may read before writing them on some path
+ * through it (struct vm_clause.zero): a forward pass, jumps being forward
+ * only, where what is written on every path into an instruction is the
+ * intersection over its predecessors (the fall-through and the jumps to
+ * it, kept in a small table).  Over VERIFY_PENDING jumps in flight, every
+ * register the program names.  Instructions no path reaches read
+ * nothing.  Called by verify_prog on a verified clause. */
+static u32 verify_zero(const struct vm_prog *p, const struct isa_prog_clause *c)
+{
+    struct { u32 pc, def; } pend[VERIFY_PENDING];
+    const u32 all = (1u << ISA_NREGS) - 1;
+    u32 npend = 0, def = 0, need = 0;
+    bool falls = true;                  /* the previous instruction falls through */
+    for (u32 pc = c->start; pc < c->start + c->len; pc++) {
+        const struct isa_insn *in = &p->code[pc];
+        u32 into = falls ? def : all;
+        for (u32 k = 0; k < npend; ) {
+            if (pend[k].pc == pc) {
+                into &= pend[k].def;
+                pend[k] = pend[--npend];
+            } else {
+                k++;
+            }
+        }
+        def = into;
+        need |= verify_reads(in) & ~def;
+        if (verify_ops[in->op].flags & V_RD)
+            def |= 1u << in->rd;
+        falls = in->op != ISA_OP_JMP && in->op != ISA_OP_RET;
+        if (verify_ops[in->op].kind == VK_JUMP) {
+            if (npend == VERIFY_PENDING)
+                return (1u << p->nregs) - 1;
+            pend[npend].pc = pc + 1 + (u32)in->imm;
+            pend[npend++].def = def;
+        }
+    }
+    return need;
+}
+
+/* Does clause c read a clause-local variable? */
+static bool verify_reads_locals(const struct vm_prog *p, const struct isa_prog_clause *c)
+{
+    for (u32 pc = c->start; pc < c->start + c->len; pc++)
+        if (p->code[pc].op == ISA_OP_LDL)
+            return true;
+    return false;
+}
+
 /* Check buf[0..len); fill *p on success (see vm.h). */
 bool verify_prog(const u8 *buf, u32 len, struct vm_prog *p, struct probe_verr *e)
 {
@@ -342,6 +410,11 @@ bool verify_prog(const u8 *buf, u32 len, struct vm_prog *p, struct probe_verr *e
                 return false;
             verify_nregs(p, &p->code[pc]);
         }
+    }
+    for (u32 i = 0; i < p->nclauses; i++) {
+        p->cl[i].start = p->clauses[i].start;
+        p->cl[i].zero = (u16)verify_zero(p, &p->clauses[i]);
+        p->cl[i].locals = verify_reads_locals(p, &p->clauses[i]);
     }
     return true;
 }

@@ -50,7 +50,7 @@ static u64 vm_builtin(struct vm_ctx *c, u32 id, u32 *fault)
 
 /* Append a tuple value: an integer (8 bytes) or a string (u16 length +
  * bytes, padded to 8). */
-static u32 vm_tpush(struct vm_ctx *c, u64 v, bool str)
+static __attribute__((noinline)) u32 vm_tpush(struct vm_ctx *c, u64 v, bool str)
 {
     u32 len = 8, fault = 0;
     const char *s = NULL;
@@ -68,6 +68,50 @@ static u32 vm_tpush(struct vm_ctx *c, u64 v, bool str)
     } else {
         __builtin_memcpy(p, &v, 8);
     }
+    c->tuple_len += need;
+    c->tuple_n++;
+    return 0;
+}
+
+/* Copy n bytes from s to d, a few at a time: whole words, the last one
+ * overlapping the one before (never a byte outside either range). */
+static inline void vm_copy(u8 *d, const u8 *s, u32 n)
+{
+    u64 w;
+    u32 h;
+    if (n >= 8) {
+        for (u32 i = 0; i + 8 < n; i += 8) {
+            __builtin_memcpy(&w, s + i, 8);
+            __builtin_memcpy(d + i, &w, 8);
+        }
+        __builtin_memcpy(&w, s + n - 8, 8);
+        __builtin_memcpy(d + n - 8, &w, 8);
+    } else if (n >= 4) {
+        __builtin_memcpy(&h, s, 4);
+        __builtin_memcpy(d, &h, 4);
+        __builtin_memcpy(&h, s + n - 4, 4);
+        __builtin_memcpy(d + n - 4, &h, 4);
+    } else if (n) {
+        d[0] = s[0];
+        d[n / 2] = s[n / 2];
+        d[n - 1] = s[n - 1];
+    }
+}
+
+/* TPUSH of the newest string (s, len: c->last_str): vm_tpush without the
+ * ownership check or a length scan, inline in vm_run.  The padding is
+ * zeroed first (a whole word), then the length and the bytes. */
+static inline u32 vm_tpush_last(struct vm_ctx *c, const u8 *s, u32 len)
+{
+    u32 need = (u32)ALIGN_UP(2 + len, 8);
+    if (c->tuple_n >= ISA_MAX_TUPLE || need > PROBE_TUPLE_BYTES - c->tuple_len)
+        return ISA_F_TUPLE;
+    u8 *p = c->tuple + c->tuple_len;
+    u64 zero = 0;
+    u16 l16 = (u16)len;
+    __builtin_memcpy(p + need - 8, &zero, 8);
+    __builtin_memcpy(p, &l16, 2);
+    vm_copy(p + 2, s, len);
     c->tuple_len += need;
     c->tuple_n++;
     return 0;
@@ -161,21 +205,21 @@ static u32 vm_dyn(struct vm_ctx *c, u32 var, bool store, u64 v, u64 *rd)
     return 0;
 }
 
-/* AGG: fold v into aggregation agg under the tuple (then emptied).  The
- * same key as the aggregation's last update (agg_cached) skips the hash
- * table; count() is then one increment. */
-static u32 vm_agg(struct vm_ctx *c, u32 agg, u64 v)
+/* AGG past the fast path (vm_run's l_agg): fold v into aggregation agg
+ * under the tuple (then emptied); a key count other than the
+ * aggregation's is a fault.  The same key as the last update
+ * (agg_cached) skips the hash table, which counts a drop itself. */
+static __attribute__((noinline)) u32 vm_agg(struct vm_ctx *c, u32 agg, u64 v)
 {
     const struct isa_prog_agg *a = &c->prog->aggs[agg];
     if (c->tuple_n != a->nkeys)
         return ISA_F_TUPLE;
-    u64 *w = agg_cached(c->agg, agg, c->tuple, c->tuple_len);
-    if (w && a->func == ISA_AGG_COUNT)
-        w[0]++;
-    else if (w)
+    u64 *w = a->func == ISA_AGG_COUNT ? NULL :     /* l_agg looked already */
+             agg_cached(c->agg, agg, c->tuple, c->tuple_len);
+    if (w)
         agg_apply(a, w, v);
     else
-        agg_update(c->agg, a, (u16)agg, c->tuple, c->tuple_len, v);   /* a drop is counted */
+        agg_update(c->agg, a, (u16)agg, c->tuple, c->tuple_len, v);
     c->tuple_len = c->tuple_n = 0;
     return 0;
 }
@@ -276,24 +320,26 @@ static __attribute__((noinline)) u32 vm_slow(struct vm_ctx *c, const struct isa_
     return ISA_F_ILLOP;
 }
 
-/* Reset the per-run state: registers, locals, scratch, tuple, records.
- * Only the registers the program names are zeroed (the verifier counted
- * them in prog->nregs); the others are never read. */
-static void vm_reset(struct vm_ctx *c)
+/* Reset the per-run state of clause cl: the registers it may read before
+ * writing them and its clause-locals if it reads any (the verifier worked
+ * both out: struct vm_clause), scratch, tuple, records.  The fault's pc
+ * and address are set with the fault (vm_fault) and mean nothing
+ * otherwise; c->nul is never written (vm_str hands it out read-only). */
+static inline void vm_reset(struct vm_ctx *c, const struct vm_clause *cl)
 {
-    const struct vm_prog *p = c->prog;
-    u64 zero = 0;
-    for (u32 i = 0; i < p->nregs; i++)
-        c->regs[i] = 0;
-    for (u32 i = 0; i < p->nlocal_vars; i++)
-        __builtin_memcpy(c->locals + p->local_off[i], &zero, 8);
-    __builtin_memcpy(c->nul, &zero, 8);
+    for (u32 m = cl->zero; m; m &= m - 1)
+        c->regs[__builtin_ctz(m)] = 0;
+    if (__builtin_expect(cl->locals, 0)) {
+        const struct vm_prog *p = c->prog;
+        u64 zero = 0;
+        for (u32 i = 0; i < p->nlocal_vars; i++)
+            __builtin_memcpy(c->locals + p->local_off[i], &zero, 8);
+    }
     c->scratch_used = c->stage_len = c->tuple_len = c->tuple_n = 0;
     c->last_str = 0;
+    c->nborrowed = 0;
     c->rec_open = VM_NO_REC;
     c->fault = ISA_F_NONE;
-    c->fault_pc = 0;
-    c->fault_addr = 0;
     c->exited = false;
 }
 
@@ -342,10 +388,11 @@ u32 vm_run(struct vm_ctx *c, u32 clause)
         [ISA_OP_RECE] = &&l_rece, [ISA_OP_LDB] = &&l_ldb,
     };
 #pragma GCC diagnostic pop
-    const struct isa_insn *code = c->prog->code, *in = code + c->prog->clauses[clause].start;
+    const struct vm_clause *cl = &c->prog->cl[clause];
+    const struct isa_insn *code = c->prog->code, *in = code + cl->start;
     u64 *r = c->regs, addr, v;
     u32 f;
-    vm_reset(c);
+    vm_reset(c, cl);
     goto *vm_ops[in->op];
 l_nop: NEXT;
 l_ret:
@@ -406,8 +453,26 @@ l_ldb:
 l_arg: RD = (u32)in->imm < c->nargs ? c->args[in->imm] : 0; NEXT;
 l_str: RD = (u64)(uintptr_t)(c->prog->strtab + in->imm); NEXT;
 l_tclr: c->tuple_len = c->tuple_n = 0; NEXT;
-l_tpush: TRY(vm_tpush(c, RA, in->imm == 1)); NEXT;
-l_agg: TRY(vm_agg(c, (u32)in->imm, RA)); NEXT;
+l_tpush:
+    if (in->imm == 1 && RA && RA == c->last_str)
+        TRY(vm_tpush_last(c, (const u8 *)(uintptr_t)RA, c->last_len));
+    else
+        TRY(vm_tpush(c, RA, in->imm == 1));
+    NEXT;
+l_agg: {
+    /* count() of the same key as the aggregation's last update: one
+     * increment (vm_agg does everything else) */
+    const struct agg_last *l = &c->agg->last[in->imm][agg_slot(c->tuple, c->tuple_len)];
+    if (__builtin_expect(l->w && l->count && c->tuple_n == l->nkeys &&
+                         c->tuple_len == l->keylen &&
+                         agg_key_same(l->key, c->tuple, l->keylen), 1)) {
+        l->w[0]++;
+        c->tuple_len = c->tuple_n = 0;
+        NEXT;
+    }
+    TRY(vm_agg(c, (u32)in->imm, RA));
+    NEXT;
+}
 l_recb: TRY(vm_recb(c, (u32)in->imm)); NEXT;
 l_recv: TRY(vm_recv(c, RA, false)); NEXT;
 l_rece: TRY(vm_rece(c)); NEXT;

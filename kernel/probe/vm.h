@@ -10,8 +10,17 @@
 #include "tunables.h"
 
 /* ------------------------------------------------------------ verify.c */
-/* A verified program: views into its container (which must outlive it) and
- * the layout of its variables in the globals and locals areas. */
+/* What the verifier worked out about one clause for the interpreter. */
+struct vm_clause {
+    u32 start;                      /* first instruction (program-wide pc) */
+    u16 zero;                       /* registers (bit i: ri) some path may read
+                                     * before writing: zeroed at each run */
+    bool locals;                    /* reads clause-locals: zeroed at each run */
+};
+
+/* A verified program: views into its container (which must outlive it),
+ * the layout of its variables in the globals and locals areas, and what
+ * each clause needs reset when it runs. */
 struct vm_prog {
     const struct isa_prog_clause *clauses;
     const struct isa_prog_var *vars;
@@ -24,8 +33,8 @@ struct vm_prog {
     u32 locals_bytes;               /* bytes of clause-local variable storage */
     u32 nlocal_vars;                /* CLAUSE-scope variables (local_off entries) */
     u32 local_off[ISA_MAX_VARS];    /* their offsets, zeroed at every firing */
-    u32 nregs;                      /* registers r0..nregs-1 are all the code names
-                                     * (zeroed at every firing; the rest never read) */
+    u32 nregs;                      /* registers r0..nregs-1 are all the code names */
+    struct vm_clause cl[ISA_MAX_CLAUSES];
 };
 
 /* Check the container buf[0..len) against every rule of probes/isa.py;
@@ -44,6 +53,21 @@ struct agg_ent {
     u32 nwords;
 };
 
+/* An entry an aggregation updated lately, as the VM's fast path (AGG of
+ * the same key again) wants it: no hash, no bucket walk, no look at the
+ * program's description.  Each aggregation has AGG_CACHE_SLOTS of them,
+ * direct-mapped by agg_slot, so keys that take turns (sched:::switch's
+ * threads) each keep theirs. */
+#define AGG_CACHE_SLOTS 4
+struct agg_last {
+    const u8 *key;                  /* the entry's key bytes */
+    u64 *w;                         /* its value words; NULL: no entry yet */
+    u16 keylen;
+    u8 nkeys;                       /* the aggregation's key count */
+    bool count;                     /* it is count(): one increment */
+    u32 pad[3];                     /* 32 bytes: indexing is shifts */
+};
+
 /* One aggregation hash table in a fixed arena.  Entries are never freed
  * (clearing zeroes values and keeps keys); a full arena drops new keys. */
 struct agg_table {
@@ -54,7 +78,8 @@ struct agg_table {
     u32 used;                       /* bump offset: next entry goes here */
     u32 nkeys;                      /* entries */
     u64 drops;                      /* new keys dropped: arena full */
-    u32 last[ISA_MAX_AGGS];         /* per aggregation: its entry updated last (0: none) */
+    /* per aggregation: the entries updated last, by agg_slot of their key */
+    struct agg_last last[ISA_MAX_AGGS][AGG_CACHE_SLOTS];
 };
 
 void agg_init(struct agg_table *t, void *mem, u32 size);
@@ -65,26 +90,41 @@ bool agg_update(struct agg_table *t, const struct isa_prog_agg *a, u16 agg,
 /* Fold v into the value words w of aggregation a (agg_update's last step). */
 void agg_apply(const struct isa_prog_agg *a, u64 *w, u64 v);
 
-/* The value words of aggregation agg's last-updated entry if its key is
- * key[0..keylen) (whole words, as the VM's tuples are), else NULL: a
- * repeated key skips the hash and the bucket walk.  Called by vm.c. */
-static inline u64 *agg_cached(const struct agg_table *t, u32 agg, const u8 *key, u32 keylen)
+/* Are the keylen bytes at a and b the same?  keylen is a multiple of 8,
+ * as the VM's tuples (and so every entry's key) are. */
+static inline bool agg_key_same(const u8 *a, const u8 *b, u32 keylen)
 {
-    u32 off = t->last[agg];
-    if (!off || (keylen & 7))
-        return NULL;
-    struct agg_ent *en = (struct agg_ent *)(t->base + off);
-    const u8 *k = (const u8 *)(en + 1);
-    if (en->keylen != keylen)
-        return NULL;
     for (u32 i = 0; i < keylen; i += 8) {
         u64 x, y;
-        __builtin_memcpy(&x, k + i, 8);
-        __builtin_memcpy(&y, key + i, 8);
+        __builtin_memcpy(&x, a + i, 8);
+        __builtin_memcpy(&y, b + i, 8);
         if (x != y)
-            return NULL;
+            return false;
     }
-    return (u64 *)(void *)(en + 1) + keylen / 8;
+    return true;
+}
+
+/* The cache slot of key[0..keylen) (whole words): a cheap mix of its
+ * first and last words (a string key's length and head, and its tail). */
+static inline u32 agg_slot(const u8 *key, u32 keylen)
+{
+    u64 a, b;
+    if (!keylen)
+        return 0;
+    __builtin_memcpy(&a, key, 8);
+    __builtin_memcpy(&b, key + keylen - 8, 8);
+    return (u32)(((a + (b >> 3)) * 0x9e3779b97f4a7c15ull) >> 62);
+}
+_Static_assert(AGG_CACHE_SLOTS == 4, "agg_slot returns 2 bits");
+
+/* The value words of aggregation agg's cached entry if its key is
+ * key[0..keylen), else NULL: a repeated key skips the hash table. */
+static inline u64 *agg_cached(const struct agg_table *t, u32 agg, const u8 *key, u32 keylen)
+{
+    const struct agg_last *l = &t->last[agg][agg_slot(key, keylen)];
+    if (!l->w || l->keylen != keylen || !agg_key_same(l->key, key, keylen))
+        return NULL;
+    return l->w;
 }
 
 /* The value words of (agg, key), or NULL (tests, and the in-guest check). */
@@ -122,6 +162,7 @@ void dyn_delete(struct dyn_table *d, u32 var, const u8 *key, u32 keylen);
 
 /* ------------------------------------------------------------ vm.c */
 #define VM_NARGS 10                 /* ARG 0..9 */
+#define VM_BORROW_MAX 4             /* kernel strings borrowed in one run (then copied) */
 
 /* Everything one clause runs with.  The engine keeps one (static: it is
  * single-CPU and not reentrant), points it at a session and fills the
@@ -161,8 +202,13 @@ struct vm_ctx {
     u64 exit_code;
     /* state of the run */
     u32 scratch_used;
-    u64 last_str;                   /* the newest scratch string (vm_str_new) ... */
+    u64 last_str;                   /* the newest string made or borrowed ... */
     u32 last_len;                   /* ... and its length: vm_str needs no scan */
+    u32 nborrowed;                  /* entries of borrowed[] valid in this run */
+    /* Trusted kernel strings (string builtins: thread, probe names) handed
+     * out in place for this run instead of copied into scratch; they do
+     * not change while a clause runs (interrupts are off). */
+    struct { u64 addr; u32 len; } borrowed[VM_BORROW_MAX];
     u32 rec_open;                   /* offset of the open record, or VM_NO_REC */
     u32 rec_end;                    /* end of the open record's bytes */
     u32 tuple_len, tuple_n;
@@ -191,6 +237,8 @@ char *vm_str_new(struct vm_ctx *c, const char *s, u32 len);
 /* Helper h (enum isa_h) of args a[0..]: its result, or a fault in *fault
  * (and *addr for BADADDR). */
 u64 vm_helper(struct vm_ctx *c, u32 h, const u64 *a, u32 *fault, u64 *addr);
-/* Copy the trusted kernel string s into scratch (string builtins). */
+/* The trusted kernel string s (a string builtin's value) as a VM string:
+ * borrowed in place for this run (c->borrowed, which vm_str accepts),
+ * or copied into scratch once VM_BORROW_MAX are. */
 u64 vm_str_kernel(struct vm_ctx *c, const char *s, u32 *fault);
 #endif

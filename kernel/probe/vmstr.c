@@ -25,7 +25,7 @@ const char *vm_str(const struct vm_ctx *c, u64 addr, u32 *len)
     const struct dyn_table *d = c->dyn;
     u64 room;
     u32 dyn_first = d ? d->nbuckets * (u32)sizeof(u32) : 0;
-    if (addr && addr == c->last_str) {      /* the newest scratch string */
+    if (addr && addr == c->last_str) {      /* the newest string */
         *len = c->last_len;
         return (const char *)(uintptr_t)addr;
     }
@@ -34,8 +34,14 @@ const char *vm_str(const struct vm_ctx *c, u64 addr, u32 *len)
         !vmstr_in(addr, c->globals, p->globals_bytes, &room) &&
         !vmstr_in(addr, c->locals, p->locals_bytes, &room) &&
         !vmstr_in(addr, c->nul, sizeof c->nul, &room) &&
-        !(d && vmstr_in(addr, d->base + dyn_first, d->used - dyn_first, &room)))
+        !(d && vmstr_in(addr, d->base + dyn_first, d->used - dyn_first, &room))) {
+        for (u32 i = 0; i < c->nborrowed; i++)
+            if (addr == c->borrowed[i].addr) {
+                *len = c->borrowed[i].len;
+                return (const char *)(uintptr_t)addr;
+            }
         return NULL;
+    }
     const char *s = (const char *)(uintptr_t)addr;
     *len = (u32)strnlen(s, MIN(room, (u64)p->strsize - 1));
     return s;
@@ -75,12 +81,21 @@ static u64 vmstr_result(const char *s, u32 *fault)
     return (u64)(uintptr_t)s;
 }
 
-/* A trusted kernel string (thread name, probe names) into scratch. */
+/* A trusted kernel string (thread name, probe names) as a VM string; see
+ * vm.h.  Its length is bounded by strsize - 1, as a copy's would be. */
 u64 vm_str_kernel(struct vm_ctx *c, const char *s, u32 *fault)
 {
     if (!s)
-        s = "";
-    return vmstr_result(vm_str_new(c, s, (u32)strnlen(s, c->prog->strsize - 1)), fault);
+        s = c->nul;
+    u32 len = (u32)strnlen(s, c->prog->strsize - 1);
+    if (c->nborrowed == VM_BORROW_MAX)
+        return vmstr_result(vm_str_new(c, s, len), fault);
+    u64 a = (u64)(uintptr_t)s;
+    c->borrowed[c->nborrowed].addr = a;
+    c->borrowed[c->nborrowed++].len = len;
+    c->last_str = a;
+    c->last_len = len;
+    return a;
 }
 
 /* stringof / copy of kernel memory: the NUL-terminated string at addr,

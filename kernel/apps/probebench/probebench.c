@@ -13,6 +13,15 @@
  * one firing costs, clause included.  `enabled` says whether the site was
  * patched on for the whole round.
  *
+ * Switching: the same two loop lengths of thread_yield() calls while a
+ * partner thread ("pb-pong") yields straight back, with interrupts off in
+ * both: every iteration is two context switches, hence two firings of
+ * sched:::switch, whose `thread` alternates between the two threads (the
+ * aggregation's key changes at every firing, as it does in production).
+ * Each length is timed PB_PONG_TRIES times and the least kept (a service
+ * thread caught runnable at the start would add its own run once).  The
+ * host compares the slope with sched:::switch enabled and disabled.
+ *
  * Flooding: while the host enables bench:::flood, the app thread fires it
  * in a tight loop with interrupts on (the channel drains the records as it
  * would in production), counting firings and instructions; the host
@@ -34,6 +43,7 @@ const char app_name[] = "probebench";
 #define PB_N2 512               /* ... and of the long one */
 #define PB_ROUND_MS 20          /* between rounds */
 #define PB_FLOOD_CHECK 1024     /* flood firings between looks at the site */
+#define PB_PONG_TRIES 3         /* timings of each ping-pong length (least kept) */
 
 /* The results, read by the host (MEMREAD of this symbol; the layout comes
  * from the ELF's DWARF).  Every field is written before `seq` moves. */
@@ -48,6 +58,9 @@ struct probebench_result {
     u64 flood_instr;            /* instructions the last flood took, all threads */
     u64 fire_index;             /* static probe indexes of bench:::fire, */
     u64 flood_index;            /* and bench:::flood (site_desc numbering) */
+    u64 pong1, pong2;           /* instructions: n1 and n2 ping-pong iterations */
+    u64 switch_enabled;         /* sched:::switch was on for the whole round */
+    u64 switch_index;           /* static probe index of sched:::switch */
 };
 
 struct probebench_result probebench;
@@ -83,16 +96,70 @@ static __attribute__((noinline)) u64 pb_time(void (*fn)(u64), u64 n)
     return t;
 }
 
-/* Static probe index of bench:::NAME (this app's), or ~0. */
-static u64 pb_probe(const char *name)
+/* Static probe index of PROV:::NAME (the first one), or ~0. */
+static u64 pb_probe(const char *prov, const char *name)
 {
     for (u32 i = 0; i < site_count(); i++) {
         const struct isa_probe_desc *d = site_desc(i);
-        if (!strcmp((const char *)d->provider, "bench") &&
+        if (!strcmp((const char *)d->provider, prov) &&
             !strcmp((const char *)d->name, name))
             return i;
     }
     return ~0ull;
+}
+
+static struct thread *pb_pong_thread;
+static volatile bool pb_pong_on;
+
+/* The ping-pong partner: woken by pb_pong, it yields straight back with
+ * interrupts off until pb_pong_on drops, then blocks again. */
+static void pb_pong_main(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        thread_block("pong", 0);
+        u64 f = irq_save();
+        while (pb_pong_on)
+            thread_yield();
+        irq_restore(f);
+    }
+}
+
+/* Instructions of n yields to the partner and back (interrupts off: the
+ * caller's). */
+static __attribute__((noinline)) u64 pb_pong_time(u64 n)
+{
+    u64 t0 = rdtsc();
+    for (u64 i = 0; i < n; i++)
+        thread_yield();
+    return rdtsc() - t0;
+}
+
+/* The least of PB_PONG_TRIES timings of n ping-pong iterations. */
+static u64 pb_pong_best(u64 n)
+{
+    u64 best = ~0ull;
+    for (u32 k = 0; k < PB_PONG_TRIES; k++)
+        best = MIN(best, pb_pong_time(n));
+    return best;
+}
+
+/* Time both ping-pong lengths into r, the partner running. */
+static void pb_pong(struct probebench_result *r)
+{
+    u32 sw = (u32)r->switch_index;
+    bool on = site_enabled(sw) > 0;
+    pb_pong_on = true;
+    thread_wake(pb_pong_thread);
+    u64 f = irq_save();
+    thread_yield();                     /* the partner enters its loop */
+    thread_yield();
+    r->pong1 = pb_pong_best(PB_N1);
+    r->pong2 = pb_pong_best(PB_N2);
+    pb_pong_on = false;
+    thread_yield();                     /* the partner leaves it and blocks */
+    irq_restore(f);
+    r->switch_enabled = on && site_enabled(sw) > 0;
 }
 
 /* One round of timed loops into probebench (seq last). */
@@ -108,6 +175,8 @@ static void pb_round(void)
     r->empty2 = pb_time(pb_empty, PB_N2);
     r->site2 = pb_time(pb_site, PB_N2);
     r->enabled = on && site_enabled(fire) > 0;
+    if (pb_pong_thread)
+        pb_pong(r);
     barrier();
     r->seq++;
 }
@@ -132,8 +201,10 @@ static void pb_flood_run(void)
 void app_main(void *arg)
 {
     (void)arg;
-    probebench.fire_index = pb_probe("fire");
-    probebench.flood_index = pb_probe("flood");
+    probebench.fire_index = pb_probe("bench", "fire");
+    probebench.flood_index = pb_probe("bench", "flood");
+    probebench.switch_index = pb_probe("sched", "switch");
+    pb_pong_thread = thread_spawn("pb-pong", pb_pong_main, NULL, THREAD_F_APP, 0);
     kprintf("probebench: bench:::fire is static probe %lu, bench:::flood %lu; "
             "rounds of %u and %u calls every %u ms\n", probebench.fire_index,
             probebench.flood_index, PB_N1, PB_N2, PB_ROUND_MS);
