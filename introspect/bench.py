@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 
 from . import build, instance, qemu
-from . import protocol as P
 from .client import Channel, wait_ready
 from .elfinfo import build_id
 

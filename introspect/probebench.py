@@ -39,8 +39,6 @@ import struct
 import time
 from dataclasses import dataclass
 
-from probes import codegen, ir, isa
-from probes.dtypes import STRING, U64
 from probes.program import Program
 
 from . import probetable
@@ -61,42 +59,16 @@ RESULT_STRUCT = "probebench_result"
 
 
 # ------------------------------------------------------------------ programs
-def _ir(kind: str) -> tuple[list, list, int]:
-    """The typed IR sema makes of SCRIPTS[kind]'s clause body: (clauses,
-    aggs, nrecdescs)."""
-    if kind in ("count", "thread", "switch"):
-        keys = [] if kind == "count" else [ir.BuiltinVar(STRING, None, isa.Builtin.THREAD)]
-        agg = ir.AggInfo("", isa.AggFunc.COUNT, [k.t for k in keys])
-        return [ir.ClauseIR(None, [ir.Aggregate(agg, keys, None)])], [agg], 0
-    if kind in ("printf", "flood"):
-        vals = [ir.Arg(U64, None, n) for n in range(3)]
-        return [ir.ClauseIR(None, [ir.Record(0, vals)])], [], 1
-    raise KeyError(kind)
-
-
-def compile_bench(kind: str, probes: list, *, via_ir: bool = False) -> Program:
+def compile_bench(kind: str, probes: list) -> Program:
     """The program of SCRIPTS[kind] for the kernel whose probes are given,
-    compiled from its D text (via_ir: lowered by hand to the typed IR as
-    sema does, for comparing the two)."""
+    compiled from its D text by the D compiler."""
+    from probes.compiler import compile_script
     src = SCRIPTS[kind]
     provider, name = src.split(" ", 1)[0].split(":::")
-    ids = [p.id for p in probes if p.provider == provider and p.name == name]
-    if not ids:
+    if not any(p.provider == provider and p.name == name for p in probes):
         raise UnikError(f"no probe {provider}:::{name} in this kernel",
                         "boot the probebench app (unik build probebench)")
-    if not via_ir:
-        from probes import diag
-        from probes.compiler import compile_script
-        try:
-            return compile_script(src, "-e", probes)
-        except diag.CompileError:
-            raise
-        except Exception:           # noqa: BLE001 -- parser and sema not yet joined up
-            pass                    # (tests/test_probebench.py says when they are)
-    clauses, aggs, nrec = _ir(kind)
-    gen = codegen.generate(clauses, [], aggs, nrec, 256)
-    return Program(source=src, filename="-e", blob=gen.blob, clauses=[], aggs=[],
-                   recdescs=[], enablings=[(0, i, 0) for i in ids], options={})
+    return compile_script(src, "-e", probes)
 
 
 # ------------------------------------------------------------------ pure math

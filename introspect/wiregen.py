@@ -41,7 +41,7 @@ def render() -> str:
         out.append("};")
         out.append("")
     feats = " | ".join(f"WIRE_F_{f.name}" for f in P.Feature) or "0"
-    out.append(f"/* Every feature bit: what a kernel built from this header serves. */")
+    out.append("/* Every feature bit: what a kernel built from this header serves. */")
     out.append(f"#define WIRE_FEATURES_ALL ({feats})")
     out.append("")
     for lay in P.LAYOUTS:

@@ -12,7 +12,7 @@ and `check` (a callable of the VM, asserting what must hold afterwards).
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 from isa_asm import AggFunc, Op, Prog, Scope, VarKind, raw
