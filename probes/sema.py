@@ -117,7 +117,8 @@ class Sema(ExprMixin):
             try:
                 found = probematch.match(text, self.probes)
             except ValueError as e:
-                self.error(pos, str(e), "write tick-N with a unit: ns us ms s hz")
+                self.error(pos, str(e), "e.g. tick-1ms, tick-10s or tick-100hz (units: "
+                                        "ns us ms s hz; none means hz)")
                 continue
             if not found:
                 close = probematch.closest(text, self.probes)
@@ -287,8 +288,10 @@ class Sema(ExprMixin):
 
     def call_args(self, n) -> list:
         out = []
-        for a in n.args:
-            if type(a).__name__ == "AggRef":
+        for i, a in enumerate(n.args):
+            if i == 0 and n.name in ("printf", "printa") and type(a).__name__ == "StrLit":
+                out.append(ir.Str(STRING, self.pos(a), value=a.value))  # stays on the host
+            elif type(a).__name__ == "AggRef":
                 agg = self.aggs.get(a.name)
                 if agg is None:
                     self.error(self.pos(a), f"unknown aggregation @{a.name}",
