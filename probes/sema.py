@@ -133,6 +133,12 @@ class Sema(ExprMixin):
 
     # ------------------------------------------------------------ names
     def builtin(self, name: str, pos):
+        if name == "probename":
+            names = {p.name for p, _ in getattr(self, "clause_probes", [])
+                     if p.id == isa.SynthProbe.TICK}
+            if len(names) == 1 and len(self.clause_probes) == 1:
+                # the kernel's tick probe is just "tick": name it as written
+                return ir.Str(STRING, pos, value=names.pop().encode())
         if name in BUILTINS:
             which, t = BUILTINS[name]
             if name == "curthread" and self.types is not None:
