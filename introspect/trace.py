@@ -35,7 +35,7 @@ from collections import deque
 
 from . import codec
 from . import protocol as P
-from .errors import ChannelTimeout, UnikError
+from .errors import ChannelError, ChannelTimeout, UnikError
 
 # Options (DTrace's -x names) and their defaults; sizes in bytes.
 DEFAULTS = {"bufsize": 256 << 10, "aggsize": 256 << 10, "dynvarsize": 256 << 10,
@@ -103,10 +103,18 @@ class TraceSession:
         ch.require(P.Feature.TRACE, "tracing")
         opts = {**DEFAULTS, **{k: v for k, v in (prog.options or {}).items()
                                if k in DEFAULTS}}
-        fr = ch.request(P.MsgType.TRACE_OPEN, codec.trace_open_request(
-            bufsize=parse_size(opts["bufsize"]), aggsize=parse_size(opts["aggsize"]),
-            dynvarsize=parse_size(opts["dynvarsize"]), prog_len=len(prog.blob),
-            switchrate_us=parse_rate_us(opts["switchrate"]), wall_ns=time.time_ns()))
+        try:
+            fr = ch.request(P.MsgType.TRACE_OPEN, codec.trace_open_request(
+                bufsize=parse_size(opts["bufsize"]), aggsize=parse_size(opts["aggsize"]),
+                dynvarsize=parse_size(opts["dynvarsize"]), prog_len=len(prog.blob),
+                switchrate_us=parse_rate_us(opts["switchrate"]), wall_ns=time.time_ns()))
+        except ChannelError as e:
+            if e.code_name != "NO_SPACE":
+                raise
+            raise UnikError(f"{ch.name}: no room for another trace session ({e.msg})",
+                            "every session slot (PROBE_SESSIONS_MAX in kernel tunables) or "
+                            "the memory asked with -x bufsize/aggsize/dynvarsize is in use: "
+                            "end another `unik trace` or ask for less") from None
         self.session = ch._decode(codec.decode_trace_open, fr.payload)
         self._queues[self.session] = deque()
         try:

@@ -35,6 +35,10 @@ def compile_ast(script, source: str, filename: str, probes: list, types=None,
     errors: list = []
     values = resolve_options(getattr(script, "pragmas", []) or [], options or {}, errors)
     _raise(errors, source, filename)
+    if not script.clauses:
+        errors.append(sema.Diag(None, f"{filename}: the program has no probe clauses",
+                                ["e.g. BEGIN { printf(\"hello\\n\"); exit(0); }"]))
+    _raise(errors, source, filename)
     an = sema.analyze(script, probes, types, values["strsize"], filename)
     _raise(an.errors, source, filename)
     try:

@@ -63,11 +63,18 @@ def render_one(d: Diagnostic, lines: list) -> str:
     return "\n".join(out)
 
 
+MAX_SHOWN = 30                  # diagnostics rendered; the rest are counted
+
+
 def render(diags: list, source: str) -> str:
-    """All diagnostics, each followed by a newline."""
+    """The diagnostics (at most MAX_SHOWN, then a count of the rest), each
+    followed by a newline."""
     lines = source.split("\n")
     lines = [ln[:-1] if ln.endswith("\r") else ln for ln in lines]
-    return "".join(render_one(d, lines) + "\n" for d in diags)
+    out = "".join(render_one(d, lines) + "\n" for d in diags[:MAX_SHOWN])
+    if len(diags) > MAX_SHOWN:
+        out += f"({len(diags) - MAX_SHOWN} more errors not shown)\n"
+    return out
 
 
 class CompileError(Exception):

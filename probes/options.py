@@ -9,7 +9,8 @@
     switchrate 10hz      how often the host drains the buffer; a rate
                          (Nhz) or a period (ns/us/ms/s/sec); stored in Hz
 
-Sizes take DTrace's suffixes k, m, g (powers of 1024).  `parse_option`
+Sizes take DTrace's suffixes k, m, g (powers of 1024); bufsize, aggsize
+and dynvarsize go from 4k to 8m (the kernel's PROBE_ARENA_MIN/MAX).  `parse_option`
 returns the value in its stored form or raises OptionError with a message
 and a hint; compiler.py turns that into a diagnostic at the pragma.
 Pure: no I/O.
@@ -22,6 +23,7 @@ from probes import isa
 
 DEFAULTS = {"bufsize": 256 * 1024, "aggsize": 256 * 1024, "dynvarsize": 256 * 1024,
             "strsize": 256, "quiet": False, "switchrate": 10}
+ARENA_MIN, ARENA_MAX = 4096, 8 << 20     # kernel/include/tunables.h PROBE_ARENA_MIN/MAX
 _SIZES = ("bufsize", "aggsize", "dynvarsize", "strsize")
 _UNITS_NS = {"ns": 1, "nsec": 1, "us": 1000, "usec": 1000, "ms": 10**6, "msec": 10**6,
              "s": 10**9, "sec": 10**9}
@@ -78,6 +80,10 @@ def parse_option(name: str, value: str | None):
     if n is None or n <= 0:
         raise OptionError(f"bad size '{value}' for option {name}",
                           "write bytes with an optional k, m or g suffix, e.g. 512k")
+    if name != "strsize" and not ARENA_MIN <= n <= ARENA_MAX:
+        raise OptionError(f"{name} {value} is out of range",
+                          f"the kernel takes {ARENA_MIN // 1024}k to {ARENA_MAX >> 20}m "
+                          "(PROBE_ARENA_MIN/MAX in kernel/include/tunables.h)")
     if name == "strsize" and not 2 <= n <= isa.MAX_STRSIZE:
         raise OptionError(f"strsize {n} is out of range",
                           f"strsize must be between 2 and {isa.MAX_STRSIZE}")

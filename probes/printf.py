@@ -220,6 +220,8 @@ def format_one(conv: Conv, value, width=None, precision=None, symbolize=None) ->
         precision = None
     c = conv.conv
     if c == "s":
+        if isinstance(value, int):      # sym()/func() values: the symbol's name
+            value = symbol_text(value, symbolize, offset=False)
         return _pad(_text(value), flags, width, precision)
     if c == "a" or c == "A":
         return _pad(symbol_text(_int(value), symbolize, offset=True), flags, width, None)

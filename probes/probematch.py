@@ -33,6 +33,8 @@ except ImportError:                     # pragma: no cover - until it exists
 _UNIT_NS = {"ns": 1, "nsec": 1, "us": 1000, "usec": 1000, "ms": 10**6, "msec": 10**6,
             "s": 10**9, "sec": 10**9}
 _TICK = re.compile(r"tick-(\d+)([a-z]*)")
+MIN_TICK_NS = 1000                      # kernel/probe/session.c refuses faster ticks
+MAX_TICK_NS = (1 << 63) - 1
 TICK_PROBE = Probe(int(isa.SynthProbe.TICK), "profile", "", "", "tick")
 
 
@@ -63,12 +65,17 @@ def tick_period(desc: str) -> int | None:
     if n <= 0:
         raise ValueError(f"timer rate must be positive in '{f[3]}'")
     if unit in ("", "hz"):
-        if n > 10**9:
-            raise ValueError(f"timer rate {n}hz is faster than 1 ns")
-        return 10**9 // n
-    if unit not in _UNIT_NS:
+        period = 10**9 // n
+    elif unit not in _UNIT_NS:
         raise ValueError(f"unknown time unit '{unit}' in '{f[3]}'")
-    return n * _UNIT_NS[unit]
+    else:
+        period = n * _UNIT_NS[unit]
+    if period < MIN_TICK_NS:
+        raise ValueError(f"timer '{f[3]}' is faster than the kernel's limit of one "
+                         f"per {MIN_TICK_NS // 1000} us")
+    if period > MAX_TICK_NS:
+        raise ValueError(f"timer period '{f[3]}' is too long (over 292 years)")
+    return period
 
 
 def match(desc: str, probes: list) -> list:

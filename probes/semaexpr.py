@@ -98,6 +98,10 @@ class ExprMixin:
                                          signed=t.signed and t.kind == "int"))
         if op in ("+", "-") and (a.t.kind == "ptr" or b.t.kind == "ptr"):
             return self.ptr_arith(op, a, b, pos)
+        if op in ("/", "%") and fold(b) == 0:
+            self.error(b.pos, "division by zero" if op == "/" else "modulo by zero",
+                       "the divisor is the constant 0")
+            return None
         t = int_of_width(a.t) if op in ("<<", ">>") else promote(a.t, b.t)
         if t.kind == "ptr":
             t = U64

@@ -156,3 +156,28 @@ t.d:4:11: error: unknown kernel symbol `sched_thread
               ^~~~~~~~~~~~~
 hint: did you mean 'sched_threads' or 'chan_thread' or 'sched_turn'?
 """
+
+
+def test_limits_the_kernel_would_refuse():
+    assert rendered("tick-1ns { x = arg0 / 0; }") == """\
+t.d:1:1: error: timer 'tick-1ns' is faster than the kernel's limit of one per 1 us
+    tick-1ns { x = arg0 / 0; }
+    ^~~~~~~~
+hint: e.g. tick-1ms, tick-10s or tick-100hz (units: ns us ms s hz; none means hz)
+t.d:1:23: error: division by zero
+    tick-1ns { x = arg0 / 0; }
+                          ^
+hint: the divisor is the constant 0
+"""
+    assert rendered("BEGIN { trace(1); }", options={"bufsize": "64m"}) == (
+        "error: -x bufsize: bufsize 64m is out of range\n"
+        "hint: the kernel takes 4k to 8m (PROBE_ARENA_MIN/MAX in kernel/include/tunables.h)\n")
+    assert rendered("/* nothing */\n") == (
+        "error: t.d: the program has no probe clauses\n"
+        "hint: e.g. BEGIN { printf(\"hello\\n\"); exit(0); }\n")
+
+
+def test_many_errors_are_capped():
+    text = rendered("BEGIN { " + "trace(nope); " * 40 + "}")
+    assert text.count(": error: unknown variable 'nope'") == 30
+    assert text.endswith("(10 more errors not shown)\n")

@@ -240,3 +240,15 @@ def test_kernel_symbols_and_members_from_dwarf(typedb):
         ("'struct thread' has no member 'nmae'", ["did you mean 'name'?"])]
     p = prog("BEGIN { trace(curthread->name); }", types=typedb)
     assert p.recdescs[0].args[0].kind == "string"
+
+
+def test_arena_limits_match_the_kernel_tunables():
+    import re
+    from pathlib import Path
+    text = (Path(__file__).parent.parent / "kernel/include/tunables.h").read_text()
+    lo = int(re.search(r"#define PROBE_ARENA_MIN (\d+)", text).group(1))
+    hi = eval(re.search(r"#define PROBE_ARENA_MAX \((\d+)u << (\d+)\)", text).group(0)
+              .split(" ", 2)[2].replace("u", ""))
+    assert (options.ARENA_MIN, options.ARENA_MAX) == (lo, hi)
+    with pytest.raises(options.OptionError, match="bufsize 64m is out of range"):
+        options.parse_option("bufsize", "64m")

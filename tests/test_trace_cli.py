@@ -130,7 +130,11 @@ def test_select_by_pattern():
     assert [p.id for p in T.select(PROBES, "sched:::")] == [16]
     assert [p.id for p in T.select(PROBES, "dtrace:::E*")] == [2, 3]
     assert [p.id for p in T.select(PROBES, "mem:::alloc,BEGIN")] == [1, 17]
-    assert T.select(PROBES, "nosuch:::") == []
+    with pytest.raises(UsageError, match="no probe matches 'sched:::swtch'") as e:
+        T.select(PROBES, "sched:::swtch")
+    assert e.value.hint == "did you mean sched:sched:thread_switch:switch?"
+    with pytest.raises(UsageError, match="bad probe description 'tick-0s'"):
+        T.select(PROBES, "tick-0s")
     assert T.listing_json(PROBES[4:])[0]["args"] == [{"type": "size_t", "name": "size"},
                                                      {"type": "void *", "name": "addr"}]
 

@@ -168,14 +168,26 @@ def parse_options(items) -> dict:
 # ------------------------------------------------------------------ listing
 
 def select(probes, pattern: str) -> list:
-    """The probes a -l PATTERN names (every probe for an empty pattern)."""
+    """The probes a -l PATTERN names (every probe for an empty pattern).
+    UsageError for a part that names no probe (with the closest ones), as
+    dtrace -l fails to match a description."""
     if not pattern:
         return list(probes)
-    from probes.probematch import match
+    from probes.probematch import closest, match
     seen, out = set(), []
     for part in (s.strip() for s in pattern.split(",")):
-        for pr, _arg in match(part, probes):
-            if pr.id not in seen and pr in probes:
+        try:
+            found = [pr for pr, _arg in match(part, probes) if pr in probes]
+        except ValueError as e:
+            raise UsageError(f"bad probe description {part!r}: {e}",
+                             "tick-N probes exist while a script uses them") from None
+        if not found:
+            near = closest(part, probes)
+            raise UsageError(f"no probe matches {part!r}",
+                             f"did you mean {' or '.join(near)}?" if near else
+                             "unik trace -l lists every probe")
+        for pr in found:
+            if pr.id not in seen:
                 seen.add(pr.id)
                 out.append(pr)
     return sorted(out, key=lambda p: p.id)
@@ -259,7 +271,7 @@ def run_session(session, consumer, stopper) -> None:
 def run(ctx, a):
     p = plan(a)
     a.name = p.name
-    inst = ctx.find(a)
+    inst = ctx.find(a, need_running=not p.listing)    # -l reads only the ELF
     from introspect import probetable
     probes = probetable.load(inst.kernel)
     if p.listing:
