@@ -11,7 +11,7 @@ helper arguments are consecutive; more than 16 live values is the error
 division, modulo, >> and ordered comparisons pick the signed or unsigned
 opcode by type.  &&, || and ?: jump forward; ^^ evaluates both sides.
 Tuples (assoc keys, aggregation keys) are evaluated into registers first
-and only then pushed (TCLR, TPUSH...), so a key that itself reads an assoc
+and only then pushed (TPUSH...), so a key that itself reads an assoc
 array cannot clobber the tuple being built.
 
 Variable table: clause-local (this->) variables come first, so a clause's
@@ -169,11 +169,11 @@ class _ClauseGen:
         self.code.emit(Op.RECE)
 
     def s_Aggregate(self, s: ir.Aggregate) -> None:
-        if s.value is None:
-            rv = self.regs.push(s.pos)
-            self.code.const(rv, 1)
-        else:
-            rv = self.expr(s.value)
+        if s.value is None:             # count(): the VM ignores the value
+            self.tuple(s.keys, s.pos)
+            self.code.emit(Op.AGG, ra=0, imm=s.agg.index)
+            return
+        rv = self.expr(s.value)
         self.tuple(s.keys, s.pos)
         self.code.emit(Op.AGG, ra=rv, imm=s.agg.index)
         self.regs.pop()
@@ -185,11 +185,13 @@ class _ClauseGen:
         self.regs.pop()
 
     def tuple(self, keys: list, pos: Pos | None) -> None:
-        """Evaluate keys, then TCLR and TPUSH them (the next LDA/STA/AGG
-        consumes the tuple); leaves no register in use."""
+        """Evaluate keys, then TPUSH them (the next LDA/STA/AGG consumes
+        the tuple); leaves no register in use.  No TCLR: the tuple is empty
+        here, since the VM empties it when a clause starts and every
+        LDA/STA/AGG empties it, and a key's own lookups finish before the
+        first TPUSH."""
         regs = [self.expr(k) for k in keys]
         self.at(pos)
-        self.code.emit(Op.TCLR)
         for k, r in zip(keys, regs):
             self.code.emit(Op.TPUSH, ra=r, imm=1 if k.t.is_string else 0)
         self.regs.pop(len(regs))

@@ -88,7 +88,8 @@ def gdb_layout(elf: Path, type_name: str):
     """(total size, [(name, bit offset, size, declaration)]) of the top-level
     members gdb's `ptype/o` shows; nested anonymous aggregates appear once,
     named after their closing brace (None when anonymous)."""
-    out = _run(_need("gdb"), "-batch", "-nx", "-ex", f"ptype/o {type_name}", str(elf))
+    out = _run(_need("gdb"), "-batch", "-nx", "-ex", "set max-value-size unlimited",
+               "-ex", f"ptype/o {type_name}", str(elf))
     line_re = re.compile(r"/\*\s*(\d*)(?::\s*(\d+))?\s*\|?\s*(\d+) \*/\s+(.*)$")
     members, depth, pending = [], 0, None
     for line in out.splitlines()[1:]:
@@ -108,7 +109,8 @@ def gdb_layout(elf: Path, type_name: str):
         if s.startswith("}") and depth:
             depth -= 1
             if depth == 0:
-                members.append((s[1:].strip(" ;") or None, pending[0], pending[1], None))
+                name = re.sub(r"(\[\d*\])+$", "", s[1:].strip(" ;"))   # `} arr[4];`
+                members.append((name or None, pending[0], pending[1], None))
     total = int(re.findall(r"total size \(bytes\):\s*(\d+)", out)[-1])
     return total, members
 
