@@ -18,9 +18,10 @@ the CRC-32 of the payload.  A reply carries the request's id and the type
 """
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass
 from enum import IntEnum, IntFlag
+
+from .layout import L, Layout  # noqa: F401 (Layout: re-exported for users)
 
 MAGIC = 0x4B55            # the bytes b"UK" read as a little-endian u16
 MAGIC_BYTES = b"UK"
@@ -99,67 +100,8 @@ class ThreadState(IntEnum):
 
 
 # ---------------------------------------------------------------- layouts
-# Field types: u8 u16 u32 u64 i64, char[N] (NUL-padded text), u8[N] (bytes).
-
-@dataclass(frozen=True)
-class Layout:
-    name: str                      # C: struct wire_<name>
-    fields: tuple                  # ((name, type, comment), ...)
-    doc: str = ""
-
-    @property
-    def fmt(self) -> str:
-        return "<" + "".join(_FMT[_base(t)] if "[" not in t else
-                             f"{_count(t)}s" for _, t, _ in self.fields)
-
-    @property
-    def struct(self) -> struct.Struct:
-        return struct.Struct(self.fmt)
-
-    @property
-    def size(self) -> int:
-        return self.struct.size
-
-    def offsets(self) -> dict:
-        off, out = 0, {}
-        for fname, t, _ in self.fields:
-            out[fname] = off
-            off += _count(t) if "[" in t else struct.calcsize("<" + _FMT[t])
-        return out
-
-    def unpack(self, data: bytes, offset: int = 0) -> dict:
-        vals = self.struct.unpack_from(data, offset)
-        out = {}
-        for (fname, t, _), v in zip(self.fields, vals):
-            if t.startswith("char["):
-                v = v.split(b"\0", 1)[0].decode("utf-8", "replace")
-            out[fname] = v
-        return out
-
-    def pack(self, **kw) -> bytes:
-        vals = []
-        for fname, t, _ in self.fields:
-            v = kw.get(fname, b"" if "[" in t else 0)
-            if isinstance(v, str):
-                v = v.encode()
-            vals.append(v)
-        return self.struct.pack(*vals)
-
-
-_FMT = {"u8": "B", "u16": "H", "u32": "I", "u64": "Q", "i64": "q"}
-
-
-def _base(t: str) -> str:
-    return t.split("[", 1)[0]
-
-
-def _count(t: str) -> int:
-    return int(t.split("[", 1)[1].rstrip("]"))
-
-
-def L(name, doc, *fields):
-    return Layout(name, tuple(fields), doc)
-
+# Field types: u8 u16 u32 u64 i64, char[N] (NUL-padded text), u8[N] (bytes);
+# C: struct wire_<name> (introspect/layout.py).
 
 HEADER = L("header", "frame header",
            ("magic", "u16", "MAGIC"),

@@ -8,20 +8,7 @@ from __future__ import annotations
 import sys
 
 from . import protocol as P
-
-_CTYPE = {"u8": "uint8_t", "u16": "uint16_t", "u32": "uint32_t",
-          "u64": "uint64_t", "i64": "int64_t"}
-
-
-def _field(fname: str, t: str, comment: str) -> str:
-    if "[" in t:
-        base, n = t.split("[", 1)
-        ctype = "char" if base == "char" else _CTYPE[base]
-        decl = f"{ctype} {fname}[{n.rstrip(']')}]"
-    else:
-        decl = f"{_CTYPE[t]} {fname}"
-    return f"    {decl + ';':<28} /* {comment} */"
-
+from .layout import c_enum, c_struct, write_header
 
 def render() -> str:
     """Return the whole header text (pure)."""
@@ -34,24 +21,13 @@ def render() -> str:
     out.append(f'#define WIRE_PORT_NAME "{P.PORT_NAME}"')
     out.append("")
     for prefix, enum in P.ENUMS:
-        out.append(f"enum wire_{prefix.lower()} {{")
-        for m in enum:
-            out.append(f"    WIRE_{prefix}_{m.name} = {int(m):#x},")
-        out.append(f"    WIRE_{prefix}_COUNT_ = {len(enum)},")
-        out.append("};")
-        out.append("")
+        out.extend(c_enum("wire", prefix, enum))
     feats = " | ".join(f"WIRE_F_{f.name}" for f in P.Feature) or "0"
     out.append("/* Every feature bit: what a kernel built from this header serves. */")
     out.append(f"#define WIRE_FEATURES_ALL ({feats})")
     out.append("")
     for lay in P.LAYOUTS:
-        out.append(f"/* {lay.doc} */")
-        out.append(f"struct __attribute__((packed)) wire_{lay.name} {{")
-        out.extend(_field(*f) for f in lay.fields)
-        out.append("};")
-        out.append(f"_Static_assert(sizeof(struct wire_{lay.name}) == {lay.size}, "
-                   f"\"wire_{lay.name} size\");")
-        out.append("")
+        out.extend(c_struct("wire", lay))
     out.extend(_requests())
     out.append("#endif")
     return "\n".join(out) + "\n"
@@ -75,20 +51,7 @@ def _requests() -> list[str]:
 
 
 def main(argv=None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    text = render()
-    if not argv:
-        sys.stdout.write(text)
-        return 0
-    try:
-        with open(argv[0]) as f:
-            if f.read() == text:
-                return 0          # unchanged: keep the mtime, avoid rebuilds
-    except OSError:
-        pass
-    with open(argv[0], "w") as f:
-        f.write(text)
-    return 0
+    return write_header(render, argv)
 
 
 if __name__ == "__main__":

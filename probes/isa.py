@@ -33,6 +33,8 @@ import struct
 from dataclasses import dataclass
 from enum import IntEnum
 
+from introspect.layout import L
+
 NREGS = 16
 INSN_SIZE = 8
 INSN = struct.Struct("<BBBBi")          # op, rd, ra, rb, imm
@@ -218,47 +220,7 @@ FIRST_STATIC_PROBE = 16
 
 
 # ---------------------------------------------------------------- container
-# Field types as in introspect/protocol.py: u8 u16 u32 u64 i64, char[N].
-
-@dataclass(frozen=True)
-class Layout:
-    name: str
-    fields: tuple
-    doc: str = ""
-
-    @property
-    def struct(self) -> struct.Struct:
-        return struct.Struct("<" + "".join(_fmt(t) for _, t, _ in self.fields))
-
-    @property
-    def size(self) -> int:
-        return self.struct.size
-
-    def offsets(self) -> dict:
-        off, out = 0, {}
-        for fname, t, _ in self.fields:
-            out[fname] = off
-            off += struct.calcsize("<" + _fmt(t))
-        return out
-
-    def pack(self, **kw) -> bytes:
-        return self.struct.pack(*(kw.get(f, b"" if "[" in t else 0)
-                                  for f, t, _ in self.fields))
-
-    def unpack(self, data: bytes, offset: int = 0) -> dict:
-        return dict(zip((f for f, _, _ in self.fields),
-                        self.struct.unpack_from(data, offset)))
-
-
-def _fmt(t: str) -> str:
-    if "[" in t:
-        return t.split("[", 1)[1].rstrip("]") + "s"
-    return {"u8": "B", "u16": "H", "u32": "I", "u64": "Q", "i32": "i", "i64": "q"}[t]
-
-
-def L(name, doc, *fields):
-    return Layout(name, tuple(fields), doc)
-
+# Field types as in introspect/layout.py: u8 u16 u32 u64 i32 i64, char[N].
 
 # A program container is: prog_hdr, nclauses clause, nvars var, naggs agg,
 # code (ninsns * 8 bytes), string table (strtab_len bytes, NUL-terminated

@@ -8,20 +8,9 @@ from __future__ import annotations
 
 import sys
 
+from introspect.layout import c_enum, c_struct, write_header
+
 from . import isa as I
-
-_CTYPE = {"u8": "uint8_t", "u16": "uint16_t", "u32": "uint32_t", "i32": "int32_t",
-          "u64": "uint64_t", "i64": "int64_t"}
-
-
-def _field(fname: str, t: str, comment: str) -> str:
-    if "[" in t:
-        base, n = t.split("[", 1)
-        decl = f"{'char' if base == 'char' else _CTYPE[base]} {fname}[{n.rstrip(']')}]"
-    else:
-        decl = f"{_CTYPE[t]} {fname}"
-    return f"    {decl + ';':<28} /* {comment} */"
-
 
 def render() -> str:
     """The whole header text."""
@@ -32,24 +21,13 @@ def render() -> str:
         out.append(f"#define ISA_{name} {val:#x}")
     out.append("")
     for prefix, enum in I.ENUMS:
-        out.append(f"enum isa_{prefix.lower()} {{")
-        for m in enum:
-            out.append(f"    ISA_{prefix}_{m.name} = {int(m):#x},")
-        out.append(f"    ISA_{prefix}_COUNT_ = {len(enum)},")
-        out.append("};")
-        out.append("")
+        out.extend(c_enum("isa", prefix, enum))
     out.append("/* helper arities, indexed by enum isa_h */")
     out.append("#define ISA_HELPER_NARGS { " +
                ", ".join(str(I.HELPERS[h].nargs) for h in I.Helper) + " }")
     out.append("")
     for lay in I.LAYOUTS:
-        out.append(f"/* {lay.doc} */")
-        out.append(f"struct __attribute__((packed)) isa_{lay.name} {{")
-        out.extend(_field(*f) for f in lay.fields)
-        out.append("};")
-        out.append(f"_Static_assert(sizeof(struct isa_{lay.name}) == {lay.size}, "
-                   f"\"isa_{lay.name} size\");")
-        out.append("")
+        out.extend(c_struct("isa", lay))
     out.append("/* one instruction */")
     out.append("struct __attribute__((packed)) isa_insn { uint8_t op, rd, ra, rb; int32_t imm; };")
     out.append("_Static_assert(sizeof(struct isa_insn) == 8, \"isa_insn size\");")
@@ -59,20 +37,7 @@ def render() -> str:
 
 
 def main(argv=None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    text = render()
-    if not argv:
-        sys.stdout.write(text)
-        return 0
-    try:
-        with open(argv[0]) as f:
-            if f.read() == text:
-                return 0
-    except OSError:
-        pass
-    with open(argv[0], "w") as f:
-        f.write(text)
-    return 0
+    return write_header(render, argv)
 
 
 if __name__ == "__main__":
