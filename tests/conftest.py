@@ -64,3 +64,24 @@ def booted_instance(tmp_path):
             kw.setdefault("state", tmp_path / "state")
             return stack.enter_context(booted(app, **kw))
         yield boot
+
+
+@pytest.fixture
+def fake(tmp_path, monkeypatch):
+    """Fake-kernel instances (tests/fakekernel.py) in a private state
+    directory: start(name="fake", **kw) -> (inst, proc); every one is
+    killed and its instance stopped at teardown."""
+    import fakekernel
+    from introspect import instance as I
+    monkeypatch.setenv("UNIK_STATE_DIR", str(tmp_path))
+    procs = []
+
+    def start(name="fake", **kw):
+        inst, proc = fakekernel.start_instance(tmp_path, name, **kw)
+        procs.append((inst, proc))
+        return inst, proc
+    yield start
+    for inst, proc in procs:
+        proc.kill()
+        proc.wait()
+        I.stop(inst, timeout=1)

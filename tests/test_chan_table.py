@@ -9,9 +9,8 @@ import re
 
 import pytest
 
-import fakekernel
 from cpure import build_shared
-from introspect import codec, instance as I, protocol as P, wiregen
+from introspect import codec, protocol as P, wiregen
 from introspect.client import Channel, wait_ready
 from introspect.errors import MissingFeature
 
@@ -72,22 +71,6 @@ def test_variable_request_sizes():
 
 
 # ------------------------------------------------------------ features
-
-@pytest.fixture
-def fake(tmp_path, monkeypatch):
-    monkeypatch.setenv("UNIK_STATE_DIR", str(tmp_path))
-    procs = []
-
-    def start(name="fake", **kw):
-        inst, proc = fakekernel.start_instance(tmp_path, name, **kw)
-        procs.append((inst, proc))
-        return inst, proc
-    yield start
-    for inst, proc in procs:
-        proc.kill()
-        proc.wait()
-        I.stop(inst, timeout=1)
-
 
 def test_hello_reports_features(fake):
     inst, _ = fake()

@@ -11,29 +11,11 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 
-import fakekernel
-from introspect import codec, instance as I, protocol as P
+from introspect import codec, protocol as P
 from introspect.client import Channel, wait_ready
 
 UNIK = str(Path(sys.executable).parent / "unik")
-
-
-@pytest.fixture
-def fake(tmp_path, monkeypatch):
-    monkeypatch.setenv("UNIK_STATE_DIR", str(tmp_path))
-    procs = []
-
-    def start(name="fake", **kw):
-        inst, proc = fakekernel.start_instance(tmp_path, name, **kw)
-        procs.append((inst, proc))
-        return inst, proc
-    yield start
-    for inst, proc in procs:
-        proc.kill()
-        proc.wait()
-        I.stop(inst, timeout=1)
 
 
 def _log_data(ch, want: bytes, timeout=10.0) -> bytes:

@@ -20,21 +20,6 @@ def state(tmp_path, monkeypatch):
     return tmp_path
 
 
-@pytest.fixture
-def fake(state):
-    procs = []
-
-    def start(name="fake", **kw):
-        inst, proc = fakekernel.start_instance(state, name, **kw)
-        procs.append((inst, proc))
-        return inst, proc
-    yield start
-    for inst, proc in procs:
-        proc.kill()
-        proc.wait()
-        I.stop(inst, timeout=1)
-
-
 def _wait(cond, timeout=5.0):
     end = time.monotonic() + timeout
     while time.monotonic() < end:

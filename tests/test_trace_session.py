@@ -10,8 +10,7 @@ import time
 
 import pytest
 
-import fakekernel
-from introspect import codec, instance as I, protocol as P
+from introspect import codec, protocol as P
 from introspect.client import Channel, wait_ready
 from introspect.errors import ChannelError, MissingFeature
 from introspect.trace import TraceSession, TraceVerifyError, parse_rate_us, parse_size
@@ -29,20 +28,13 @@ def program(enablings, size=3000, magic=isa.PROG_MAGIC, **options):
 
 
 @pytest.fixture
-def fake(tmp_path, monkeypatch):
-    monkeypatch.setenv("UNIK_STATE_DIR", str(tmp_path))
-    procs = []
-
+def fake_ready(fake):
+    """conftest's fake, waiting until the instance answers: start() -> inst."""
     def start(name="fake", **kw):
-        inst, proc = fakekernel.start_instance(tmp_path, name, **kw)
-        procs.append((inst, proc))
+        inst, _ = fake(name, **kw)
         wait_ready(inst, 10)
         return inst
-    yield start
-    for inst, proc in procs:
-        proc.kill()
-        proc.wait()
-        I.stop(inst, timeout=1)
+    return start
 
 
 def _records(events):
@@ -62,8 +54,8 @@ def _poll_until(s, cond, timeout=10.0):
     return events
 
 
-def test_round_trip(fake):
-    inst = fake()
+def test_round_trip(fake_ready):
+    inst = fake_ready()
     prog = program([(0, BEGIN, 0), (1, TICK, 5_000_000), (2, END, 0)], switchrate="100hz")
     with Channel.for_instance(inst) as ch, TraceSession(ch, prog) as s:
         s.start()
@@ -104,8 +96,8 @@ def test_upload_is_chunked_and_enablings_batched():
     assert codec.classify(codec.Frame(P.MsgType.TRACE_CHUNK, 1, big[:8])) == P.Reject.BAD_PAYLOAD
 
 
-def test_verifier_refusal_is_structured_and_closes_the_session(fake):
-    inst = fake()
+def test_verifier_refusal_is_structured_and_closes_the_session(fake_ready):
+    inst = fake_ready()
     with Channel.for_instance(inst) as ch:
         s = TraceSession(ch, program([(0, BEGIN, 0)], magic=0x1234))
         with pytest.raises(TraceVerifyError) as e:
@@ -117,8 +109,8 @@ def test_verifier_refusal_is_structured_and_closes_the_session(fake):
             ch.request(P.MsgType.TRACE_STATUS, codec.trace_session_request(0))
 
 
-def test_trace_data_goes_only_to_the_owner(fake):
-    inst = fake()
+def test_trace_data_goes_only_to_the_owner(fake_ready):
+    inst = fake_ready()
     prog = program([(0, TICK, 2_000_000)], switchrate="200hz")
     with Channel.for_instance(inst) as a, Channel.for_instance(inst) as b, \
             Channel.for_instance(inst) as c:
@@ -138,8 +130,8 @@ def test_trace_data_goes_only_to_the_owner(fake):
         sb.close()
 
 
-def test_session_torn_down_when_its_client_disconnects(fake):
-    inst = fake()
+def test_session_torn_down_when_its_client_disconnects(fake_ready):
+    inst = fake_ready()
     raw = socket.socket(socket.AF_UNIX)
     raw.connect(str(inst.chan_sock))
     raw.sendall(codec.encode(P.MsgType.TRACE_OPEN, 9, codec.trace_open_request(
@@ -164,8 +156,8 @@ def test_session_torn_down_when_its_client_disconnects(fake):
             time.sleep(0.01)
 
 
-def test_drops_are_counted_exactly(fake):
-    inst = fake()
+def test_drops_are_counted_exactly(fake_ready):
+    inst = fake_ready()
     # 1 ms ticks into a 5-record buffer drained at 4 Hz: most records drop
     prog = program([(0, TICK, 1_000_000)], bufsize=120, switchrate="4hz")
     with Channel.for_instance(inst) as ch, TraceSession(ch, prog) as s:
@@ -178,8 +170,8 @@ def test_drops_are_counted_exactly(fake):
         assert len(_records(events)) + st["drops_buf"] == st["fired"]
 
 
-def test_exit_is_an_event(fake):
-    inst = fake(extra=("--trace-exit-after", "3"))
+def test_exit_is_an_event(fake_ready):
+    inst = fake_ready(extra=("--trace-exit-after", "3"))
     with Channel.for_instance(inst) as ch, TraceSession(ch, program([(0, TICK, 1_000_000)])) as s:
         s.start()
         events = _poll_until(s, lambda ev: ("exit",) in ev)
@@ -187,8 +179,8 @@ def test_exit_is_an_event(fake):
         assert s.status()["exiting"] == 1
 
 
-def test_missing_trace_capability(fake):
-    inst = fake(extra=("--features", str(int(P.Feature.LOG_STREAM))))
+def test_missing_trace_capability(fake_ready):
+    inst = fake_ready(extra=("--features", str(int(P.Feature.LOG_STREAM))))
     with Channel.for_instance(inst) as ch:
         with pytest.raises(MissingFeature) as e:
             TraceSession(ch, program([])).start()
