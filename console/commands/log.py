@@ -44,13 +44,26 @@ def run(ctx, args):
     try:
         return _follow(ctx, args)
     except ChannelDown:
-        if args.follow and not inst.running:
+        if args.follow and _stopping(inst):
             raise UnikError(f"instance {inst.name} stopped while following its log",
                             "unik ls shows what is running") from None
         if args.follow and inst.panic_report():
             raise UnikError(f"instance {inst.name} panicked while following its log",
                             f"unik log {inst.name} shows the report") from None
         raise
+
+
+def _stopping(inst, grace: float = 3.0) -> bool:
+    """Is the instance gone, or going?  The channel closes when the mux
+    sees QEMU's socket close, a moment before QEMU's process is gone, so a
+    closed channel gets `grace` seconds to turn into a stopped instance."""
+    import time
+    end = time.monotonic() + grace
+    while inst.running:
+        if time.monotonic() > end or inst.panic_report():
+            return False
+        time.sleep(0.05)
+    return True
 
 
 def _follow(ctx, args):
