@@ -155,3 +155,4 @@ u64 vshim_arena(struct vshim *s, u32 which)
                             which == 2 ? (void *)s->scratch : (void *)s->progbuf);
 }
 u64 vshim_loads(struct vshim *s) { return s->loads; }
+u32 vshim_count1(struct vshim *s, u32 clause) { return s->prog.cl[clause].count1; }

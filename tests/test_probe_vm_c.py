@@ -478,6 +478,26 @@ def test_aggregations_match_model(mk, func):
             assert got[(0, tuple_key(k))] == _agg_model(func, vs, lq), (func, k)
 
 
+def test_verifier_marks_clauses_that_are_one_keyless_count(mk):
+    """vm_clause.count1: the engine bumps these counts without the VM, so
+    only `agg a; ret` with a keyless count() qualifies (agg + 1); a key,
+    a predicate, another function or a second aggregation does not."""
+    p = Prog()
+    p.agg(AggFunc.SUM)
+    p.agg(AggFunc.COUNT)
+    p.agg(AggFunc.COUNT, nkeys=1)
+    p.clause("agg 1, r0\nret")
+    p.clause("agg 0, r0\nret")
+    p.clause("arg r1, 0\ntpush r1, 0\nagg 2, r0\nret")
+    p.clause("arg r1, 0\njz r1, @out\nagg 1, r0\n@out:\nret")
+    p.clause("agg 1, r0\nagg 1, r0\nret")
+    vm = mk(p.build())
+    assert [vm.count1(i) for i in range(5)] == [2, 0, 0, 0, 0]
+    for _ in range(3):
+        assert vm.run(0) == 0
+    assert vm.aggs()[(1, b"")] == [3]
+
+
 def test_string_keys_snapshot_in_chunks_and_clear(mk):
     p = Prog()
     p.agg(AggFunc.COUNT, nkeys=2)

@@ -47,6 +47,7 @@ def build(outdir):
         "vshim_agg_keys": ([P], U32),
         "vshim_arena": ([P, U32], U64),
         "vshim_loads": ([P], U64),
+        "vshim_count1": ([P, U32], U32),
     }
     for name, (args, res) in sig.items():
         fn = getattr(L, name)
@@ -134,6 +135,11 @@ class VM:
 
     def arena(self, which: int) -> int:
         return self.L.vshim_arena(self.h, which)
+
+    def count1(self, clause: int) -> int:
+        """The verifier's vm_clause.count1 of clause: agg + 1 when the
+        clause is exactly one keyless count(), else 0."""
+        return self.L.vshim_count1(self.h, clause)
 
     @property
     def agg_drops(self):

@@ -103,20 +103,25 @@ LIB_FN int memcmp(const void *a, const void *b, size_t n)
     return 0;
 }
 
-/* Length of s, at most max: bytes up to an 8-byte boundary, then whole
- * aligned words until one holds a zero byte. */
+/* Length of s, at most max: whole aligned words from the one holding
+ * s[0] (its bytes before s forced nonzero) until one holds a zero byte;
+ * the lowest flagged byte is the first zero (lib_zero_bytes flags no
+ * byte below it), found by counting trailing zero bits. */
 static LIB_FN LIB_WORDREAD size_t lib_strnlen(const char *s, size_t max)
 {
-    size_t n = 0;
-    for (; n < max && ((uintptr_t)(s + n) & 7); n++)
-        if (!s[n])
-            return n;
-    for (; n < max; n += 8) {
-        if (lib_zero_bytes(*(const aword_t *)(const void *)(s + n)))
-            break;
+    if (!max)
+        return 0;
+    uintptr_t off = (uintptr_t)s & 7;
+    const aword_t *p = (const aword_t *)(const void *)(s - off);
+    u64 z = lib_zero_bytes(*p | ((1ull << (8 * off)) - 1));
+    size_t n = (size_t)0 - off;     /* p's offset from s (wraps for off > 0) */
+    while (!z) {
+        n += 8;
+        if (n >= max)
+            return max;
+        z = lib_zero_bytes(*++p);
     }
-    while (n < max && s[n])
-        n++;
+    n += (size_t)(__builtin_ctzll(z) >> 3);
     return n < max ? n : max;
 }
 

@@ -90,10 +90,9 @@ static u64 probe_name_of(u32 probe, u32 id)
     return (u64)s;
 }
 
-/* Builtin variables (vm_ctx.builtin); env is the running session. */
-static u64 probe_builtin_cb(void *env, u32 id)
+/* Builtin variables but thread (probe_builtin_cb); s is the running session. */
+static __attribute__((noinline)) u64 probe_builtin(struct probe_session *s, u32 id)
 {
-    struct probe_session *s = env;
     struct thread *t = thread_current();
     switch (id) {
     case ISA_B_TIMESTAMP: return time_ns();
@@ -101,11 +100,19 @@ static u64 probe_builtin_cb(void *env, u32 id)
     case ISA_B_WALLTIMESTAMP: return s->opts.wall_ns + (time_ns() - s->open_ns);
     case ISA_B_TID: return thread_id(t);
     case ISA_B_CURTHREAD: return (u64)t;
-    case ISA_B_THREAD: return (u64)thread_name(t);
     case ISA_B_PROBEPROV: case ISA_B_PROBEMOD: case ISA_B_PROBEFUNC: case ISA_B_PROBENAME:
         return probe_name_of(probe_st.ctx.probe, id);
     }
     return 0;
+}
+
+/* Builtin variables (vm_ctx.builtin); env is the running session.  The
+ * thread name, the common aggregation key, is a leaf with no frame. */
+static u64 probe_builtin_cb(void *env, u32 id)
+{
+    if (id == ISA_B_THREAD)
+        return (u64)thread_name(thread_current());
+    return probe_builtin(env, id);
 }
 
 /* Append one record to session s's ring, or drop and count it. */

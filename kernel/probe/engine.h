@@ -50,6 +50,7 @@ struct probe_enabling {
     bool used;
     bool linked;
     u8 sid;
+    u8 count1;                  /* its clause's vm_clause.count1 (probe_count1) */
     u16 index;                  /* within its session: the low half of the epid */
     u16 clause;
     u32 epid;                   /* clause << 16 | index */
@@ -107,6 +108,24 @@ static inline void probe_firing(u32 probe, const u64 *args, u32 nargs)
     probe_st.ctx.probe = probe;
 }
 
+/* Enabling e's clause is exactly one keyless count() (the verifier's
+ * vm_clause.count1, copied into e->count1) and its entry exists: bump it
+ * here, as the VM's AGG would (no fault, no record, no key is possible),
+ * and say so; false sends the clause to the VM (the first firing creates
+ * the entry, or drops and counts it). */
+static inline __attribute__((always_inline)) bool
+probe_count1(const struct probe_enabling *e, struct probe_session *s)
+{
+    u32 a = e->count1;
+    if (!a)
+        return false;
+    u64 *w = s->agg.last[a - 1][0].w;   /* agg_slot of the empty key */
+    if (__builtin_expect(!w, 0))
+        return false;
+    w[0]++;
+    return true;
+}
+
 /* Run enabling e's clause for its session s; the caller has set the
  * firing's part of the VM context (probe_firing).  The timestamp is read
  * only if a record or a fault needs it (vm_timestamp).  EXIT stages its
@@ -115,11 +134,13 @@ static inline __attribute__((always_inline)) void
 probe_clause(struct probe_enabling *e, struct probe_session *s)
 {
     struct vm_ctx *c = &probe_st.ctx;
+    s->st.fired++;
+    if (probe_count1(e, s))
+        return;
     if (__builtin_expect(c->env != s, 0))
         probe_bind(c, s);
     c->epid = e->epid;
     c->timestamp = 0;
-    s->st.fired++;
     if (__builtin_expect(vm_run(c, e->clause) != ISA_F_NONE, 0)) {
         probe_error(s, e->sid, c->probe, e->clause, e->epid);
         return;

@@ -372,6 +372,18 @@ static bool verify_reads_locals(const struct vm_prog *p, const struct isa_prog_c
     return false;
 }
 
+/* Is clause c exactly `AGG a; RET` with a a keyless count() (which can
+ * neither fault nor record)?  a + 1 if so, else 0 (struct vm_clause.count1). */
+static u8 verify_count1(const struct vm_prog *p, const struct isa_prog_clause *c)
+{
+    _Static_assert(ISA_MAX_AGGS < 255, "struct vm_clause.count1 is a u8");
+    const struct isa_insn *in = &p->code[c->start];
+    if (c->len != 2 || in[0].op != ISA_OP_AGG || in[1].op != ISA_OP_RET)
+        return 0;
+    const struct isa_prog_agg *a = &p->aggs[in[0].imm];
+    return a->func == ISA_AGG_COUNT && a->nkeys == 0 ? (u8)(in[0].imm + 1) : 0;
+}
+
 /* Check buf[0..len); fill *p on success (see vm.h). */
 bool verify_prog(const u8 *buf, u32 len, struct vm_prog *p, struct probe_verr *e)
 {
@@ -415,6 +427,7 @@ bool verify_prog(const u8 *buf, u32 len, struct vm_prog *p, struct probe_verr *e
         p->cl[i].start = p->clauses[i].start;
         p->cl[i].zero = (u16)verify_zero(p, &p->clauses[i]);
         p->cl[i].locals = verify_reads_locals(p, &p->clauses[i]);
+        p->cl[i].count1 = verify_count1(p, &p->clauses[i]);
     }
     return true;
 }

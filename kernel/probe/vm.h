@@ -16,6 +16,9 @@ struct vm_clause {
     u16 zero;                       /* registers (bit i: ri) some path may read
                                      * before writing: zeroed at each run */
     bool locals;                    /* reads clause-locals: zeroed at each run */
+    u8 count1;                      /* the clause is exactly `AGG a; RET` with a a
+                                     * keyless count(): a + 1 (the engine bumps
+                                     * the count without the VM), else 0 */
 };
 
 /* A verified program: views into its container (which must outlive it),
