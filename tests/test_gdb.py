@@ -98,3 +98,16 @@ def test_break_timeout_resumes(booted_instance):
     assert json.loads(unik(inst.env, "ps", inst.name, "--json").stdout)["threads"]
     bad = unik(inst.env, "gdb", inst.name, "-p", "no_such_symbol_xyz", check=False, timeout=60)
     assert bad.returncode != 0 and "No symbol" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_interactive_gdb_has_symbols_and_is_attached(booted_instance):
+    import subprocess
+    from instances import UNIK, sigint_default
+    inst = booted_instance("demo")
+    script = "hbreak sched_tick\ncontinue\nbt 1\np sched_threads[1].name\ndetach\nquit\n"
+    r = subprocess.run([UNIK, "gdb", inst.name, "-i"], input=script, env=inst.env,
+                       capture_output=True, text=True, timeout=90, preexec_fn=sigint_default)
+    assert "Breakpoint 1, sched_tick" in r.stdout, r.stdout + r.stderr
+    assert '"probe-chan"' in r.stdout and "detached" in r.stdout
+    assert G.read_marker(inst.dir) is None           # gdb (our pid) has exited
+    assert json.loads(unik(inst.env, "ps", inst.name, "--json").stdout)["threads"]

@@ -49,6 +49,10 @@ def run(ctx, args):
         return ctx.json({"instance": inst.name, "done": did}) if args.json \
             else ctx.write(f"{inst.name}: {did}")
     if args.interactive:
+        if ctx.interactive:
+            from introspect.errors import UnikError
+            raise UnikError("unik gdb -i cannot run inside unik shell (it replaces the process)",
+                            f"run it from a terminal: unik gdb {inst.name} -i")
         return _interactive(ctx, inst, G)
     out = []
     with G.Session(inst, timeout=max(5.0, args.timeout)) as s:
