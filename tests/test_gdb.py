@@ -111,3 +111,20 @@ def test_interactive_gdb_has_symbols_and_is_attached(booted_instance):
     assert '"probe-chan"' in r.stdout and "detached" in r.stdout
     assert G.read_marker(inst.dir) is None           # gdb (our pid) has exited
     assert json.loads(unik(inst.env, "ps", inst.name, "--json").stdout)["threads"]
+
+
+def test_ctrl_c_while_waiting_detaches(booted_instance):
+    import signal
+    from instances import UNIK
+    inst = booted_instance("demo")
+    c = Child([UNIK, "gdb", inst.name, "--break", "panic", "--timeout", "120"], inst.env)
+    try:
+        c.wait_for("stopped at", timeout=60)
+        time.sleep(1)                                  # now waiting for the hit
+        c.finish(signal.SIGINT, timeout=20)
+        assert "Traceback" not in c.err
+        assert G.read_marker(inst.dir) is None
+        assert json.loads(unik(inst.env, "ps", inst.name, "--json").stdout)["threads"]
+    finally:
+        if c.p.poll() is None:
+            c.kill()
