@@ -139,6 +139,9 @@ class Channel:
                 tail = f.read().decode("utf-8", "replace")
         except OSError:
             tail = ""
+        from .gdb import read_marker
+        if read_marker(Path(self.path).parent):
+            return f"stopped in gdb (unik gdb {self.name} detach)"
         if "PANIC" in tail or "kernel halted" in tail:
             return (f"the kernel panicked (see {serial}); "
                     f"unik stop {self.name} stops the instance")

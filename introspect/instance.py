@@ -218,6 +218,12 @@ class Instance:
         anything (Channel.for_instance), so nobody waits out a timeout on
         a halted kernel."""
         self.require_running()
+        from .gdb import StoppedInGdb, read_marker
+        held = read_marker(self.dir)
+        if held and not held.get("interactive"):
+            raise StoppedInGdb(f"instance {self.name} is stopped in gdb (pid {held['pid']}), "
+                             "its probe channel cannot answer",
+                             f"unik gdb {self.name} detach resumes it")
         report = self.panic_report()
         if report:
             first = report.splitlines()[0].split("] ", 1)[-1]

@@ -74,6 +74,9 @@ def command_line(kernel: str | Path, statedir: str | Path, opts: BootOptions) ->
             "-device", "virtio-serial-device",
             "-chardev", f"socket,id=probe0,path={d / 'probe.sock'},server=on,wait=off",
             "-device", f"virtserialport,chardev=probe0,name={P.PORT_NAME},nr=1",
+            # gdbstub on a unix socket in the state dir (introspect/gdb.py)
+            "-chardev", f"socket,id=gdb0,path={d / 'gdb.sock'},server=on,wait=off",
+            "-gdb", "chardev:gdb0",
             "-pidfile", str(d / "qemu.pid")]
     if opts.icount:
         argv += ["-icount", "shift=0,align=off,sleep=off"]
@@ -83,7 +86,7 @@ def command_line(kernel: str | Path, statedir: str | Path, opts: BootOptions) ->
 def spawn(argv: list[str], statedir: Path) -> subprocess.Popen:
     """Start QEMU detached from the terminal (own session, stdin /dev/null,
     stderr to qemu.log).  Stale sockets are removed first."""
-    for s in ("qmp.sock", "probe.sock", "chan.sock", "qemu.pid"):
+    for s in ("qmp.sock", "probe.sock", "chan.sock", "gdb.sock", "gdb.stopped", "qemu.pid"):
         try:
             (statedir / s).unlink()
         except FileNotFoundError:

@@ -18,6 +18,8 @@ def test_command_line_default():
         "-device", "virtio-serial-device",
         "-chardev", "socket,id=probe0,path=/s/demo/probe.sock,server=on,wait=off",
         "-device", "virtserialport,chardev=probe0,name=org.unik.probe.0,nr=1",
+        "-chardev", "socket,id=gdb0,path=/s/demo/gdb.sock,server=on,wait=off",
+        "-gdb", "chardev:gdb0",
         "-pidfile", "/s/demo/qemu.pid"]
 
 
