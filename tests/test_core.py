@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import struct
 
 import pytest
@@ -106,7 +107,9 @@ def test_real_core(crash_core):
 def test_core_of_another_kernel(crash_core):
     core, _ = crash_core
     other = build_kernel("demo")
-    with pytest.raises(CoreError, match="is a core of kernel build .* not of"):
+    # the other build's note may sit elsewhere: either error names the mismatch
+    with pytest.raises(CoreError, match="is a core of kernel build .* not of|"
+                                        "holds no kernel build-id .* a core of another kernel"):
         Core.open(core).check_kernel(other)
 
 
@@ -126,11 +129,11 @@ def test_cli_bad_cores_one_line(crash_core, tmp_path):
     empty = tmp_path / "e.core"
     empty.write_bytes(b"")
     cases = [(["--core", empty], "is empty"),
-             (["--core", core, "--kernel", build_kernel("demo")], "is a core of kernel build")]
+             (["--core", core, "--kernel", build_kernel("demo")], "another kernel|is a core of kernel build")]
     for argv, want in cases:
         r = unik(env, "py", *argv, "-c", "print(1)", check=False)
         assert r.returncode != 0, r
-        assert "Traceback" not in r.stderr and want in r.stderr
+        assert "Traceback" not in r.stderr and re.search(want, r.stderr), r.stderr
         assert r.stderr.startswith("unik: error: ") and len(r.stderr.splitlines()) == 2
 
 
