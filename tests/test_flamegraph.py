@@ -244,3 +244,93 @@ def test_svg_bad_arguments():
         render_svg(SAMPLES, width=10)
     with pytest.raises(ValueError, match="empty stack"):
         render_svg([((), 3)])
+
+
+# ---- the script, run by node against a small DOM built from the SVG ---------
+
+_DOM = r"""
+const fs = require("fs");
+const doc = JSON.parse(fs.readFileSync(0, "utf8"));
+class El {
+  constructor(j) {
+    this.tag = j.tag; this.attrs = j.attrs; this.textContent = j.text;
+    this.children = j.children.map(c => new El(c)); this.style = {}; this.on = {};
+  }
+  getAttribute(n) { return n in this.attrs ? this.attrs[n] : null; }
+  getAttributeNS(ns, n) { return this.getAttribute("{" + ns + "}" + n); }
+  setAttribute(n, v) { this.attrs[n] = String(v); }
+  addEventListener(ev, f) { this.on[ev] = f; }
+  *walk() { for (const c of this.children) { yield c; yield* c.walk(); } }
+  getElementsByTagName(t) { return [...this.walk()].filter(e => e.tag === t); }
+}
+const root = new El(doc.svg);
+global.document = {getElementById: id => [...root.walk()].find(e => e.attrs.id === id)};
+let answer = "";
+global.window = {addEventListener() {}, prompt: () => answer};
+const s = root.getElementsByTagName("script")[0].textContent;
+(0, eval)(s.replace("fg_init();", "") + "\nglobal.fg_init = fg_init; global.fg = fg;"
+          + "global.fg_search = fg_search;");
+fg_init();
+const frame = n => fg.frames.find(f => f.name === n);
+const view = () => fg.frames.map(f => [f.name, f.g.style.display === "none" ? null :
+    [+f.rect.attrs.x, +f.rect.attrs.width, f.g.attrs.class, f.text.textContent]]);
+const out = {full: view()};
+frame("work").g.on.click();
+out.zoom = view();
+document.getElementById("unzoom").on.click();
+out.unzoom = view();
+answer = "^(work|spin)$";
+document.getElementById("search").on.click();
+out.matched = document.getElementById("matched").textContent;
+out.fills = fg.frames.map(f => [f.name, f.rect.attrs.fill]);
+out.button = document.getElementById("search").textContent;
+document.getElementById("search").on.click();
+out.cleared = [document.getElementById("matched").textContent,
+               fg.frames.every(f => f.rect.attrs.fill === f.fill)];
+fg_search("(");
+out.bad = document.getElementById("details").textContent;
+console.log(JSON.stringify(out));
+"""
+
+
+def _tree(e):
+    return {"tag": e.tag.split("}")[-1], "attrs": dict(e.attrib), "text": e.text or "",
+            "children": [_tree(c) for c in e]}
+
+
+def test_script_zooms_and_searches_under_node():
+    import json
+    import shutil
+    import subprocess
+    node = shutil.which("node") or shutil.which("nodejs")
+    if node is None:
+        pytest.skip("node is not installed: the script's behaviour is not checked")
+    svg = render_svg(SAMPLES, width=1200)
+    doc = {"svg": _tree(ET.fromstring(svg.encode("utf-8")))}
+    r = subprocess.run([node, "-e", _DOM], input=json.dumps(doc), text=True,
+                       capture_output=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    plot = 1200 - 2 * XPAD
+    full = dict(out["full"])
+    # the script's initial placement equals what Python drew
+    for t, rect, text, g in frames_of(svg):
+        name = t.rsplit(" (", 1)[0]
+        assert full[name] is None or full[name][0] == pytest.approx(float(rect.get("x")))
+    zoom = dict(out["zoom"])
+    assert zoom["idle"] is None and zoom["irq"] is None
+    assert zoom["work"][:3] == [XPAD, plot, "frame"]
+    assert zoom["main"][:3] == [XPAD, plot, "frame parent"]
+    assert zoom["all"][2] == "frame parent"
+    assert zoom["spin"][1] == pytest.approx(65 * plot / 90, abs=0.005)
+    assert zoom["copy"][0] == pytest.approx(XPAD, abs=0.005)        # copy < spin
+    assert zoom["spin"][0] == pytest.approx(XPAD + 25 * plot / 90, abs=0.005)
+    assert dict(out["unzoom"]) == full
+    # work (90) contains spin (65): counted once -> 90 / 101
+    assert out["matched"] == "Matched: 89.11%"
+    fills = dict(out["fills"])
+    assert fills["work"] == fills["spin"] == flamegraph.SEARCH_FILL
+    assert fills["copy"] != flamegraph.SEARCH_FILL
+    assert out["button"] == "Reset Search"
+    assert out["cleared"] == [" ", True]
+    assert out["bad"].startswith("bad regular expression")
