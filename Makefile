@@ -10,7 +10,7 @@ UNIK := $(VENV)/bin/unik
 PYTEST_ARGS ?=
 # Debian packages and the command that proves each one is there.
 DEPS := qemu-system-x86:qemu-system-x86_64 gcc:gcc binutils:ld make:make \
-        gdb:gdb tshark:tshark tcpdump:tcpdump python3-venv:python3
+        gdb:gdb tshark:tshark tcpdump:tcpdump nodejs:node python3-venv:python3
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: all run test kernel kernels bench deps venv clean docs
