@@ -15,6 +15,7 @@ addresses no test memory uses.
 """
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass, field
 
 from probes import isa
@@ -396,6 +397,23 @@ class _Run:
             lo, hi, step = d["lq_lo"], d["lq_hi"], d["lq_step"]
             i = 0 if v < lo else words - 1 if v >= hi else 1 + (v - lo) // step
             w[i] += 1
+
+
+def record_values(prog, desc: int, payload: bytes) -> list:
+    """The values of a record with descriptor desc, per prog.recdescs (the
+    RECV/RECS encoding): ints as the 64-bit word, signed when the source
+    type is; strings as their bytes."""
+    out, off = [], 0
+    for vt in prog.recdescs[desc].args:
+        if vt.is_string:
+            n = struct.unpack_from("<H", payload, off)[0]
+            out.append(payload[off + 2:off + 2 + n])
+            off += (2 + n + 7) // 8 * 8
+        else:
+            v = struct.unpack_from("<Q", payload, off)[0]
+            out.append(v - (1 << 64) if vt.signed and v >> 63 else v)
+            off += 8
+    return out
 
 
 def quantize_bucket(v: int) -> int:

@@ -6,11 +6,10 @@ the generated code.
 """
 from __future__ import annotations
 
-import struct
 
 import pytest
 
-from isa_interp import Machine, quantize_bucket
+from isa_interp import Machine, quantize_bucket, record_values
 from probes import compiler, disasm, isa
 from probes.diag import CompileError
 from probes.program import Probe
@@ -25,17 +24,7 @@ def compile_d(src: str):
 
 
 def decode(p, payload: bytes, desc: int) -> list:
-    out, off = [], 0
-    for vt in p.recdescs[desc].args:
-        if vt.is_string:
-            n = struct.unpack_from("<H", payload, off)[0]
-            out.append(payload[off + 2:off + 2 + n])
-            off += (2 + n + 7) // 8 * 8
-        else:
-            v = struct.unpack_from("<Q", payload, off)[0]
-            out.append(v - (1 << 64) if vt.signed and v >> 63 else v)
-            off += 8
-    return out
+    return record_values(p, desc, payload)
 
 
 def run_values(*exprs, mem=None, args=(), builtins=None):

@@ -10,7 +10,7 @@ import struct
 
 import pytest
 
-from isa_interp import Machine
+from isa_interp import Machine, record_values
 from probes import compiler, isa, options, probematch
 from probes.diag import CompileError
 from probes.program import Probe
@@ -46,17 +46,7 @@ def run(src, clause=0, mem=None, **kw):
 def values(p, fired, i=0):
     """The decoded values of record i of a firing (ints signed per type)."""
     desc, payload = fired.records[i]
-    out, off = [], 0
-    for vt in p.recdescs[desc].args:
-        if vt.is_string:
-            n = struct.unpack_from("<H", payload, off)[0]
-            out.append(payload[off + 2:off + 2 + n])
-            off += (2 + n + 7) // 8 * 8
-        else:
-            v = struct.unpack_from("<Q", payload, off)[0]
-            out.append(v - (1 << 64) if vt.signed and v >> 63 else v)
-            off += 8
-    return out
+    return record_values(p, desc, payload)
 
 
 # ------------------------------------------------------------ probes

@@ -48,6 +48,22 @@ static u64 vm_builtin(struct vm_ctx *c, u32 id, u32 *fault)
     }
 }
 
+/* Write one value at p in the tuple and record encoding: an integer as 8
+ * bytes, a string (s, len) as a u16 length and the bytes, padded to need
+ * (8-byte multiple).  Called by vm_tpush and vm_recv once they checked
+ * the room. */
+static void vm_put_value(u8 *p, u64 v, const char *s, u32 len, u32 need)
+{
+    if (s) {
+        u16 l16 = (u16)len;
+        __builtin_memcpy(p, &l16, 2);
+        memcpy(p + 2, s, len);
+        memset(p + 2 + len, 0, need - 2 - len);
+    } else {
+        __builtin_memcpy(p, &v, 8);
+    }
+}
+
 /* Append a tuple value: an integer (8 bytes) or a string (u16 length +
  * bytes, padded to 8). */
 static __attribute__((noinline)) u32 vm_tpush(struct vm_ctx *c, u64 v, bool str)
@@ -59,15 +75,7 @@ static __attribute__((noinline)) u32 vm_tpush(struct vm_ctx *c, u64 v, bool str)
     u32 need = str ? (u32)ALIGN_UP(2 + len, 8) : 8;
     if (c->tuple_n >= ISA_MAX_TUPLE || need > PROBE_TUPLE_BYTES - c->tuple_len)
         return ISA_F_TUPLE;
-    u8 *p = c->tuple + c->tuple_len;
-    if (str) {
-        u16 l16 = (u16)len;
-        __builtin_memcpy(p, &l16, 2);
-        memcpy(p + 2, s, len);
-        memset(p + 2 + len, 0, need - 2 - len);
-    } else {
-        __builtin_memcpy(p, &v, 8);
-    }
+    vm_put_value(c->tuple + c->tuple_len, v, s, len, need);
     c->tuple_len += need;
     c->tuple_n++;
     return 0;
@@ -261,15 +269,7 @@ static u32 vm_recv(struct vm_ctx *c, u64 v, bool str)
     u32 need = str ? (u32)ALIGN_UP(2 + len, 8) : 8;
     if (!vm_rec_room(c, need))
         return ISA_F_RECORD;
-    u8 *p = c->stage + c->rec_end;
-    if (str) {
-        u16 l16 = (u16)len;
-        __builtin_memcpy(p, &l16, 2);
-        memcpy(p + 2, s, len);
-        memset(p + 2 + len, 0, need - 2 - len);
-    } else {
-        __builtin_memcpy(p, &v, 8);
-    }
+    vm_put_value(c->stage + c->rec_end, v, s, len, need);
     c->rec_end += need;
     return 0;
 }
