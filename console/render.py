@@ -93,13 +93,18 @@ def render_ls(insts: list[dict], now: float | None = None) -> str:
 
 def thread_rows(head: dict, threads: list[dict], cpu_pct: dict | None = None) -> list[dict]:
     """Per-thread derived values: %CPU (since the thread started, or from
-    `cpu_pct` tid -> percent), stack high-water mark as a percentage."""
+    `cpu_pct` tid -> percent; None when the uptime is unknown, as in a core
+    without the kernel's clock), stack high-water mark as a percentage."""
     up = head.get("uptime_ns", 0)
     out = []
     for t in threads:
-        life = max(1, up - t.get("start_ns", 0))
         r = dict(t)
-        r["cpu_pct"] = (cpu_pct or {}).get(t["tid"], pct(t["cpu_ns"], life))
+        if t["tid"] in (cpu_pct or {}):
+            r["cpu_pct"] = cpu_pct[t["tid"]]
+        elif up is None:
+            r["cpu_pct"] = None
+        else:
+            r["cpu_pct"] = pct(t["cpu_ns"], max(1, up - t.get("start_ns", 0)))
         r["hwm_pct"] = pct(t["stack_hwm"], t["stack_size"])
         kind = [k for bit, k in ((1, "svc"), (2, "app")) if t.get("flags", 0) & bit]
         r["kind"] = ",".join(kind) or "-"
@@ -114,17 +119,28 @@ def render_ps(head: dict, threads: list[dict], cpu_pct: dict | None = None,
               sort: str = "tid", title: str | None = None) -> str:
     rows = thread_rows(head, threads, cpu_pct)
     if sort == "cpu":
-        rows.sort(key=lambda r: (-r["cpu_pct"], r["tid"]))
+        rows.sort(key=lambda r: (-(r["cpu_pct"] or 0), r["tid"]))
     else:
         rows.sort(key=lambda r: r["tid"])
     body = [[r["tid"], r["name"], r["state_name"] if "state_name" in r else r["state"],
-             r["wchan"] or "-", f"{r['cpu_pct']:.1f}", fmt_cputime(r["cpu_ns"]),
+             r["wchan"] or "-", "-" if r["cpu_pct"] is None else f"{r['cpu_pct']:.1f}",
+             fmt_cputime(r["cpu_ns"]),
              r["switches"], fmt_bytes(r["stack_size"]), f"{r['hwm_pct']:.0f}", r["kind"]]
             for r in rows]
+    up = head.get("uptime_ns", 0)
     top = title if title is not None else (
-        f"{head.get('total', len(threads))} threads, up {fmt_duration(head.get('uptime_ns', 0) / 1e9)}"
+        f"{head.get('total', len(threads))} threads, up "
+        f"{'?' if up is None else fmt_duration(up / 1e9)}"
         + (f" (showing {len(threads)})" if head.get("total", len(threads)) != len(threads) else ""))
     return (top + "\n" if top else "") + table(PS_HEADERS, body, right={0, 4, 5, 6, 7, 8})
+
+
+def ps_title(head: dict, threads: list[dict]) -> str:
+    """'5 threads, up 3s' ('up ?' when the uptime is unknown)."""
+    n = head.get("total", len(threads))
+    extra = f" (showing {len(threads)})" if n != len(threads) else ""
+    up = head.get("uptime_ns", 0)
+    return f"{n} threads{extra}, up {'?' if up is None else fmt_duration(up / 1e9)}"
 
 
 # ------------------------------------------------------------ mem

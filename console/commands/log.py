@@ -1,6 +1,7 @@
 import json
 
 from ..registry import Command
+from ._core import core_args, open_core
 
 
 def args(p):
@@ -11,6 +12,7 @@ def args(p):
                         "comes (default 0.25)")
     p.add_argument("--from", dest="start", type=int, default=0, metavar="OFFSET",
                    help="log stream offset to start at (default: the oldest kept)")
+    core_args(p)
 
 
 def _drain(ch, off):
@@ -37,6 +39,13 @@ def run(ctx, args):
     if not 0 <= args.start < 1 << 64:
         from ..registry import UsageError
         raise UsageError(f"bad --from {args.start}", "give a log stream offset >= 0")
+    if args.core and args.follow:
+        from ..registry import UsageError
+        raise UsageError("-f follows a running instance's log; a core does not grow",
+                         "drop -f to print the core's log")
+    prog = open_core(args)
+    if prog is not None:
+        return _from_core(ctx, args, prog)
     inst = ctx.find(args)
     if inst.state == "panicked":
         return _from_serial(ctx, inst, args)
@@ -135,6 +144,26 @@ class _Printer:
             ctx.out.write(data.decode("utf-8", "replace"))
             ctx.out.flush()
         self.first = False
+
+
+def _from_core(ctx, args, prog):
+    """The ring as a core holds it, printed as the live log is (from the
+    oldest whole line when it wrapped, or from --from)."""
+    from introspect import snapshot
+    with prog:
+        h, data = snapshot.log(prog)
+    if args.start > h["oldest"]:
+        data = data[args.start - h["oldest"]:]
+    elif args.start == 0 and h["oldest"] > 0:
+        data = _whole_lines(data)
+    text = data.decode("utf-8", "replace")
+    if args.json:
+        ctx.json({"core": args.core, "oldest": h["oldest"], "head": h["head"],
+                  "next": h["next"], "text": text})
+        return 0
+    ctx.out.write(text)
+    ctx.out.flush()
+    return 0
 
 
 def _from_serial(ctx, inst, args):
