@@ -68,8 +68,11 @@ def test_ps_core_table(demo):
     assert out[0].startswith(f"{core}: 5 threads, up ") and out[0].endswith("(at the dump)")
     assert out[1].split() == ["TID", "NAME", "STATE", "WCHAN", "%CPU", "TIME", "CSW",
                               "STACK", "HWM%", "KIND"]
-    rows = {line.split()[1]: line.split() for line in out[2:]}
-    assert rows["worker-1"][2:4] == ["sleeping", "nap"] and rows["worker-1"][7] == "16K"
+    rows = [line.split() for line in out[2:]]
+    want = [[str(t["tid"]), t["name"], t["state_name"], t["wchan"] or "-",
+             f"{t['cpu_pct']:.1f}"] for t in core_json(inst, core, "ps")["threads"]]
+    assert [r[:5] for r in rows] == want
+    assert all(r[7] == "16K" for r in rows)
 
 
 def test_mem_core_matches_live(demo):
