@@ -48,7 +48,7 @@ def clock(prog) -> dict | None:
 
 def _cycles_ns(cycles: int, mult: int) -> int:
     """time.c's time_cycles_to_ns."""
-    return (max(0, cycles) * mult) >> 64 - 32
+    return (max(0, cycles) * mult) >> 32
 
 
 def stack_used(prog, t) -> int:
