@@ -77,6 +77,8 @@ def parse_panic(log: str) -> dict | None:
         elif h := _HALTED.search(s):
             p["uptime_ms"] = int(h[1])
             break
+    if p["cr2"] is not None:
+        p["registers"].setdefault("cr2", p["cr2"])
     if p["rip"] is None and "rip" in p["registers"]:
         p["rip"] = p["registers"]["rip"]
     return p
@@ -280,7 +282,7 @@ def _render_fault(f: dict | None) -> list[str]:
 def _render_regs(regs: dict) -> list[str]:
     names = [r for r in _REG_ORDER if r in regs] + sorted(set(regs) - set(_REG_ORDER))
     cells = [f"{n:>8}={regs[n]:#018x}" for n in names]
-    return ["".join(cells[i:i + 3]) for i in range(0, len(cells), 3)]
+    return [" ".join(cells[i:i + 3]) for i in range(0, len(cells), 3)]
 
 
 def _render_bt(bt: list[dict], indent: str) -> list[str]:
