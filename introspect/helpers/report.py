@@ -1,0 +1,303 @@
+"""What happened to a kernel, from a core: the post-mortem summary `unik
+core` prints (like mdb's ::status, ::stack and ::stacks).
+
+The panic comes from the log ring, where kernel/arch/panic.c's report
+lands: the headline "PANIC: #PF page fault (vector 14) err=0x2 cr2=0x..."
+(or "PANIC: <panic() message>"), the thread, the registers at the trap
+and "rip 0x... fn+0x..".  A panicked CPU sits in panic_halt, so the
+faulting instruction and registers are the report's, not the core's.
+
+    rep = summarize(prog, stacks=True)      # a dict, JSON-ready
+    print(render(rep))
+
+parse_panic() is pure (text in, dict out); summarize() reads through the
+Program; render() is pure again.
+"""
+from __future__ import annotations
+
+import re
+
+from ..errors import UnikError
+
+LOG_TAIL = 20                 # log ring lines in the summary
+INSNS_BEFORE = 6              # instructions shown before the faulting one
+INSNS_AFTER = 4               # and after it
+_MAX_FN_SCAN = 8192           # longest function prefix decoded to find "before"
+
+_STAMP = re.compile(r"^\[\s*\d+\.\d+\] ?")      # log.c's "[    1.023303] "
+_HEAD_TRAP = re.compile(r"PANIC: (\S+) (.+?) \(vector (\d+)\) err=0x([0-9a-f]+) "
+                        r"cr2=0x([0-9a-f]+)")
+_THREAD = re.compile(r'thread (\d+|-) "(.*)"$')
+_REG = re.compile(r"\b([a-z0-9]+)=0x([0-9a-f]+)")
+_RIP = re.compile(r"rip 0x([0-9a-f]+) (\S+)")
+_FRAME = re.compile(r"#(\d+) 0x([0-9a-f]+) (\S+)")
+_HALTED = re.compile(r"kernel halted \(uptime (\d+) ms\)")
+
+
+def parse_panic(log: str) -> dict | None:
+    """The last panic report in a log ring's text, or None when there is
+    none.  Keys: headline, message, trap (bool), exception, name, vector,
+    error_code, cr2, detail, thread {tid, name}, registers, rip,
+    rip_symbol, backtrace [{pc, symbol}], uptime_ms."""
+    lines = [_STAMP.sub("", ln, count=1) for ln in log.splitlines()]
+    heads = [i for i, ln in enumerate(lines)
+             if ln.startswith("PANIC: ") and "recursive panic" not in ln]
+    if not heads:
+        return None
+    i = heads[-1]
+    head = lines[i]
+    p = {"headline": head, "message": head[len("PANIC: "):], "trap": False,
+         "exception": None, "name": None, "vector": None, "error_code": None,
+         "cr2": None, "detail": None, "thread": None, "registers": {},
+         "rip": None, "rip_symbol": None, "backtrace": [], "uptime_ms": None}
+    m = _HEAD_TRAP.match(head)
+    if m:
+        p.update(trap=True, exception=m[1], name=m[2], vector=int(m[3]),
+                 error_code=int(m[4], 16), cr2=int(m[5], 16))
+    in_regs = in_bt = False
+    for ln in lines[i + 1:]:
+        s = ln.strip()
+        if s.startswith("PANIC: "):
+            break
+        if s.startswith("page fault: ") and p["detail"] is None:
+            p["detail"] = s
+        elif (t := _THREAD.match(s)) and p["thread"] is None:
+            p["thread"] = {"tid": None if t[1] == "-" else int(t[1]), "name": t[2]}
+        elif s == "registers:":
+            in_regs, in_bt = True, False
+        elif s == "backtrace:":
+            in_regs, in_bt = False, True
+        elif (r := _RIP.match(s)) and not in_bt:
+            in_regs = False
+            p["rip"], p["rip_symbol"] = int(r[1], 16), r[2]
+        elif in_regs and _REG.search(s):
+            p["registers"].update((k, int(v, 16)) for k, v in _REG.findall(s))
+        elif in_bt and (f := _FRAME.search(s)):
+            p["backtrace"].append({"pc": int(f[2], 16), "symbol": f[3]})
+        elif h := _HALTED.search(s):
+            p["uptime_ms"] = int(h[1])
+            break
+    if p["cr2"] is not None:
+        p["registers"].setdefault("cr2", p["cr2"])
+    if p["rip"] is None and "rip" in p["registers"]:
+        p["rip"] = p["registers"]["rip"]
+    return p
+
+
+def reason(p: dict | None) -> str:
+    """One line: why the kernel stopped."""
+    if p is None:
+        return "no panic recorded (the instance was running when the core was taken)"
+    if p["trap"]:
+        s = f"{p['exception']} {p['name']} (vector {p['vector']}) " \
+            f"err={p['error_code']:#x} cr2={p['cr2']:#x}"
+    else:
+        s = f"panic: {p['message']}"
+    if p["thread"]:
+        tid = p["thread"]["tid"]
+        s += f" in thread {'-' if tid is None else tid} \"{p['thread']['name']}\""
+    return s
+
+
+# --- reading the core -------------------------------------------------------
+
+def fault_context(prog, rip: int, trap: bool) -> dict:
+    """The instructions around rip, the faulting one marked.  For a trap
+    rip is the faulting instruction; for panic() it is the return address,
+    so the call before it is marked."""
+    sym = prog.symbol(rip)
+    before = []
+    if sym is not None and sym.offset <= _MAX_FN_SCAN:
+        start = rip - sym.offset
+        try:
+            before = [i for i in prog.disassemble(start, sym.offset + 1) if i.address < rip]
+        except UnikError:
+            before = []
+        if before and before[-1].address + before[-1].size != rip:
+            before = []                   # rip is not on a boundary from the start
+    after = prog.disassemble(rip, INSNS_AFTER + 1)
+    mark = rip
+    if not trap and before:
+        mark = before[-1].address
+    insns = before[-INSNS_BEFORE:] + after
+    src = prog.source_line(mark)
+    return {"rip": rip, "marked": mark, "symbol": str(sym) if sym else None,
+            "source": _src(src),
+            "instructions": [_insn(i, i.address == mark) for i in insns]}
+
+
+def _insn(i, marked: bool) -> dict:
+    return {"address": i.address, "symbol": str(i.symbol) if i.symbol else None,
+            "mnemonic": i.mnemonic, "op_str": i.op_str, "faulting": marked}
+
+
+def _src(src) -> str | None:
+    return f"{src[0]}:{src[1]}" if src else None
+
+
+def _frames(trace) -> list[dict]:
+    return [{"pc": f.pc, "function": f.function, "name": f.name,
+             "source": _src(f.source)} for f in trace]
+
+
+def _thread(t) -> dict:
+    d = {"tid": t.tid, "name": t.name, "state": t.state_name, "wchan": t.wchan,
+         "current": t.is_current, "backtrace": [], "error": None}
+    try:
+        d["backtrace"] = _frames(t.stack_trace())
+    except UnikError as e:
+        d["error"] = str(e)
+    return d
+
+
+def group_stacks(threads: list[dict]) -> list[dict]:
+    """Threads with identical backtraces (same pcs), like mdb's ::stacks:
+    [{count, threads: [name...], tids, states, backtrace}], biggest first."""
+    groups: dict[tuple, dict] = {}
+    for t in threads:
+        key = tuple(f["pc"] for f in t["backtrace"])
+        g = groups.setdefault(key, {"count": 0, "threads": [], "tids": [], "states": [],
+                                    "backtrace": t["backtrace"]})
+        g["count"] += 1
+        g["threads"].append(t["name"])
+        g["tids"].append(t["tid"])
+        state = t["state"] + (f" on {t['wchan']}" if t["wchan"] else "")
+        if state not in g["states"]:
+            g["states"].append(state)
+    return sorted(groups.values(), key=lambda g: -g["count"])
+
+
+def _pages(prog) -> dict | None:
+    """page.c's counters (static page_st), when the DWARF has them."""
+    try:
+        st = prog["page_st"]
+        return {k: int(st[k]) for k in ("total", "free", "kernel", "failures")}
+    except (KeyError, AttributeError, TypeError, UnikError):
+        return None
+
+
+def summarize(prog, stacks: bool = False) -> dict:
+    """Everything `unik core` reports about the core prog is open on."""
+    log = prog.log()
+    p = parse_panic(log)
+    if p and p["registers"]:
+        regs, regs_from = p["registers"], "panic report"
+    else:
+        regs, regs_from = dict(prog.registers or {}), "core"
+    threads = [_thread(t) for t in prog.threads()]
+    fthread = _faulting_thread(threads, p)
+    rip = p["rip"] if p and p["rip"] is not None else regs.get("rip")
+    fault = None
+    if rip is not None:
+        try:
+            fault = fault_context(prog, rip, p is None or p["trap"])
+        except UnikError as e:
+            fault = {"rip": rip, "error": str(e), "instructions": []}
+    rep = {"core": prog.name, "kernel": str(prog.db.path), "panicked": p is not None,
+           "reason": reason(p), "panic": p, "fault": fault, "registers": regs,
+           "registers_from": regs_from, "thread": fthread,
+           "backtrace": _from_fault(fthread, rip) if fthread else [],
+           "threads": threads, "stacks": group_stacks(threads) if stacks else None,
+           "log_tail": log.splitlines()[-LOG_TAIL:], "heap": prog.heap(),
+           "pages": _pages(prog)}
+    return rep
+
+
+def _faulting_thread(threads: list[dict], p: dict | None) -> dict | None:
+    """The thread the panic report names, else the current one."""
+    if p and p["thread"] and p["thread"]["tid"] is not None:
+        for t in threads:
+            if t["tid"] == p["thread"]["tid"]:
+                return t
+    return next((t for t in threads if t["current"]), None)
+
+
+def _from_fault(thread: dict, rip: int | None) -> list[dict]:
+    """The thread's frames from the faulting pc on (the panic machinery
+    above it left out), or all of them when the pc is not among them."""
+    bt = thread["backtrace"]
+    for i, f in enumerate(bt):
+        if f["pc"] == rip:
+            return bt[i:]
+    return bt
+
+
+# --- text ------------------------------------------------------------------
+
+_REG_ORDER = ["rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp", "r8", "r9", "r10",
+              "r11", "r12", "r13", "r14", "r15", "rip", "rfl", "rflags", "cs", "ss",
+              "cr0", "cr2", "cr3", "cr4"]
+
+
+def render(rep: dict) -> str:
+    """The text report."""
+    out = [f"core   {rep['core']}", f"kernel {rep['kernel']}", "",
+           f"status: {rep['reason']}"]
+    p = rep["panic"]
+    if p and p["detail"]:
+        out.append(f"        {p['detail']}")
+    if p and p["uptime_ms"] is not None:
+        out.append(f"        uptime {p['uptime_ms']} ms")
+    out += ["", *_render_fault(rep["fault"]), "",
+            f"registers ({rep['registers_from']}):", *_render_regs(rep["registers"])]
+    t = rep["thread"]
+    if t:
+        out += ["", f"backtrace of thread {t['tid']} \"{t['name']}\" ({t['state']}):",
+                *_render_bt(rep["backtrace"], "  ")]
+    if rep["stacks"] is not None:
+        out += ["", "stacks (identical stacks grouped):"]
+        for g in rep["stacks"]:
+            out.append(f"  {g['count']:>3} x {', '.join(g['threads'])}  "
+                       f"[{'; '.join(g['states'])}]")
+            out += _render_bt(g["backtrace"], "        ")
+    else:
+        out += ["", "threads:"]
+        for th in rep["threads"]:
+            w = f" on {th['wchan']}" if th["wchan"] else ""
+            cur = " (current)" if th["current"] else ""
+            out.append(f"  {th['tid']:>3} {th['name']:<16} {th['state']}{w}{cur}")
+            out += _render_bt(th["backtrace"], "        ")
+            if th["error"]:
+                out.append(f"        ({th['error']})")
+    out += ["", *_render_mem(rep["heap"], rep["pages"]), "",
+            f"log (last {len(rep['log_tail'])} lines):",
+            *("  " + ln for ln in rep["log_tail"])]
+    return "\n".join(out) + "\n"
+
+
+def _render_fault(f: dict | None) -> list[str]:
+    if f is None:
+        return ["no instruction pointer to disassemble"]
+    where = f" at {f['source']}" if f.get("source") else ""
+    out = [f"instruction at {f['rip']:#x} {f.get('symbol') or '?'}{where}:"]
+    if f.get("error"):
+        out.append(f"  ({f['error']})")
+    for i in f["instructions"]:
+        mark = "=>" if i["faulting"] else "  "
+        sym = f" <{i['symbol']}>" if i["symbol"] else ""
+        out.append(f"{mark} {i['address']:#x}{sym}: {i['mnemonic']} {i['op_str']}".rstrip())
+    return out
+
+
+def _render_regs(regs: dict) -> list[str]:
+    names = [r for r in _REG_ORDER if r in regs] + sorted(set(regs) - set(_REG_ORDER))
+    cells = [f"{n:>8}={regs[n]:#018x}" for n in names]
+    return [" ".join(cells[i:i + 3]) for i in range(0, len(cells), 3)]
+
+
+def _render_bt(bt: list[dict], indent: str) -> list[str]:
+    return [f"{indent}#{i:<2} {f['pc']:#018x} {f['name']}"
+            + (f" at {f['source']}" if f["source"] else "") for i, f in enumerate(bt)]
+
+
+def _render_mem(heap: dict, pages: dict | None) -> list[str]:
+    out = [f"heap: {heap['bytes_used']} of {heap['bytes_total']} bytes in use"]
+    if pages:
+        out.append(f"pages: {pages['free']} free of {pages['total']} "
+                   f"({pages['kernel']} kernel, {pages['failures']} failed allocations)")
+    out.append("  size   in_use   allocs    frees  failures")
+    for c in heap["classes"]:
+        size = str(c["size"]) if c["size"] else "large"
+        out.append(f"  {size:>5} {c['in_use']:>8} {c['allocs']:>8} {c['frees']:>8} "
+                   f"{c['failures']:>9}")
+    return out
