@@ -236,3 +236,26 @@ def booted(app: str = "demo", *, state: Path, name: str | None = None,
 def ls(env: dict) -> list[dict]:
     """`unik ls --json`."""
     return json.loads(unik(env, "ls", "--json").stdout)
+
+
+def assert_closed_when_client_leaves(inst, sid: int, raw, within: float = 1.0) -> None:
+    """Close `raw`, the client socket that opened trace session sid, and
+    check the session is gone (TRACE_STATUS answers NO_SESSION) within
+    `within` seconds: the mux tears a departed client's sessions down."""
+    from introspect import codec
+    from introspect import protocol as P
+    from introspect.client import Channel
+    from introspect.errors import ChannelError
+    with Channel.for_instance(inst) as ch:
+        assert ch.request(P.MsgType.TRACE_STATUS, codec.trace_session_request(sid))
+        raw.close()
+        t0 = time.monotonic()
+        while True:
+            try:
+                ch.request(P.MsgType.TRACE_STATUS, codec.trace_session_request(sid))
+            except ChannelError as e:
+                assert e.code_name == "NO_SESSION"
+                return
+            assert time.monotonic() - t0 < within, \
+                f"session still open {within:g} s after its client left"
+            time.sleep(0.01)

@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from instances import assert_closed_when_client_leaves
 from introspect import codec, protocol as P
 from introspect.client import Channel, wait_ready
 from introspect.errors import ChannelError, MissingFeature
@@ -142,18 +143,7 @@ def test_session_torn_down_when_its_client_disconnects(fake_ready):
     while not frames:
         frames = dec.feed(raw.recv(4096))
     sid = codec.decode_trace_open(frames[0].payload)
-    with Channel.for_instance(inst) as ch:
-        assert ch.request(P.MsgType.TRACE_STATUS, codec.trace_session_request(sid))
-        raw.close()
-        t0 = time.monotonic()
-        while True:
-            try:
-                ch.request(P.MsgType.TRACE_STATUS, codec.trace_session_request(sid))
-            except ChannelError as e:
-                assert e.code_name == "NO_SESSION"
-                break
-            assert time.monotonic() - t0 < 1.0, "session still open after 1 s"
-            time.sleep(0.01)
+    assert_closed_when_client_leaves(inst, sid, raw)
 
 
 def test_drops_are_counted_exactly(fake_ready):
