@@ -143,7 +143,12 @@ class TraceSession:
         self.ch.request(P.MsgType.TRACE_STOP, codec.trace_session_request(self.session))
         events: list = []
         self._collect(events)           # the kernel sent them before its reply
-        self._drops(self.status(), events)
+        st = self.status()
+        self._drops(st, events)
+        if st.get("reentrant"):
+            # firings skipped because they came from inside the engine
+            # (a probe in an interrupt that hit a running clause): lost too
+            events.append(("drops", {"reentrant": st["reentrant"]}))
         return events
 
     def close(self) -> None:

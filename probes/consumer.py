@@ -45,7 +45,7 @@ FAULT_TEXT = {
 }
 # TraceSession's drop kinds (introspect/trace.py) as dtrace words them
 DROP_KIND = {"records": "", "buf": "", "chan": "channel ", "agg": "aggregation ",
-             "dyn": "dynamic variable "}
+             "dyn": "dynamic variable ", "reentrant": "re-entrant firing "}
 
 
 class Consumer:

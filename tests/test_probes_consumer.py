@@ -140,11 +140,13 @@ def test_drops_lines():
     c.drops(3, "agg")
     c.drops(2, "chan")
     c.drops(1, "dyn")
+    c.drops(4, "reentrant")
     c.drops(0)
     assert err.getvalue() == ("unik: 12 drops on CPU 0\nunik: 3 aggregation drops on CPU 0\n"
                             "unik: 2 channel drops on CPU 0\n"
-                            "unik: 1 dynamic variable drops on CPU 0\n")
-    assert c.dropped == {"records": 12, "agg": 3, "chan": 2, "dyn": 1}
+                            "unik: 1 dynamic variable drops on CPU 0\n"
+                            "unik: 4 re-entrant firing drops on CPU 0\n")
+    assert c.dropped == {"records": 12, "agg": 3, "chan": 2, "dyn": 1, "reentrant": 4}
 
 
 def _agg_prog(extra=()):
