@@ -49,9 +49,13 @@ def test_threads_from_core(demo):
         assert [t.tid for t in ths] == [r["tid"] for r in ps["threads"]]
         live = {r["name"]: r for r in ps["threads"]}
         for t in ths:
-            if t.name in ("app", "worker-1", "worker-2"):     # asleep in both views
-                assert t.state_name == live[t.name]["state_name"], t
-                assert t.wchan == live[t.name]["wchan"]
+            if t.name in ("app", "worker-1", "worker-2"):
+                # ps and the dump are moments apart and the workers nap for
+                # a few ms: a thread asleep in both views sleeps on the same
+                # channel; otherwise it was woken in between
+                assert t.state_name in ("sleeping", "runnable", "running"), t
+                if t.state_name == live[t.name]["state_name"] == "sleeping":
+                    assert t.wchan == live[t.name]["wchan"], t
             assert t.stack_size == live[t.name]["stack_size"]
         assert sum(t.is_current for t in ths) == 1
 
