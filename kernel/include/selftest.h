@@ -13,4 +13,6 @@ void selftest_check(bool ok, const char *what, int line);
 void selftest_sites(void);
 /* The probe engine's part (kernel/probe/probetest.c). */
 void probetest_run(void);
+/* Wait queues, semaphores, mutexes, mailboxes (selftest_sync.c). */
+void selftest_sync(void);
 #endif

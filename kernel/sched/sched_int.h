@@ -38,6 +38,11 @@ struct thread {
     bool boost;                 /* woken with a wakeup preemption due (service only) */
     u64 boost_cycles;           /* TSC cycles run on wakeup preemptions since the
                                    rotation last reached this thread */
+    /* --- sync.c: the wait queue a thread is blocked on --- */
+    struct thread *wait_next;   /* next waiter on wait_q */
+    struct waitq *wait_q;       /* queue it waits on; a waker clears it (woken) */
+    struct mutex *wait_mutex;   /* mutex it waits for (watchdog's owner graph) */
+    u64 wait_since_ns;          /* uptime when it began to wait on wait_q */
 };
 
 extern struct thread sched_threads[THREAD_MAX];
@@ -51,4 +56,7 @@ void sched_note_wake(u64 tick);
 /* Make blocked thread t runnable now, with a wakeup preemption due if it
  * is a service thread (taken at the next sched_irq_exit or tick). */
 void sched_wake_thread(struct thread *t);
+/* sync.c: sleep (interrupts off) until sched_wake_thread or, if timeout_ms
+ * > 0, the timeout; thread_wake does not end it (thread.c). */
+void thread_park(const char *wchan, u32 timeout_ms);
 #endif

@@ -175,6 +175,25 @@ bool thread_block(const char *wchan, u32 timeout_ms)
     return woken;
 }
 
+/* Sleep until a wait queue's waker makes this thread runnable
+ * (sched_wake_thread) or timeout_ms passes (0 = no timeout); thread_wake
+ * only leaves a pending wake for the next thread_block.  Interrupts off;
+ * the caller (sync.c's waitq_wait) tells a wake from a timeout. */
+void thread_park(const char *wchan, u32 timeout_ms)
+{
+    struct thread *t = sched_cur;
+    if (!t || t->prio == THREAD_PRIO_IDLE)
+        panic("thread_park on %s: idle or boot context cannot block", wchan);
+    t->wake_tick = timeout_ms ? time_ticks() + thread_ms_ticks(timeout_ms) : ~0ull;
+    t->state = THREAD_SLEEPING;
+    str_copy(t->wchan, wchan, sizeof t->wchan);
+    if (timeout_ms)
+        sched_note_wake(t->wake_tick);
+    PROBE_FIRE(sched, sleep, t, t->wchan, timeout_ms);
+    sched_resched();
+    t->wchan[0] = 0;
+}
+
 /* Wake t if it is in thread_block, else make its next thread_block return
  * at once.  Interrupt handlers call it (vcons.c's, via chan/server.c). */
 void thread_wake(struct thread *t)
