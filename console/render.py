@@ -85,8 +85,13 @@ def render_ls(insts: list[dict], now: float | None = None) -> str:
                      i.get("mem", "?"),
                      fmt_duration(now - i["created"]) if running and i.get("created") else "-",
                      (i.get("build_id") or "-")[:12]])
-    return table(["NAME", "APP", "STATE", "PID", "MEM", "UPTIME", "BUILD-ID"], rows,
-                 right={3})
+    heads = ["NAME", "APP", "STATE", "PID", "MEM", "UPTIME", "BUILD-ID"]
+    if any((i.get("boot") or {}).get("net", "none") != "none" for i in insts):
+        from introspect.netopts import describe      # the network column, when any has one
+        heads.append("NET")
+        for r, i in zip(rows, insts):
+            r.append(describe(i.get("boot") or {}))
+    return table(heads, rows, right={3})
 
 
 # ------------------------------------------------------------ ps

@@ -203,6 +203,9 @@ class Instance:
         d = asdict(self)
         d["dir"] = str(self.dir)
         d["state"] = self.state
+        d["net"] = (self.boot or {}).get("net", "none")       # netopts.py
+        d["ports"] = [{"host": h, "guest": g, "addr": "127.0.0.1"}
+                      for h, g in (self.boot or {}).get("ports") or []]
         return d
 
     def require_running(self) -> "Instance":

@@ -27,6 +27,11 @@ class BootOptions:
     icount: bool = False           # deterministic instruction counting (benchmarks)
     append: str = ""               # kernel command line
     qemu: str = field(default_factory=lambda: os.environ.get("UNIK_QEMU") or QEMU)
+    # networking (introspect/netopts.py): "none", "user" (with ports
+    # forwarded) or "dgram" (raw Ethernet frames over host UDP)
+    net: str = "none"
+    ports: list = field(default_factory=list)   # [[host, guest], ...] (user)
+    dgram: list = field(default_factory=list)   # [qemu_port, peer_port] (dgram)
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -78,6 +83,8 @@ def command_line(kernel: str | Path, statedir: str | Path, opts: BootOptions) ->
             "-chardev", f"socket,id=gdb0,path={d / 'gdb.sock'},server=on,wait=off",
             "-gdb", "chardev:gdb0",
             "-pidfile", str(d / "qemu.pid")]
+    from .netopts import net_args
+    argv += net_args(opts.net, opts.ports, opts.dgram)
     if opts.icount:
         argv += ["-icount", "shift=0,align=off,sleep=off"]
     return argv

@@ -7,6 +7,7 @@
 #include "lib.h"
 #include "log.h"
 #include "mm.h"
+#include "netdev.h"
 #include "probe.h"
 #include "sched.h"
 #include "selftest.h"
@@ -126,6 +127,7 @@ void kmain(u32 start_info)
     kernel_banner();
     kprintf("unik: kernel ready\n");
     chan_start();
+    netdev_init();
     if (kernel_cmdline_get("unik.selftest", flag, sizeof flag) && !strcmp(flag, "1")) {
         if (!thread_spawn("selftest", selftest_main, NULL, THREAD_F_SERVICE, 0))
             panic("cannot spawn the selftest thread");

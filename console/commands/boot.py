@@ -14,6 +14,13 @@ def args(p):
     p.add_argument("--append", default="", metavar="CMDLINE", help="kernel command line")
     p.add_argument("--accel", choices=("tcg", "kvm"),
                    help="accelerator (default tcg; UNIK_ACCEL=kvm)")
+    p.add_argument("--port", action="append", default=[], metavar="HOST[:GUEST]",
+                   help="forward host 127.0.0.1:HOST to guest port GUEST (default 80); "
+                        "repeatable; needs user networking")
+    p.add_argument("--net", metavar="user|none|dgram:QPORT:PEER",
+                   help="network: user (default; QEMU user networking), none (no device), "
+                        "or dgram:QPORT:PEER (raw Ethernet frames over UDP on 127.0.0.1: "
+                        "QEMU receives on QPORT and sends to PEER)")
     p.add_argument("--icount", action="store_true",
                    help="count instructions (TSC = instructions; for benchmarks)")
     p.add_argument("-d", "--detach", action="store_true",
@@ -45,13 +52,18 @@ def run(ctx, args):
     else:
         app = args.app or B.DEFAULT_APP
         elf = B.ensure_built(app, auto=not args.no_build)
+    from introspect import netopts as N
+    ports = N.parse_ports(args.port)
+    net, dgram = N.parse_net(args.net, ports)
+    N.check_host_ports(ports)
     bid = build_id(elf)
     opts = Q.BootOptions(mem=mem, accel=args.accel or Q.default_accel(),
-                         icount=args.icount, append=args.append)
+                         icount=args.icount, append=args.append,
+                         net=net, ports=ports, dgram=dgram)
     inst = I.boot(app=app, kernel=elf, build_id=bid, name=args.name, opts=opts,
                   mux=not args.no_mux)
     info = {"name": inst.name, "pid": inst.qemu_pid, "build_id": bid, "app": app,
-            "dir": str(inst.dir)}
+            "dir": str(inst.dir), "net": net, "ports": ports}
     if args.detach:
         if args.no_wait:
             pass
@@ -66,6 +78,8 @@ def run(ctx, args):
             ctx.json(info)
         else:
             ctx.write(f"{inst.name}  pid {inst.qemu_pid}  build-id {bid or 'none'}")
+            for h, g in ports:
+                ctx.write(f"  http://127.0.0.1:{h}/ -> guest port {g}")
         return 0
     return _foreground(ctx, inst, args)
 

@@ -52,4 +52,15 @@
 #define PROBE_ARENA_MIN 4096          /* smallest bufsize / aggsize / dynvarsize accepted */
 #define PROBE_ARENA_MAX (8u << 20)    /* largest bufsize / aggsize / dynvarsize accepted */
 
+/* --- network device (kernel/drivers/vnet.c) --- */
+#define NET_RX_BUFS 32                /* receive buffers kept posted on the virtio-net rx queue */
+#define NET_TX_BUFS 32                /* transmit ring: frames queued at once (<= 64); full = counted drop */
+#define NET_BUF_SIZE 2048             /* bytes per rx/tx buffer (virtio_net_hdr + a 1514-byte frame) */
+#define NET_VQ_SIZE 256               /* most descriptors per virtio-net queue */
+#define NET_POLL_MS 1                 /* without an interrupt: poll the device this often */
+
+/* --- watchdog (kernel/sched/watchdog.c) --- */
+#define WATCHDOG_PERIOD_MS 250        /* how often the watchdog scans the threads */
+#define WATCHDOG_MUTEX_MS 2000        /* a thread blocked on a mutex this long in an owner cycle = deadlock */
+
 #endif
