@@ -327,6 +327,7 @@ void selftest_main(void *arg)
     selftest_block();
     selftest_sched();
     selftest_sync();
+    selftest_net();
     probetest_run();
     kprintf("selftest: %u passed, %u failed\n", selftest_pass, selftest_fail);
     outb(DEBUG_EXIT_PORT, selftest_fail ? 1 : 0);

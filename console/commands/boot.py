@@ -43,6 +43,10 @@ def run(ctx, args):
     from introspect.elfinfo import build_id
 
     mem = Q.parse_mem(args.mem)
+    from introspect import netopts as N
+    ports = N.parse_ports(args.port)
+    net, dgram = N.parse_net(args.net, ports)
+    N.check_host_ports(ports)
     if args.timeout <= 0:
         raise UnikError(f"bad --timeout {args.timeout:g}", "give a positive number of seconds")
     if args.name:
@@ -52,10 +56,6 @@ def run(ctx, args):
     else:
         app = args.app or B.DEFAULT_APP
         elf = B.ensure_built(app, auto=not args.no_build)
-    from introspect import netopts as N
-    ports = N.parse_ports(args.port)
-    net, dgram = N.parse_net(args.net, ports)
-    N.check_host_ports(ports)
     bid = build_id(elf)
     opts = Q.BootOptions(mem=mem, accel=args.accel or Q.default_accel(),
                          icount=args.icount, append=args.append,

@@ -15,4 +15,6 @@ void selftest_sites(void);
 void probetest_run(void);
 /* Wait queues, semaphores, mutexes, mailboxes (selftest_sync.c). */
 void selftest_sync(void);
+/* The virtio-net driver, when a device is present (selftest_net.c). */
+void selftest_net(void);
 #endif
