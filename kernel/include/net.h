@@ -1,0 +1,44 @@
+/* The TCP/IP stack (lwIP 2.1.3, kernel/net/lwip/): started by an
+ * application that uses the network (its app.mk says APP_NET := lwip),
+ * which then uses lwIP's socket API (lwip/sockets.h: lwip_socket,
+ * lwip_bind, lwip_accept, lwip_recv, lwip_send, lwip_poll, lwip_close...).
+ *
+ * Configuration from the kernel command line (QEMU user networking's
+ * defaults when absent): net.ip=10.0.2.15/24 net.gw=10.0.2.2.
+ *
+ * Users: kernel/apps/http; netstat (reads net_netif and lwIP's own
+ * tables); the capture tap (netif.c calls capture_tap when linked). */
+#ifndef UNIK_NET_H
+#define UNIK_NET_H
+#include "types.h"
+
+/* Glue counters of the netif (netif.c), beside lwIP's link stats and the
+ * driver's netdev_stats. */
+struct net_if_stats {
+    u64 rx_frames;                     /* frames handed to lwIP */
+    u64 rx_drop_nopbuf;                /* no pbuf for a received frame */
+    u64 rx_drop_nombox;                /* tcpip thread's mailbox full */
+    u64 tx_frames;                     /* frames given to the driver */
+    u64 tx_drop_big;                   /* frame longer than NETDEV_FRAME_MAX */
+    u64 tx_drop_dev;                   /* the driver refused it (ring full) */
+};
+
+/* Start lwIP (tcpip thread), add the interface on the virtio-net device
+ * with the command line's address, bring it up.  False (logged) when
+ * there is no network device or the address is bad.  Call once, from an
+ * application thread. */
+bool net_start(void);
+bool net_up(void);
+/* lwIP's struct netif (NULL before net_start); netstat -i reads it. */
+struct netif *net_netif(void);
+void net_if_get_stats(struct net_if_stats *out);
+
+/* The capture tap (tcpdump's kernel side, another file): called with each
+ * frame entering lwIP (dir CAPTURE_DIR_IN, in the receive interrupt) and
+ * leaving it (CAPTURE_DIR_OUT, in lwIP's output path), before anything
+ * else sees it.  Weak: without a capture module linked, nothing is
+ * called.  Must not block or keep the pointer. */
+#define CAPTURE_DIR_IN 0
+#define CAPTURE_DIR_OUT 1
+void capture_tap(int dir, const void *frame, u32 len) __attribute__((weak));
+#endif

@@ -1,0 +1,21 @@
+/* The <limits.h> lwIP sees (gcc's own one #include_next's a libc's, which
+ * a freestanding kernel has none of).  x86-64 LP64.  No SSIZE_MAX: lwIP
+ * then defines ssize_t itself. */
+#ifndef UNIK_LIBC_LIMITS_H
+#define UNIK_LIBC_LIMITS_H
+#define CHAR_BIT 8
+#define SCHAR_MIN (-128)
+#define SCHAR_MAX 127
+#define UCHAR_MAX 255
+#define CHAR_MIN SCHAR_MIN
+#define CHAR_MAX SCHAR_MAX
+#define SHRT_MIN (-32768)
+#define SHRT_MAX 32767
+#define USHRT_MAX 65535
+#define INT_MIN (-INT_MAX - 1)
+#define INT_MAX 2147483647
+#define UINT_MAX 4294967295U
+#define LONG_MIN (-LONG_MAX - 1L)
+#define LONG_MAX 9223372036854775807L
+#define ULONG_MAX 18446744073709551615UL
+#endif
