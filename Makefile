@@ -2,7 +2,9 @@
 # machine: they install what is missing (apt-get), make .venv, build kernels.
 SHELL := /bin/bash
 ROOT := $(abspath .)
-APP ?= demo
+APP ?= http
+# make run: the host port forwarded to the http app's port 80.
+HTTP_PORT ?= 8080
 APPS := $(notdir $(wildcard kernel/apps/*))
 VENV := $(ROOT)/.venv
 PY := $(VENV)/bin/python
@@ -10,7 +12,7 @@ UNIK := $(VENV)/bin/unik
 PYTEST_ARGS ?=
 # Debian packages and the command that proves each one is there.
 DEPS := qemu-system-x86:qemu-system-x86_64 gcc:gcc binutils:ld make:make \
-        gdb:gdb tshark:tshark tcpdump:tcpdump nodejs:node python3-venv:python3
+        xz-utils:xz curl:curl gdb:gdb tshark:tshark tcpdump:tcpdump nodejs:node python3-venv:python3
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: all run test kernel kernels bench deps venv clean docs
@@ -41,10 +43,12 @@ kernel: deps
 kernels: deps
 	@for a in $(APPS); do $(MAKE) -s -C kernel APP=$$a O=$(ROOT)/build/$$a || exit 1; done
 
-# Boot the demo unikernel (or reuse it) and open the debug shell on it.
+# Boot the http app (APP=demo for the demo) with host port HTTP_PORT
+# forwarded to it (or reuse it), print its URL, open the debug shell on it.
 run: venv kernel
 	@$(UNIK) ls --json 2>/dev/null | $(PY) -c 'import json,sys; sys.exit(0 if any(i["name"]=="$(APP)" and i["state"]=="running" for i in json.load(sys.stdin)) else 1)' \
-	  || $(UNIK) boot --app $(APP) --name $(APP) --detach
+	  || $(UNIK) boot --app $(APP) --name $(APP) --detach $(if $(filter http,$(APP)),--port $(HTTP_PORT))
+	@$(if $(filter http,$(APP)),echo "http app: http://127.0.0.1:$(HTTP_PORT)/  (routes: /  /kv/<key>  /stats)")
 	$(UNIK) shell $(APP)
 	@echo "instance '$(APP)' is still running: 'unik stop $(APP)' stops it"
 

@@ -20,7 +20,8 @@ struct net_if_stats {
     u64 rx_drop_nombox;                /* tcpip thread's mailbox full */
     u64 tx_frames;                     /* frames given to the driver */
     u64 tx_drop_big;                   /* frame longer than NETDEV_FRAME_MAX */
-    u64 tx_drop_dev;                   /* the driver refused it (ring full) */
+    u64 tx_drop_dev;                   /* the driver refused it NET_TX_RETRIES times */
+    u64 tx_ring_waits;                 /* waits for room in the driver's ring (then retried) */
 };
 
 /* Start lwIP (tcpip thread), add the interface on the virtio-net device

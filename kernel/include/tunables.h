@@ -59,6 +59,10 @@
 #define NET_VQ_SIZE 256               /* most descriptors per virtio-net queue */
 #define NET_POLL_MS 1                 /* without an interrupt: poll the device this often */
 
+/* --- lwIP glue (kernel/net/lwip/netif.c) --- */
+#define NET_TX_RETRIES 50             /* a frame the driver's full ring refuses is retried this often, then dropped */
+#define NET_TX_RETRY_MS 1             /* sleep between those retries (QEMU empties the ring meanwhile) */
+
 /* --- watchdog (kernel/sched/watchdog.c) --- */
 #define WATCHDOG_PERIOD_MS 250        /* how often the watchdog scans the threads */
 #define WATCHDOG_MUTEX_MS 2000        /* a thread blocked on a mutex this long in an owner cycle = deadlock */

@@ -16,6 +16,7 @@
 #define HTTP_CONN_MAX 96              /* connections served at once; more = 503 and close */
 #define HTTP_IDLE_MS 30000            /* an idle keep-alive connection is closed after this (cmdline http.idle_ms=) */
 #define HTTP_REQ_MS 10000             /* a started request must be complete within this, else 408 (http.req_ms=) */
+#define HTTP_LINGER_MS 2000          /* after answering and sending FIN, drop the peer's input this long at most */
 #define HTTP_POLL_MS 250              /* the event loop wakes at least this often to expire connections */
 #define KV_KEY_MAX 64                 /* bytes of a key ([A-Za-z0-9._~-]) */
 #define KV_VALUE_MAX HTTP_BODY_MAX    /* bytes of a value */

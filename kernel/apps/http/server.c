@@ -32,7 +32,9 @@ struct conn {
     u8 *in;                           /* HTTP_IN_BUF bytes, then out */
     char *out;                        /* HTTP_OUT_BUF bytes */
     u32 in_len, out_len, out_off;
-    bool closing;                     /* close once out is sent */
+    bool closing;                     /* no more requests: finish once out is sent */
+    bool eof;                         /* the peer sent FIN */
+    bool draining;                    /* our FIN is sent; input is read and dropped */
     u64 active_ns;                    /* last byte received or sent */
     u64 req_start_ns;                 /* first byte of the pending request (0 = none) */
 };
@@ -40,6 +42,7 @@ struct conn {
 static struct conn srv_conns[HTTP_CONN_MAX];
 static struct pollfd srv_fds[HTTP_CONN_MAX + 1];
 static u32 srv_idle_ms = HTTP_IDLE_MS, srv_req_ms = HTTP_REQ_MS;
+static u64 srv_polls, srv_poll_timeouts;   /* event-loop turns, and those that found nothing */
 
 /* Close connection c and free its buffers. */
 static void srv_close(struct conn *c)
@@ -52,7 +55,22 @@ static void srv_close(struct conn *c)
     http_conns.closed++;
 }
 
-/* Send what c has queued; false when the connection failed (closed). */
+/* A closing connection whose answers are all sent: close it when the
+ * peer has finished too; otherwise send FIN and drain its input until it
+ * closes or HTTP_LINGER_MS pass (a close with unread input would make
+ * lwIP send RST, which can destroy the error answer at the peer). */
+static void srv_finish(struct conn *c, u64 now)
+{
+    if (c->eof) {
+        srv_close(c);
+        return;
+    }
+    lwip_shutdown(c->fd, SHUT_WR);
+    c->draining = true;
+    c->active_ns = now;
+}
+
+/* Send what c has queued; false when the connection was closed. */
 static bool srv_flush(struct conn *c, u64 now)
 {
     while (c->out_off < c->out_len) {
@@ -67,9 +85,9 @@ static bool srv_flush(struct conn *c, u64 now)
         c->active_ns = now;
     }
     c->out_off = c->out_len = 0;
-    if (c->closing) {
-        srv_close(c);
-        return false;
+    if (c->closing && !c->draining) {
+        srv_finish(c, now);
+        return c->fd >= 0;
     }
     return true;
 }
@@ -79,10 +97,15 @@ static bool srv_flush(struct conn *c, u64 now)
 static void srv_serve(struct conn *c, u64 now)
 {
     struct http_req req;
-    while (!c->closing && c->in_len && HTTP_OUT_BUF - c->out_len >= HTTP_RESP_MAX) {
-        int n = http_parse(c->in, c->in_len, &req);
-        if (n == 0)
+    while (!c->closing && HTTP_OUT_BUF - c->out_len >= HTTP_RESP_MAX) {
+        int n = c->in_len ? http_parse(c->in, c->in_len, &req) : 0;
+        if (n == 0) {
+            if (c->eof) {             /* nothing more will come: finish */
+                c->closing = true;
+                c->in_len = 0;
+            }
             break;
+        }
         c->out_len += route_respond(&req, c->out + c->out_len, HTTP_OUT_BUF - c->out_len);
         if (n < 0 || req.close) {
             c->closing = true;
@@ -95,24 +118,55 @@ static void srv_serve(struct conn *c, u64 now)
     }
 }
 
+/* Answer and send until c has no complete request left or the network
+ * takes no more (then POLLOUT resumes it); false when c was closed. */
+static bool srv_pump(struct conn *c, u64 now)
+{
+    for (;;) {
+        srv_serve(c, now);
+        if (!c->out_len && !(c->closing && !c->draining))
+            return true;
+        if (!srv_flush(c, now))
+            return false;
+        if (c->out_len || c->draining)
+            return true;
+    }
+}
+
+/* Read and drop what a draining connection receives; close it at EOF. */
+static bool srv_drain(struct conn *c)
+{
+    static u8 junk[512];
+    ssize_t n = lwip_recv(c->fd, junk, sizeof junk, MSG_DONTWAIT);
+    if (n > 0 || (n < 0 && errno == EWOULDBLOCK))
+        return true;
+    srv_close(c);
+    return false;
+}
+
 /* Read what arrived on c and serve it; false when c was closed. */
 static bool srv_read(struct conn *c, u64 now)
 {
-    if (c->closing || c->in_len == HTTP_IN_BUF)
+    if (c->draining)
+        return srv_drain(c);
+    if (c->closing || c->eof || c->in_len == HTTP_IN_BUF)
         return true;                  /* wait until the answers drain */
     ssize_t n = lwip_recv(c->fd, c->in + c->in_len, HTTP_IN_BUF - c->in_len, MSG_DONTWAIT);
     if (n < 0 && errno == EWOULDBLOCK)
         return true;
-    if (n <= 0) {                     /* the peer closed or the connection failed */
+    if (n < 0) {                      /* reset or failed */
         srv_close(c);
         return false;
+    }
+    if (n == 0) {                     /* FIN: answer what is complete, then close */
+        c->eof = true;
+        return srv_pump(c, now);
     }
     if (!c->in_len)
         c->req_start_ns = now;
     c->in_len += (u32)n;
     c->active_ns = now;
-    srv_serve(c, now);
-    return true;
+    return srv_pump(c, now);
 }
 
 /* Accept every pending connection; over HTTP_CONN_MAX, answer 503 and
@@ -151,7 +205,10 @@ static void srv_expire(u64 now)
         struct conn *c = &srv_conns[i];
         if (c->fd < 0)
             continue;
-        if (c->req_start_ns && !c->closing && now - c->req_start_ns > (u64)srv_req_ms * 1000000) {
+        if (c->draining) {
+            if (now - c->active_ns > (u64)HTTP_LINGER_MS * 1000000)
+                srv_close(c);
+        } else if (c->req_start_ns && !c->closing && now - c->req_start_ns > (u64)srv_req_ms * 1000000) {
             http_conns.timed_out++;
             c->in_len = 0;
             c->out_len += route_error(408, "request not complete in time",
@@ -177,12 +234,14 @@ static void srv_poll_once(int lfd)
         if (c->fd < 0)
             continue;
         short ev = c->out_len ? POLLOUT : 0;
-        if (!c->closing && c->in_len < HTTP_IN_BUF && !c->out_len)
+        if (c->draining || (!c->closing && !c->eof && c->in_len < HTTP_IN_BUF && !c->out_len))
             ev |= POLLIN;
         srv_fds[n] = (struct pollfd){ .fd = c->fd, .events = ev };
         who[n++] = c;
     }
     int ready = lwip_poll(srv_fds, n, HTTP_POLL_MS);
+    srv_polls++;
+    srv_poll_timeouts += ready == 0;
     u64 now = time_ns();
     for (nfds_t i = 1; ready > 0 && i < n; i++) {
         struct conn *c = who[i];
@@ -191,11 +250,7 @@ static void srv_poll_once(int lfd)
             continue;
         if (re & (POLLIN | POLLERR | POLLHUP | POLLNVAL) && !srv_read(c, now))
             continue;
-        if (c->out_len && !srv_flush(c, now))
-            continue;
-        srv_serve(c, now);            /* requests that waited for room */
-        if (c->out_len)
-            srv_flush(c, now);
+        srv_pump(c, now);             /* requests that waited for room */
     }
     if (ready > 0 && srv_fds[0].revents & POLLIN)
         srv_accept(lfd, now);

@@ -29,7 +29,7 @@
 #define MEMP_MEM_MALLOC 0
 #define MEM_ALIGNMENT 8
 #define MEM_SIZE (192 * 1024)           /* heap: transmit data (PBUF_RAM), lwIP's own allocations */
-#define PBUF_POOL_SIZE 64               /* receive pbufs, one frame each (~1.6 KiB) */
+#define PBUF_POOL_SIZE 192              /* receive pbufs, one frame each (~1.6 KiB): requests wait in sockets as pbufs */
 #define MEMP_NUM_PBUF 64                /* pbufs referring to ROM/app data */
 #define MEMP_NUM_RAW_PCB 4
 #define MEMP_NUM_UDP_PCB 8
@@ -44,7 +44,7 @@
 #define MEMP_NUM_NETCONN 104            /* sockets: the HTTP app's listener + 96 connections + spare */
 #define MEMP_NUM_SELECT_CB 4
 #define MEMP_NUM_TCPIP_MSG_API 16
-#define MEMP_NUM_TCPIP_MSG_INPKT 64     /* frames queued from the rx interrupt to the tcpip thread */
+#define MEMP_NUM_TCPIP_MSG_INPKT 128    /* frames queued from the rx interrupt to the tcpip thread */
 
 /* --- protocols --- */
 #define LWIP_IPV4 1
