@@ -191,6 +191,7 @@ bool mutex_lock_timeout(struct mutex *m, u32 timeout_ms)
         mutex_take(m);
     else {
         sync_wchan(wchan, "mutex", m->q.name);
+        watchdog_arm();
         self->wait_mutex = m;
         ok = waitq_wait(&m->q, wchan, timeout_ms);
         self->wait_mutex = NULL;
