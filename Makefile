@@ -42,9 +42,11 @@ kernels: deps
 	@for a in $(APPS); do $(MAKE) -s -C kernel APP=$$a O=$(ROOT)/build/$$a || exit 1; done
 
 # Boot the demo unikernel (or reuse it) and open the debug shell on it.
+# RUN_ARGS: more `unik boot` options (the http app forwards host port 8080).
+RUN_ARGS ?= $(if $(filter http,$(APP)),--port 8080:80)
 run: venv kernel
 	@$(UNIK) ls --json 2>/dev/null | $(PY) -c 'import json,sys; sys.exit(0 if any(i["name"]=="$(APP)" and i["state"]=="running" for i in json.load(sys.stdin)) else 1)' \
-	  || $(UNIK) boot --app $(APP) --name $(APP) --detach
+	  || $(UNIK) boot --app $(APP) --name $(APP) --detach $(RUN_ARGS)
 	$(UNIK) shell $(APP)
 	@echo "instance '$(APP)' is still running: 'unik stop $(APP)' stops it"
 
