@@ -43,11 +43,13 @@ kernel: deps
 kernels: deps
 	@for a in $(APPS); do $(MAKE) -s -C kernel APP=$$a O=$(ROOT)/build/$$a || exit 1; done
 
-# Boot the http app (APP=demo for the demo) with host port HTTP_PORT
-# forwarded to it (or reuse it), print its URL, open the debug shell on it.
+# Boot APP (http by default, with host port HTTP_PORT forwarded to its
+# port 80; APP=demo for the demo) or reuse it, print the http app's URL,
+# open the debug shell on it.  RUN_ARGS: more `unik boot` options.
+RUN_ARGS ?= $(if $(filter http,$(APP)),--port $(HTTP_PORT):80)
 run: venv kernel
 	@$(UNIK) ls --json 2>/dev/null | $(PY) -c 'import json,sys; sys.exit(0 if any(i["name"]=="$(APP)" and i["state"]=="running" for i in json.load(sys.stdin)) else 1)' \
-	  || $(UNIK) boot --app $(APP) --name $(APP) --detach $(if $(filter http,$(APP)),--port $(HTTP_PORT))
+	  || $(UNIK) boot --app $(APP) --name $(APP) --detach $(RUN_ARGS)
 	@$(if $(filter http,$(APP)),echo "http app: http://127.0.0.1:$(HTTP_PORT)/  (routes: /  /kv/<key>  /stats)")
 	$(UNIK) shell $(APP)
 	@echo "instance '$(APP)' is still running: 'unik stop $(APP)' stops it"

@@ -27,7 +27,7 @@ T = "struct thread *"
 EXPECTED = {
     ("sched", "switch"): ({"sched_run"}, ((T, "prev"), (T, "next"))),
     ("sched", "wakeup"): ({"sched_ready"}, ((T, "thread"),)),
-    ("sched", "sleep"): ({"thread_sleep_ms", "thread_block"},
+    ("sched", "sleep"): ({"thread_sleep_ms", "thread_block", "thread_park"},
                          ((T, "thread"), ("string", "wchan"), ("uint32_t", "timeout_ms"))),
     ("sched", "thread-create"): ({"thread_spawn"}, ((T, "thread"),)),
     ("sched", "thread-exit"): ({"thread_exit"}, ((T, "thread"),)),

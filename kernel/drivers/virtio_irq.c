@@ -5,7 +5,8 @@
  *   acpi=off (no ioapic2 either)         8 slots, slot i -> GSI 5 + i
  * The line is level-triggered: it stays up while InterruptStatus is not
  * 0, so the handler writes InterruptACK before the EOI (trap.c).  Used by
- * drivers/vcons.c, which checks that the interrupt really comes. */
+ * drivers/vcons.c, which checks that the interrupt really comes, and
+ * drivers/vnet.c; one entry per device, each with its own line. */
 #include "arch.h"
 #include "virtio_mmio.h"
 #include "x86.h"

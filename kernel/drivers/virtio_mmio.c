@@ -17,7 +17,7 @@ void vmmio_write(struct vmmio_dev *d, u32 reg, u32 v)
 }
 
 /* Scan the slots for the first device with this id; fills *d.  Called by
- * the drivers' init (vcons.c). */
+ * the drivers' init (vcons.c, vnet.c). */
 bool vmmio_find(u32 device_id, struct vmmio_dev *d)
 {
     for (u32 i = 0; i < VMMIO_SLOTS; i++) {

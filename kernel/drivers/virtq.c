@@ -61,7 +61,7 @@ static void virtq_enable(struct virtq *q)
 
 /* Set up queue `index` of device d with min(QueueNumMax, max_size)
  * entries (rounded down to a power of 2).  False if the queue is in use,
- * missing, or memory is short.  Called by the drivers (vcons.c). */
+ * missing, or memory is short.  Called by the drivers (vcons.c, vnet.c). */
 bool virtq_setup(struct virtq *q, struct vmmio_dev *d, u16 index, u16 max_size)
 {
     vmmio_write(d, VMMIO_QUEUE_SEL, index);

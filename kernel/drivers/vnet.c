@@ -25,7 +25,6 @@
 #include "virtq.h"
 #include "x86.h"
 
-#define VIRTIO_ID_NET 1
 #define VNET_F_MAC (1ULL << 5)          /* config has the MAC */
 #define VNET_F_STATUS (1ULL << 16)      /* config has the link status */
 #define VNET_S_LINK_UP 1
@@ -260,7 +259,7 @@ bool netdev_init(void)
     vnet_irq_setup();
     vmmio_driver_ok(&vnet.dev);
     virtq_kick(&vnet.rx);
-    vnet.present = true;
+    vnet.present = true;                /* netdev_send and netdev_link_up work from here */
     const u8 *m = vnet.mac;
     kprintf("net: virtio-net at slot %u, mac %02x:%02x:%02x:%02x:%02x:%02x, link %s, %s\n",
             vnet.dev.slot, m[0], m[1], m[2], m[3], m[4], m[5],
@@ -282,7 +281,7 @@ void netdev_mac(u8 mac[6])
 /* Link up: the STATUS bit when negotiated, else up whenever present. */
 bool netdev_link_up(void)
 {
-    if (!vnet.present && !vnet.dev.base)
+    if (!vnet.present)
         return false;
     if (!(vnet.dev.features & VNET_F_STATUS))
         return true;

@@ -49,6 +49,7 @@ struct irq_route;
 #define VIRTIO_F_VERSION_1 (1ULL << 32)
 
 #define VIRTIO_ID_CONSOLE 3
+#define VIRTIO_ID_NET 1
 
 struct vmmio_dev {
     u64 base;         /* register block */

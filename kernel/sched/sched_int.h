@@ -59,4 +59,6 @@ void sched_wake_thread(struct thread *t);
 /* sync.c: sleep (interrupts off) until sched_wake_thread or, if timeout_ms
  * > 0, the timeout; thread_wake does not end it (thread.c). */
 void thread_park(const char *wchan, u32 timeout_ms);
+/* watchdog.c: start the deadlock watchdog (once; sync.c, first mutex wait). */
+void watchdog_arm(void);
 #endif

@@ -17,6 +17,8 @@
 #include "sync.h"
 #include "x86.h"
 
+#define X86_RFLAGS_IF 0x200             /* interrupt enable flag */
+
 /* Initialise an empty queue named name (cut to SYNC_NAME_MAX - 1). */
 void waitq_init(struct waitq *q, const char *name)
 {
@@ -79,6 +81,8 @@ bool waitq_wait(struct waitq *q, const char *wchan, u32 timeout_ms)
     struct thread *t = sched_cur;
     if (!t)
         panic("waitq_wait %s: no scheduler yet", q->name);
+    if (irq_save() & X86_RFLAGS_IF)
+        panic("waitq_wait %s: called with interrupts on (a wakeup could be lost)", q->name);
     waitq_push(q, t);
     t->wait_since_ns = time_ns();
     thread_park(wchan, timeout_ms);
@@ -191,6 +195,7 @@ bool mutex_lock_timeout(struct mutex *m, u32 timeout_ms)
         mutex_take(m);
     else {
         sync_wchan(wchan, "mutex", m->q.name);
+        watchdog_arm();
         self->wait_mutex = m;
         ok = waitq_wait(&m->q, wchan, timeout_ms);
         self->wait_mutex = NULL;

@@ -16,9 +16,10 @@ PROBE_DEFINE(sched, thread_create, struct thread *, thread);
 /* sched:::thread-exit -- the current thread ends (interrupts off, just
  * before it leaves the CPU for good). */
 PROBE_DEFINE(sched, thread_exit, struct thread *, thread);
-/* sched:::sleep -- the current thread goes to sleep (thread_sleep_ms) or
- * blocks until woken (thread_block) on wchan; timeout_ms is how long at
- * most, 0 for no timeout (thread_block only).  Interrupts off. */
+/* sched:::sleep -- the current thread goes to sleep (thread_sleep_ms),
+ * blocks until woken (thread_block) or waits on a semaphore, mutex or
+ * mailbox (thread_park, wchan "mutex:NAME"...); timeout_ms is how long at
+ * most, 0 for no timeout (not thread_sleep_ms).  Interrupts off. */
 PROBE_DEFINE(sched, sleep, struct thread *, thread, string, wchan, uint32_t, timeout_ms);
 
 static u32 thread_next_tid = 1;         /* idle is tid 0 */
