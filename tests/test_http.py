@@ -312,6 +312,23 @@ def without_tw(d: dict) -> dict:
     return {k: v for k, v in d.items() if k not in ("TCP_PCB", "tcp_tw_pcbs")}
 
 
+def diagnosis(web) -> str:
+    """The server's and lwIP's view, for a failure message."""
+    script = ("p = prog['tcp_active_pcbs']\n"
+              "while int(p):\n"
+              "    print('pcb', int(p.state), int(p.local_port), int(p.remote_port), "
+              "int(p.snd_queuelen), int(p.nrtx))\n"
+              "    p = p.next\n"
+              "for c in prog['srv_conns']:\n"
+              "    if int(c.fd) >= 0: print('conn', c.value_())\n"
+              "print(prog['net_stats'].value_())\n"
+              "print(prog['lwip_stats'].tcp.value_())\n"
+              "print(prog['tcp_listen_pcbs'].listen_pcbs.value_())\n")
+    out = unik(web.env, "py", "web", "-c", script, check=False)
+    ps = unik(web.env, "ps", "web", check=False)
+    return out.stdout + out.stderr + ps.stdout
+
+
 def heap_usage(web) -> tuple:
     """`unik mem`: heap bytes and objects in use by class, and pages in use
     other than those the heap keeps for its classes (it keeps what a burst
@@ -338,7 +355,11 @@ def test_1000_connections_leak_nothing(web):
             s = socket.create_connection(("127.0.0.1", web.port), timeout=20)
             socks.append(s)
             s.sendall(req)
-            assert s.recv(4096).endswith(b"ok\n")
+            try:
+                assert s.recv(4096).endswith(b"ok\n")
+            except TimeoutError:
+                raise AssertionError(f"no answer in 20 s on {s.getsockname()}\n"
+                                     f"{diagnosis(web)}") from None
         assert stats(web)["connections"]["open"] == open0["open"] + 50
         for s in socks:
             s.close()
@@ -375,3 +396,32 @@ def test_isn_unpredictable(web):
     steps = [(b - a) % 2**32 for a, b in zip(isns, isns[1:])]
     small = [d for d in steps if d < 2**24 or d > 2**32 - 2**24]
     assert len(small) <= 2, f"predictable ISN steps {steps}"
+
+
+def test_port_reuse_after_server_close(web):
+    """Behind slirp every client is 10.0.2.2:<its host port>.  A connection
+    the server closed first leaves that 4-tuple in TIME_WAIT in the guest;
+    a new connection from the same host port must still be served (the
+    TIME_WAIT PCB is recycled for its SYN, net_tw_recycled counts it), not
+    hang for 2 MSL."""
+    def from_port(port: int) -> bytes:
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", port))
+        s.settimeout(15)
+        s.connect(("127.0.0.1", web.port))
+        s.sendall(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        out = b""
+        while chunk := s.recv(4096):
+            out += chunk
+        s.close()
+        return out
+
+    def recycled() -> int:
+        return int(unik(web.env, "py", "web", "-c", "print(int(prog['net_tw_recycled']))").stdout)
+
+    port, n0 = free_port(), recycled()
+    assert from_port(port).endswith(b"ok\n")
+    t0 = time.monotonic()
+    assert from_port(port).endswith(b"ok\n")
+    assert time.monotonic() - t0 < 3 and recycled() == n0 + 1      # no SYN retransmission waited
