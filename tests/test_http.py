@@ -425,3 +425,15 @@ def test_port_reuse_after_server_close(web):
     t0 = time.monotonic()
     assert from_port(port).endswith(b"ok\n")
     assert time.monotonic() - t0 < 3 and recycled() == n0 + 1      # no SYN retransmission waited
+
+
+def test_bad_net_config_refused(booted_instance):
+    """A malformed net.ip= is refused with one log line naming it; the app
+    says it has no network and the kernel keeps answering the channel."""
+    inst = booted_instance("http", name="badip", boot_args=["--append", "net.ip=10.0.2/99"])
+    def gave_up():
+        text = unik(inst.env, "log", "badip").stdout
+        return text if "http: no network" in text else None
+    log = wait_until(gave_up, 30, "the app to give up")
+    assert "net: bad net.ip=10.0.2/99 (want A.B.C.D or A.B.C.D/N)" in log
+    assert "http: listening" not in log
