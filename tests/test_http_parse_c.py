@@ -20,7 +20,8 @@ class Req(ctypes.Structure):
     _fields_ = [("method", ctypes.c_int), ("path", ctypes.c_void_p), ("path_len", ctypes.c_uint32),
                 ("body", ctypes.c_void_p), ("body_len", ctypes.c_uint32),
                 ("http10", ctypes.c_bool), ("close", ctypes.c_bool),
-                ("status", ctypes.c_uint16), ("reason", ctypes.c_char_p)]
+                ("status", ctypes.c_uint16), ("reason", ctypes.c_char_p),
+                ("expect_continue", ctypes.c_bool)]
 
 
 @pytest.fixture(scope="module")
@@ -107,3 +108,11 @@ def test_http10_keepalive(lib):
     assert parse(lib, b"GET / HTTP/1.0\r\n\r\n")[1].close
     assert not parse(lib, b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")[1].close
     assert parse(lib, b"GET / HTTP/1.1\r\nHost: h\r\nConnection: x, close\r\n\r\n")[1].close
+
+
+def test_expect_continue_reported_once_head_is_complete(lib):
+    head = b"PUT /kv/a HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 3\r\n"
+    assert not parse(lib, head)[1].expect_continue                 # head not complete yet
+    n, req, _ = parse(lib, head + b"\r\n")
+    assert (n, req.expect_continue) == (0, True)
+    assert parse(lib, head + b"\r\nabc")[0] == len(head) + 5

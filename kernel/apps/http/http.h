@@ -35,6 +35,7 @@ struct http_req {
     bool close;                       /* the connection closes after the response */
     u16 status;                       /* a parse error: the 4xx/5xx to answer */
     const char *reason;               /* ... and why, for the response body */
+    bool expect_continue;             /* "need more" with the head complete and Expect: 100-continue */
 };
 
 /* parse.c: parse the request at the start of buf[0..len).  Returns the

@@ -153,6 +153,7 @@ struct parse_head {
     i64 content_length;               /* -1 when absent */
     u32 hosts, fields;
     bool keep_alive;
+    bool expect_continue;             /* Expect: 100-continue */
 };
 
 /* One header field line into h (and req->close); -1 (req set) when bad. */
@@ -182,6 +183,8 @@ static int parse_field(const struct parse_line *l, struct parse_head *h, struct 
         return parse_fail(req, 411, "Transfer-Encoding is not supported (send Content-Length)");
     if (parse_ieq(l->p, c, "host"))
         h->hosts++;
+    if (parse_ieq(l->p, c, "expect") && parse_ieq(v, e - s, "100-continue"))
+        h->expect_continue = true;
     if (parse_ieq(l->p, c, "connection")) {
         if (parse_has_token(v, e - s, "close"))
             req->close = true;
@@ -243,8 +246,10 @@ int http_parse(const u8 *buf, u32 len, struct http_req *req)
     if (req->method == HTTP_PUT && h.content_length < 0)
         return parse_fail(req, 411, "PUT needs Content-Length");
     u32 body = h.content_length > 0 ? (u32)h.content_length : 0;
-    if (len - pos < body)
+    if (len - pos < body) {
+        req->expect_continue = h.expect_continue;
         return 0;
+    }
     req->body = buf + pos;
     req->body_len = body;
     return (int)(pos + body);

@@ -35,6 +35,7 @@ struct conn {
     bool closing;                     /* no more requests: finish once out is sent */
     bool eof;                         /* the peer sent FIN */
     bool draining;                    /* our FIN is sent; input is read and dropped */
+    bool continued;                   /* 100 Continue sent for the pending request */
     u64 active_ns;                    /* last byte received or sent */
     u64 req_start_ns;                 /* first byte of the pending request (0 = none) */
 };
@@ -96,9 +97,15 @@ static bool srv_flush(struct conn *c, u64 now)
  * fits in its send buffer. */
 static void srv_serve(struct conn *c, u64 now)
 {
-    struct http_req req;
+    struct http_req req = { 0 };
     while (!c->closing && HTTP_OUT_BUF - c->out_len >= HTTP_RESP_MAX) {
         int n = c->in_len ? http_parse(c->in, c->in_len, &req) : 0;
+        if (n == 0 && req.expect_continue && !c->continued) {
+            static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+            memcpy(c->out + c->out_len, cont, sizeof cont - 1);
+            c->out_len += sizeof cont - 1;
+            c->continued = true;      /* the client may now send the body */
+        }
         if (n == 0) {
             if (c->eof) {             /* nothing more will come: finish */
                 c->closing = true;
@@ -112,6 +119,7 @@ static void srv_serve(struct conn *c, u64 now)
             c->in_len = 0;
             break;
         }
+        c->continued = false;
         memmove(c->in, c->in + n, c->in_len - (u32)n);
         c->in_len -= (u32)n;
         c->req_start_ns = c->in_len ? now : 0;
