@@ -8,7 +8,8 @@ VENV := $(ROOT)/.venv
 PY := $(VENV)/bin/python
 UNIK := $(VENV)/bin/unik
 PYTEST_ARGS ?=
-# Debian packages and the command that proves each one is there.
+# Debian packages and the command that proves each one is there (and
+# libpcap0.8, the library unik tcpdump compiles filters with: checked by file).
 DEPS := qemu-system-x86:qemu-system-x86_64 gcc:gcc binutils:ld make:make \
         gdb:gdb tshark:tshark tcpdump:tcpdump nodejs:node python3-venv:python3
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -22,6 +23,7 @@ deps:
 	@missing=""; for d in $(DEPS); do pkg=$${d%%:*}; cmd=$${d##*:}; \
 	  command -v $$cmd >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
 	python3 -c 'import venv, ensurepip' 2>/dev/null || missing="$$missing python3-venv"; \
+	ls /usr/lib/*/libpcap.so.0.8 /usr/lib/libpcap.so.0.8 >/dev/null 2>&1 || missing="$$missing libpcap0.8"; \
 	if [ -n "$$missing" ]; then echo "deps: installing$$missing"; \
 	  $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
