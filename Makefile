@@ -23,7 +23,7 @@ deps:
 	@missing=""; for d in $(DEPS); do pkg=$${d%%:*}; cmd=$${d##*:}; \
 	  command -v $$cmd >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
 	python3 -c 'import venv, ensurepip' 2>/dev/null || missing="$$missing python3-venv"; \
-	ls /usr/lib/*/libpcap.so.0.8 /usr/lib/libpcap.so.0.8 >/dev/null 2>&1 || missing="$$missing libpcap0.8"; \
+	/sbin/ldconfig -p 2>/dev/null | grep -q "libpcap\.so\.0\.8" || missing="$$missing libpcap0.8"; \
 	if [ -n "$$missing" ]; then echo "deps: installing$$missing"; \
 	  $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
