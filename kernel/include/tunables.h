@@ -52,4 +52,13 @@
 #define PROBE_ARENA_MIN 4096          /* smallest bufsize / aggsize / dynvarsize accepted */
 #define PROBE_ARENA_MAX (8u << 20)    /* largest bufsize / aggsize / dynvarsize accepted */
 
+/* --- packet capture (kernel/net/capture.c, kernel/chan/capture.c: unik tcpdump) --- */
+#define CAPTURE_MAX 8                 /* concurrent captures, each with its own filter */
+#define CAPTURE_BUF_MIN 4096          /* smallest packet ring accepted (bytes) */
+#define CAPTURE_BUF_MAX (4u << 20)    /* largest packet ring accepted (bytes) */
+#define CAPTURE_SNAP_MAX 9216         /* most bytes kept of one frame, whatever the snaplen */
+#define CAPTURE_RATE_US 10000         /* CAPTURE_DATA: drain a capture's ring this often by default */
+#define CAPTURE_MIN_RATE_US 1000      /* CAPTURE_DATA: the fastest drain rate honoured */
+#define CAPTURE_FRAMES 8              /* CAPTURE_DATA: most frames per capture per drain */
+
 #endif
