@@ -132,6 +132,20 @@ void chan_serve_capture_start(u16 type, u32 id, const u8 *p, u32 len)
     chan_reply(type | WIRE_REPLY, id, sizeof(r));
 }
 
+/* Captured packet bytes in a drained batch of capture_pkt records.
+ * Called by capture_frame. */
+static u64 capture_bytes(const u8 *recs, u32 n)
+{
+    u64 sum = 0;
+    for (u32 off = 0; off + sizeof(struct wire_capture_pkt) <= n;) {
+        struct wire_capture_pkt r;
+        memcpy(&r, recs + off, sizeof(r));
+        sum += r.caplen;
+        off += (u32)sizeof(r) + (u32)ALIGN_UP(r.caplen, 8);
+    }
+    return sum;
+}
+
 /* One CAPTURE_DATA frame of capture cid with the packets waiting (as many
  * as fit).  wait: a reply path (STOP) that may wait for the ring.  False
  * when there was nothing to send (or no room).  Called by
@@ -159,7 +173,7 @@ static bool capture_frame(u32 cid, bool wait)
     if (chan_reply(WIRE_MSG_CAPTURE_DATA, 0, sizeof(h) + n)) {
         c->frames++;
         c->delivered += npkt;
-        c->bytes += n;
+        c->bytes += capture_bytes(pl + sizeof(h), n);
     } else {
         c->drops_chan += npkt;
     }
