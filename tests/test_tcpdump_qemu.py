@@ -104,6 +104,19 @@ def test_filters_select_the_right_packets(inst, tmp_path):
             k.kill()
 
 
+def test_json_lines(inst):
+    import json
+    child = popen_unik(inst.env, "tcpdump", inst.name, "--json", "-n", "-c", 2, "icmp")
+    listening(child)
+    inject_all(inst, frames())
+    assert child.finish(timeout=30) == 0, child.err
+    objs = [json.loads(ln) for ln in child.out.splitlines()]
+    assert [o["dir"] for o in objs] == ["out", "in"]
+    assert objs[0]["line"] == "IP 10.0.2.15 > 10.0.2.2: ICMP echo request, id 119, seq 1, length 64"
+    assert bytes.fromhex(objs[1]["data"]) == dict(frames())["pong"]
+    assert objs[0]["wirelen"] == objs[0]["caplen"] == 98
+
+
 def test_write_pcap_tshark_reads(inst, tmp_path):
     if not shutil.which("tshark"):
         pytest.fail("tshark is not installed (make deps)")

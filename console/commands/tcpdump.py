@@ -12,10 +12,12 @@ matching packets cross the probe channel.  Without -w, one line per
 packet in tcpdump's style (introspect/pktfmt.py) on stdout; with -w, a
 pcap file (introspect/pcapfile.py).  Ctrl-C or -c ends the capture with
 tcpdump's summary on stderr: "N packets captured", "N packets received
-by filter", "N packets dropped by kernel".
+by filter", "N packets dropped by kernel".  --json prints one JSON
+object per packet (time, direction, lengths, the line, the bytes in hex).
 """
 from __future__ import annotations
 
+import json
 import sys
 
 from ..registry import Command, UsageError
@@ -71,6 +73,14 @@ def summary(captured: int, counters: dict) -> str:
                       n(counters["dropped"], "dropped by kernel")]) + "\n"
 
 
+def packet_json(fmt, p) -> dict:
+    """--json: one object per line per packet (the bytes in hex)."""
+    return {"time_ns": p.wall_ns, "kernel_ns": p.ts_ns, "dir": "out" if p.dir else "in",
+            "wirelen": p.wirelen, "caplen": len(p.data),
+            "line": fmt.line(p.wall_ns, p.data, p.wirelen).split(" ", 1)[1],
+            "data": p.data.hex()}
+
+
 def run(ctx, a):
     from introspect import pcapfilter
     if a.iface not in IFACES:
@@ -121,6 +131,8 @@ def _capture(ctx, a, prog, snaplen) -> int:
                     return True
                 if out:
                     out.write(p.wall_ns, p.data, p.wirelen)
+                elif a.json:
+                    ctx.out.write(json.dumps(packet_json(fmt, p)) + "\n")
                 else:
                     ctx.out.write(fmt.line(p.wall_ns, p.data, p.wirelen) + "\n")
                 captured += 1
