@@ -36,7 +36,7 @@ struct capture_stats {
 
 /* Called by the network interface for every frame, in any context
  * (interrupts included): never blocks, never allocates. dir: 0 in, 1 out. */
-void capture_tap(int dir, const u8 *frame, u32 len);
+void capture_tap(int dir, const void *frame, u32 len);
 /* The same for a frame of which only caplen of wirelen bytes are at hand
  * (CAPTURE_INJECT). */
 void capture_tap_wire(int dir, const u8 *frame, u32 caplen, u32 wirelen);

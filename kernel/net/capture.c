@@ -97,9 +97,9 @@ void capture_tap_wire(int dir, const u8 *frame, u32 caplen, u32 wirelen)
 }
 
 /* The tap for a whole frame (capture.h).  Called by the netif glue. */
-void capture_tap(int dir, const u8 *frame, u32 len)
+void capture_tap(int dir, const void *frame, u32 len)
 {
-    capture_tap_wire(dir, frame, len, len);
+    capture_tap_wire(dir, (const u8 *)frame, len, len);
 }
 
 /* A capture id in a state other than FREE, or NULL. */
