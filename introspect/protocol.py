@@ -425,7 +425,9 @@ CAPTURE_STATUS_REP = L("capture_status_rep", "CAPTURE_STATUS and CAPTURE_STOP re
                        ("delivered", "u64", "accepted frames queued in CAPTURE_DATA frames"),
                        ("waiting", "u64", "accepted frames still in the ring"),
                        ("frames", "u64", "CAPTURE_DATA frames sent"),
-                       ("bytes", "u64", "captured packet bytes queued"))
+                       ("bytes", "u64", "captured packet bytes queued"),
+                       ("tap_ns", "u64", "kernel time spent in the tap for this capture "
+                        "(filter and copy; per frame: tap_ns / received)"))
 CAPTURE_INJECT_REQ = L("capture_inject_req", "CAPTURE_INJECT request head; the frame's "
                        "bytes follow (a debug request: the frame reaches the tap only, "
                        "never the network stack)",

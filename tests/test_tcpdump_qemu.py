@@ -177,6 +177,7 @@ def test_drops_are_counted_exactly(inst):
     assert counters["received"] == counters["matched"] == 40
     assert 0 < counters["dropped"] < 40
     assert got + counters["dropped"] == 40 == counters["delivered"] + counters["dropped"]
+    assert 0 < counters["tap_ns"] / 40 < 1_000_000          # the per-frame cost of the tap
 
 
 def test_verifier_refusal_is_structured(inst):

@@ -189,7 +189,7 @@ static void capture_status_reply(u16 type, u32 id, u32 cid, const struct chan_ca
     struct wire_capture_status_rep r = {
         .received = st.received, .matched = st.matched,
         .dropped = st.dropped + c->drops_chan, .delivered = c->delivered,
-        .waiting = st.waiting, .frames = c->frames, .bytes = c->bytes,
+        .waiting = st.waiting, .frames = c->frames, .bytes = c->bytes, .tap_ns = st.tap_ns,
     };
     u32 cap;
     memcpy(chan_payload(&cap), &r, sizeof(r));

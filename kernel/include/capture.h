@@ -32,6 +32,7 @@ struct capture_stats {
     u64 dropped;                       /* accepted but the ring was full */
     u64 drained;                       /* records taken out by capture_drain */
     u64 waiting;                       /* records in the ring now */
+    u64 tap_ns;                        /* time spent filtering and copying */
 };
 
 /* Called by the network interface for every frame, in any context

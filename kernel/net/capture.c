@@ -88,11 +88,16 @@ void capture_tap_wire(int dir, const u8 *frame, u32 caplen, u32 wirelen)
     if (!capture_running)
         return;
     u64 f = irq_save();
-    u64 now = time_ns();
+    u64 now = time_ns(), t = now;
     u32 run = capture_running;
-    for (u32 i = 0; i < CAPTURE_MAX; i++)
-        if (run & (1u << i))
-            capture_put(&captures[i], dir, frame, caplen, wirelen, now);
+    for (u32 i = 0; i < CAPTURE_MAX; i++) {
+        if (!(run & (1u << i)))
+            continue;
+        capture_put(&captures[i], dir, frame, caplen, wirelen, now);
+        u64 t2 = time_ns();
+        captures[i].st.tap_ns += t2 - t;
+        t = t2;
+    }
     irq_restore(f);
 }
 
