@@ -8,10 +8,10 @@ VENV := $(ROOT)/.venv
 PY := $(VENV)/bin/python
 UNIK := $(VENV)/bin/unik
 PYTEST_ARGS ?=
-# Debian packages and the command that proves each one is there (and
-# libpcap0.8, the library unik tcpdump compiles filters with: checked by file).
+# Debian packages and the command that proves each one is there.
 DEPS := qemu-system-x86:qemu-system-x86_64 gcc:gcc binutils:ld make:make \
         gdb:gdb tshark:tshark tcpdump:tcpdump nodejs:node python3-venv:python3
+# libpcap0.8 (the library unik tcpdump compiles filters with) is checked with ldconfig.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: all run test kernel kernels bench deps venv clean docs
