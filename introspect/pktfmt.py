@@ -4,7 +4,7 @@
 `tcpdump [-n] [-q]` prints for an Ethernet frame: local time, then IPv4 /
 IPv6 addresses and ports, TCP flags, sequence and acknowledgement numbers
 (relative after the handshake, as tcpdump tracks each conversation), window,
-options and length, UDP, ICMP echo with id/seq, ARP.  Without `numeric`,
+options and length, UDP (DNS summarised: pktdns.py), ICMP echo with id/seq, ARP.  Without `numeric`,
 well-known ports are named from the services database as tcpdump does
 (addresses stay numeric: no reverse DNS).  Frames cut short end in `[|proto]`
 like tcpdump's; nothing raises.  tests/test_pktfmt.py compares the lines with
@@ -16,6 +16,8 @@ import ipaddress
 import socket
 import struct
 import time
+
+from .pktdns import dns_summary
 
 TCP_FLAGS = ((0x01, "F"), (0x02, "S"), (0x04, "R"), (0x08, "P"), (0x10, "."),
              (0x20, "U"), (0x40, "E"), (0x80, "W"))
@@ -121,8 +123,12 @@ class Formatter:
     def udp(self, src: str, dst: str, s: bytes, length: int) -> str:
         need(s, 8, "udp")
         sp, dp, ulen = struct.unpack_from(">HHH", s, 0)
-        return (f"{src}.{self.port(sp, 'udp')} > {dst}.{self.port(dp, 'udp')}: "
-                f"UDP, length {ulen - 8}")
+        head = f"{src}.{self.port(sp, 'udp')} > {dst}.{self.port(dp, 'udp')}: "
+        if 53 in (sp, dp) and not self.quick:
+            text = dns_summary(s[8:ulen], ulen - 8)
+            if text is not None:
+                return head + text
+        return head + f"UDP, length {ulen - 8}"
 
     def icmp(self, s: bytes, length: int) -> str:
         need(s, 4, "icmp")

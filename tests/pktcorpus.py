@@ -6,7 +6,7 @@ feeds the cBPF differential test, the line formatter test (against real
 `tcpdump -r`) and the QEMU end-to-end test."""
 from __future__ import annotations
 
-from scapy.all import (ARP, DNS, DNSQR, ICMP, IP, TCP, UDP, Dot1Q, Ether, IPv6,
+from scapy.all import (ARP, DNS, DNSQR, DNSRR, DNSRROPT, ICMP, IP, TCP, UDP, Dot1Q, Ether, IPv6,
                        ICMPv6EchoRequest, Raw, raw)
 
 G_MAC, H_MAC = "52:54:00:12:34:56", "52:55:0a:00:02:02"
@@ -39,6 +39,17 @@ def common():
          TCP(sport=51000, dport=22, flags="PA", seq=1, ack=1, window=500) / Raw(b"x" * 36)),
         ("dns", _e(G_MAC, H_MAC) / IP(src=GUEST, dst="10.0.2.3", id=8) /
          UDP(sport=5353, dport=53) / DNS(id=0x1234, rd=1, qd=DNSQR(qname="example.com"))),
+        ("dnsrep", _e() / IP(src="10.0.2.3", dst=GUEST) / UDP(sport=53, dport=5353) /
+         DNS(id=0x1234, qr=1, rd=1, ra=1, qd=DNSQR(qname="example.com"),
+             an=DNSRR(rrname="example.com", rdata="93.184.216.34"))),
+        ("dnsnx", _e() / IP(src="10.0.2.3", dst=GUEST) / UDP(sport=53, dport=5353) /
+         DNS(id=7, qr=1, rcode=3, qd=DNSQR(qname="nosuch.example"))),
+        ("dnscname", _e() / IP(src="10.0.2.3", dst=GUEST) / UDP(sport=53, dport=1053) /
+         DNS(id=8, qr=1, aa=1, ra=1, qd=DNSQR(qname="www.example.org", qtype="AAAA"),
+             an=DNSRR(rrname="www.example.org", type="CNAME", rdata="example.org") /
+             DNSRR(rrname="example.org", type="AAAA", rdata="2001:db8::1"))),
+        ("dnsedns", _e(G_MAC, H_MAC) / IP(src=GUEST, dst="10.0.2.3") / UDP(sport=1053, dport=53) /
+         DNS(id=9, rd=1, qd=DNSQR(qname="example.net", qtype="MX"), ar=DNSRROPT(rclass=1232))),
         ("udp", _e() / IP(src=GW, dst=GUEST, id=9) / UDP(sport=9999, dport=7777) /
          Raw(b"hello")),
         ("ping", _e(G_MAC, H_MAC) / IP(src=GUEST, dst=GW, id=10) /
