@@ -119,8 +119,9 @@ def _capture(ctx, a, prog, snaplen) -> int:
         except CaptureVerifyError as e:
             ctx.err.write(f"unik tcpdump: {e}\n")
             return EXIT_FILTER
-        ctx.err.write(f"unik tcpdump: listening on {ch.name} {a.iface}, link-type EN10MB "
-                      f"(Ethernet), snapshot length {snaplen} bytes\n")
+        # as tcpdump: prefixed with the program's name only with -w
+        ctx.err.write(f"{'unik tcpdump: ' if a.write else ''}listening on {ch.name} {a.iface}, "
+                      f"link-type EN10MB (Ethernet), snapshot length {snaplen} bytes\n")
         ctx.err.flush()
         captured = 0
 
