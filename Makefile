@@ -13,6 +13,7 @@ PYTEST_ARGS ?=
 # Debian packages and the command that proves each one is there.
 DEPS := qemu-system-x86:qemu-system-x86_64 gcc:gcc binutils:ld make:make \
         xz-utils:xz curl:curl gdb:gdb tshark:tshark tcpdump:tcpdump nodejs:node python3-venv:python3
+# libpcap0.8 (the library unik tcpdump compiles filters with) is checked with ldconfig.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: all run test kernel kernels bench deps venv clean docs
@@ -24,6 +25,7 @@ deps:
 	@missing=""; for d in $(DEPS); do pkg=$${d%%:*}; cmd=$${d##*:}; \
 	  command -v $$cmd >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
 	python3 -c 'import venv, ensurepip' 2>/dev/null || missing="$$missing python3-venv"; \
+	/sbin/ldconfig -p 2>/dev/null | grep -q "libpcap\.so\.0\.8" || missing="$$missing libpcap0.8"; \
 	if [ -n "$$missing" ]; then echo "deps: installing$$missing"; \
 	  $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; \

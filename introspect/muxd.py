@@ -67,6 +67,7 @@ class Mux:
         self.features = 0               # the kernel's HELLO feature bits
         self.log_on = False             # LOG_SUBSCRIBE sent (someone wants LOG_DATA)
         self.sessions = Sessions()      # trace session -> the client that opened it
+        self.captures = Sessions()      # packet capture -> the client that opened it
         self.t0 = time.monotonic()
         self.kdec = codec.Decoder(max_payload=P.MAX_PAYLOAD)
         self.kr: asyncio.StreamReader | None = None
@@ -161,6 +162,8 @@ class Mux:
     def route_from_kernel(self, fr: codec.Frame) -> None:
         if fr.id == 0 and fr.type == P.MsgType.TRACE_DATA:
             return self.route_trace_data(fr)
+        if fr.id == 0 and fr.type == P.MsgType.CAPTURE_DATA:
+            return self.route_capture_data(fr)
         if fr.id == 0:
             targets = self.subs.targets(fr.type)
             if not targets:
@@ -177,6 +180,8 @@ class Mux:
             return
         if fr.type == P.MsgType.TRACE_OPEN | P.REPLY:
             self.opened(p.client, fr)
+        if fr.type == P.MsgType.CAPTURE_OPEN | P.REPLY:
+            self.capture_opened(p.client, fr)
         if p.client == SELF:
             if fr.type == P.MsgType.HELLO | P.REPLY:
                 self.hello = fr.payload
@@ -228,6 +233,8 @@ class Mux:
             self.sync_streams()
             for sid in self.sessions.drop_client(cid):
                 self.close_session(sid)
+            for cap in self.captures.drop_client(cid):
+                self.close_capture(cap)
             writer.close()
 
     def serve_local(self, cid: int, fr: codec.Frame) -> None:
@@ -278,11 +285,38 @@ class Mux:
         self.send_kernel(P.MsgType.TRACE_CLOSE, rid, codec.trace_session_request(sid))
         log.info("closing trace session %d: its client left", sid)
 
+    # Packet captures (unik tcpdump): CAPTURE_DATA goes to the client that
+    # opened the capture (its id leads the payload, as a trace session's
+    # does), and a departed client's captures are closed.
+    def route_capture_data(self, fr: codec.Frame) -> None:
+        owner = self.captures.owner(codec.trace_data_session(fr.payload))
+        if owner is None or owner not in self.clients:
+            self.stats["frames_dropped"] += 1
+            return
+        self.send_client(owner, codec.reframe(fr, 0))
+        self.stats["frames_broadcast"] += 1
+
+    def capture_opened(self, client, fr: codec.Frame) -> None:
+        if len(fr.payload) < 4:
+            return
+        cap = codec.trace_data_session(fr.payload)
+        if client in self.clients:
+            self.captures.add(cap, client)
+        else:
+            self.close_capture(cap)
+
+    def close_capture(self, cap: int) -> None:
+        rid = self.router.outbound(SELF, 0, P.MsgType.CAPTURE_CLOSE, time.monotonic())
+        self.send_kernel(P.MsgType.CAPTURE_CLOSE, rid, P.CAPTURE_REQ.pack(capture=cap, pad=0))
+        log.info("closing capture %d: its client left", cap)
+
     def forward(self, cid: int, fr: codec.Frame) -> None:
         """A client's request on its way to the kernel (a TRACE_CLOSE also
         ends the session's ownership)."""
         if fr.type == P.MsgType.TRACE_CLOSE and len(fr.payload) >= 4:
             self.sessions.remove(codec.trace_data_session(fr.payload))
+        if fr.type == P.MsgType.CAPTURE_CLOSE and len(fr.payload) >= 4:
+            self.captures.remove(codec.trace_data_session(fr.payload))
         mid = self.router.outbound(cid, fr.id, fr.type, time.monotonic())
         self.kw.write(codec.reframe(fr, mid))
         self.stats["frames_up"] += 1

@@ -54,8 +54,17 @@ class MsgType(IntEnum):
     TRACE_STATUS = 0x0017   # the session's counters
     AGG_READ = 0x0018       # a page of the session's aggregations from a cursor
     AGG_CLEAR = 0x0019      # zero one aggregation (or all)
+    # capture (unik tcpdump)
+    CAPTURE_OPEN = 0x0030   # new packet capture (snaplen, ring size, program length) -> id
+    CAPTURE_PROG = 0x0031   # a piece of the capture's classic BPF program
+    CAPTURE_START = 0x0032  # verify the program and start capturing (structured refusal)
+    CAPTURE_STATUS = 0x0033  # the capture's exact counters
+    CAPTURE_STOP = 0x0034   # stop capturing, flush what is buffered, then the final counters
+    CAPTURE_CLOSE = 0x0035  # free the capture
+    CAPTURE_INJECT = 0x0036  # debug: run one Ethernet frame through the capture tap
     LOG_DATA = 0x0200   # unsolicited (id 0): new log bytes while subscribed
     TRACE_DATA = 0x0201  # unsolicited (id 0): a batch of a session's records
+    CAPTURE_DATA = 0x0210  # unsolicited (id 0): a batch of a capture's packets
     ERROR = 0xFFFF      # reply only: the request failed (payload: error)
 
 
@@ -66,6 +75,7 @@ class Feature(IntFlag):
     changes only when a layout does)."""
     LOG_STREAM = 1 << 0     # LOG_SUBSCRIBE and the LOG_DATA stream
     TRACE = 1 << 1          # TRACE_*, AGG_* and the TRACE_DATA stream
+    CAPTURE = 1 << 3        # CAPTURE_* and the CAPTURE_DATA stream
 
 
 class Reject(IntEnum):
@@ -380,6 +390,82 @@ STREAMS = {
     MsgType.TRACE_DATA: (TRACE_DATA_HDR, "trace_data + nrec records; the mux routes it to "
                          "the client that opened the session", Feature.TRACE),
 }
+
+# ---------------------------------------------------------------- capture
+# unik tcpdump: the kernel runs a verified classic BPF program (libpcap's,
+# kernel/net/cbpf.c) on every frame at the driver boundary and streams the
+# matching ones in CAPTURE_DATA frames (docs/capture.md).
+CAPTURE_OPEN_REQ = L("capture_open_req", "CAPTURE_OPEN request",
+                     ("snaplen", "u32", "bytes kept of each packet (the program's verdict caps it too)"),
+                     ("bufsize", "u32", "bytes of the kernel's packet ring"),
+                     ("ninsns", "u32", "instructions of the cBPF program CAPTURE_PROG will send"),
+                     ("rate_us", "u32", "how often the kernel drains the ring to CAPTURE_DATA (0: default)"))
+CAPTURE_OPEN_REP = L("capture_open_rep", "CAPTURE_OPEN reply",
+                     ("capture", "u32", "capture id"),
+                     ("pad", "u32", "0"))
+CAPTURE_PROG_REQ = L("capture_prog_req", "CAPTURE_PROG request head; 1..CAPTURE_PROG_MAX "
+                     "8-byte instructions follow (struct bpf_insn: u16 code, u8 jt, u8 jf, u32 k)",
+                     ("capture", "u32", "capture id"),
+                     ("offset", "u32", "index of the first instruction sent"))
+CAPTURE_REQ = L("capture_req", "request naming only a capture (CAPTURE_START, STATUS, "
+                "STOP, CLOSE)",
+                ("capture", "u32", "capture id"),
+                ("pad", "u32", "0"))
+CAPTURE_START_REP = L("capture_start_rep", "CAPTURE_START reply: started, or the verifier's refusal",
+                      ("ok", "u32", "1 verified and capturing, 0 refused"),
+                      ("pad", "u32", "0"),
+                      ("pc", "i64", "refused: the instruction at fault (-1: the program)"),
+                      ("msg", "char[64]", "refused: the verifier's reason"))
+CAPTURE_STATUS_REP = L("capture_status_rep", "CAPTURE_STATUS and CAPTURE_STOP reply: the "
+                       "capture's counters.  matched = delivered + dropped + waiting",
+                       ("received", "u64", "frames the tap ran the filter on"),
+                       ("matched", "u64", "frames the filter accepted"),
+                       ("dropped", "u64", "accepted frames dropped: ring full or the "
+                        "transmit ring refused their CAPTURE_DATA frame"),
+                       ("delivered", "u64", "accepted frames queued in CAPTURE_DATA frames"),
+                       ("waiting", "u64", "accepted frames still in the ring"),
+                       ("frames", "u64", "CAPTURE_DATA frames sent"),
+                       ("bytes", "u64", "captured packet bytes queued"),
+                       ("tap_ns", "u64", "kernel time spent in the tap for this capture "
+                        "(filter and copy; per frame: tap_ns / received)"))
+CAPTURE_INJECT_REQ = L("capture_inject_req", "CAPTURE_INJECT request head; the frame's "
+                       "bytes follow (a debug request: the frame reaches the tap only, "
+                       "never the network stack)",
+                       ("dir", "u32", "0 received, 1 sent"),
+                       ("wirelen", "u32", "length on the wire (0: the bytes sent)"))
+CAPTURE_DATA_HDR = L("capture_data", "CAPTURE_DATA frame head; `npkt` packets follow, "
+                     "each a capture_pkt then caplen bytes padded to 8",
+                     ("capture", "u32", "capture id"),
+                     ("seq", "u32", "frame sequence number in the capture, from 0"),
+                     ("npkt", "u32", "packets that follow"),
+                     ("pad", "u32", "0"),
+                     ("matched", "u64", "frames the filter accepted so far"),
+                     ("dropped", "u64", "accepted frames dropped so far"))
+CAPTURE_PKT = L("capture_pkt", "one captured packet's header in CAPTURE_DATA",
+                ("ts_ns", "u64", "kernel time of capture, ns since boot"),
+                ("wirelen", "u32", "length of the frame on the wire"),
+                ("caplen", "u16", "bytes that follow (then padding to 8)"),
+                ("dir", "u8", "0 received, 1 sent"),
+                ("pad", "u8", "0"))
+LAYOUTS += (CAPTURE_OPEN_REQ, CAPTURE_OPEN_REP, CAPTURE_PROG_REQ, CAPTURE_REQ,
+            CAPTURE_START_REP, CAPTURE_STATUS_REP, CAPTURE_INJECT_REQ, CAPTURE_DATA_HDR,
+            CAPTURE_PKT)
+CAPTURE_PROG_MAX = (MAX_REQUEST - CAPTURE_PROG_REQ.size) // 8  # instructions per CAPTURE_PROG
+CAPTURE_INJECT_MAX = MAX_REQUEST - CAPTURE_INJECT_REQ.size     # frame bytes per CAPTURE_INJECT
+REQUESTS.update({
+    MsgType.CAPTURE_OPEN: Request(CAPTURE_OPEN_REQ, "capture_open_rep", feature=Feature.CAPTURE),
+    MsgType.CAPTURE_PROG: Request(CAPTURE_PROG_REQ, "empty", item=8, min_items=1,
+                                  max_items=CAPTURE_PROG_MAX, feature=Feature.CAPTURE),
+    MsgType.CAPTURE_START: Request(CAPTURE_REQ, "capture_start_rep", feature=Feature.CAPTURE),
+    MsgType.CAPTURE_STATUS: Request(CAPTURE_REQ, "capture_status_rep", feature=Feature.CAPTURE),
+    MsgType.CAPTURE_STOP: Request(CAPTURE_REQ, "capture_status_rep", feature=Feature.CAPTURE),
+    MsgType.CAPTURE_CLOSE: Request(CAPTURE_REQ, "empty", feature=Feature.CAPTURE),
+    MsgType.CAPTURE_INJECT: Request(CAPTURE_INJECT_REQ, "empty", item=1, min_items=14,
+                                    max_items=CAPTURE_INJECT_MAX, feature=Feature.CAPTURE),
+})
+STREAMS[MsgType.CAPTURE_DATA] = (CAPTURE_DATA_HDR, "capture_data + npkt packets; the mux "
+                                 "routes it to the client that opened the capture",
+                                 Feature.CAPTURE)
 
 FEATURES_ALL = 0
 for _f in Feature:

@@ -39,6 +39,18 @@ u64 chan_trace_wait_ns(u64 now);
 /* The host left: close every session. */
 void chan_trace_host_left(void);
 
+/* capture.c: the capture requests (chan_serve_capture_*) and CAPTURE_DATA */
+void chan_serve_capture_open(u16 type, u32 id, const u8 *p, u32 len);
+void chan_serve_capture_prog(u16 type, u32 id, const u8 *p, u32 len);
+void chan_serve_capture_start(u16 type, u32 id, const u8 *p, u32 len);
+void chan_serve_capture_status(u16 type, u32 id, const u8 *p, u32 len);
+void chan_serve_capture_stop(u16 type, u32 id, const u8 *p, u32 len);
+void chan_serve_capture_close(u16 type, u32 id, const u8 *p, u32 len);
+void chan_serve_capture_inject(u16 type, u32 id, const u8 *p, u32 len);
+void chan_capture_run(u64 now);
+u64 chan_capture_wait_ns(u64 now);
+void chan_capture_host_left(void);
+
 /* stream.c */
 void chan_serve_log_subscribe(u16 type, u32 id, const u8 *p, u32 len);
 /* Push the stream frames that are due; called by the probe-chan loop. */

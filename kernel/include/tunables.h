@@ -66,5 +66,13 @@
 /* --- watchdog (kernel/sched/watchdog.c) --- */
 #define WATCHDOG_PERIOD_MS 250        /* how often the watchdog scans the threads */
 #define WATCHDOG_MUTEX_MS 2000        /* a thread blocked on a mutex this long in an owner cycle = deadlock */
+/* --- packet capture (kernel/net/capture.c, kernel/chan/capture.c: unik tcpdump) --- */
+#define CAPTURE_MAX 8                 /* concurrent captures, each with its own filter */
+#define CAPTURE_BUF_MIN 4096          /* smallest packet ring accepted (bytes) */
+#define CAPTURE_BUF_MAX (4u << 20)    /* largest packet ring accepted (bytes) */
+#define CAPTURE_SNAP_MAX 9216         /* most bytes kept of one frame, whatever the snaplen */
+#define CAPTURE_RATE_US 10000         /* CAPTURE_DATA: drain a capture's ring this often by default */
+#define CAPTURE_MIN_RATE_US 1000      /* CAPTURE_DATA: the fastest drain rate honoured */
+#define CAPTURE_FRAMES 8              /* CAPTURE_DATA: most frames per capture per drain */
 
 #endif
