@@ -1,9 +1,12 @@
 /* The panic report: every CPU exception (from trap_dispatch) and every
  * panic() call prints the cause, the current thread, all registers and a
  * frame-pointer backtrace with function names, on COM1 and into the log
- * ring, then halts with interrupts off so the host can take a core. */
+ * ring, keeps it in the crash record (arch/crash.c) and tells the host,
+ * then halts with interrupts off so the host can take a core.  A #PF or
+ * #DF in the guard page below a thread's stack is a stack overflow. */
 #include <stdarg.h>
 #include "arch.h"
+#include "crash.h"
 #include "kernel.h"
 #include "kprintf.h"
 #include "lib.h"
@@ -13,6 +16,7 @@
 #include "tunables.h"
 #include "x86.h"
 
+#define VEC_DF 8
 #define VEC_PF 14
 #define PANIC_PROLOGUE_SCAN 32            /* bytes searched for push %rbp */
 
@@ -64,6 +68,7 @@ static void panic_frame(int i, u64 pc, bool is_ret)
 {
     u64 off = 0;
     const char *name = ksyms_lookup(is_ret ? pc - 1 : pc, &off);
+    crash_frame((u32)i, pc);
     if (name)
         kprintf("  #%d 0x%016lx %s+0x%lx\n", i, pc, name, is_ret ? off + 1 : off);
     else
@@ -166,20 +171,70 @@ static bool panic_enter(void)
     return true;
 }
 
+/* A #PF or #DF whose address is in a thread's stack guard page: say it
+ * is a stack overflow (headline already printed), in the record too. */
+static void panic_overflow(const struct trap_frame *f)
+{
+    u64 lo, cr2 = read_cr2();
+    struct thread *t;
+    char why[64];
+
+    if (f->vector != VEC_PF && f->vector != VEC_DF)
+        return;
+    t = thread_guarded(cr2, &lo);
+    if (!t)
+        return;
+    ksnprintf(why, sizeof why, "stack overflow in thread %u (%s)", thread_id(t), thread_name(t));
+    kprintf("%s: guard page at 0x%lx, stack 0x%lx-0x%lx\n", why, cr2 & ~(u64)0xfff, lo,
+            lo + thread_stack_size(t));
+    crash_refine(WIRE_CRASH_STACK_OVERFLOW, why, cr2 & ~(u64)0xfff, lo);
+}
+
 /* A CPU exception: called by trap_dispatch for vectors 0-31. */
 void panic_trap(struct trap_frame *f)
 {
     if (!panic_enter())
         panic_halt();
     const char *const *e = panic_exc[f->vector & 31];
+    crash_begin(WIRE_CRASH_TRAP, f, true, e[1]);
     kprintf("PANIC: %s %s (vector %lu) err=0x%lx cr2=0x%016lx\n",
             e[0], e[1], f->vector, f->err, read_cr2());
     if (f->vector == VEC_PF)
         kprintf("page fault: %s of a %s page at 0x%lx\n",
                 (f->err & 16) ? "instruction fetch" : (f->err & 2) ? "write" : "read",
                 (f->err & 1) ? "protected" : "not-present", read_cr2());
+    panic_overflow(f);
     panic_report(f, true);
     PROBE_FIRE(panic, enter, e[1]);
+    crash_end();
+    panic_halt();
+}
+
+/* The caller's registers as panic() sees them: callee-saved ones, flags,
+ * segments, and rip/rbp/rsp of the function that called panic (a macro:
+ * the builtins must run in that function's own frame). */
+#define PANIC_CAPTURE(f)                                                      \
+    do {                                                                      \
+        __asm__ volatile("mov %%rbx, %0; mov %%r12, %1; mov %%r13, %2; "      \
+                         "mov %%r14, %3; mov %%r15, %4"                       \
+                         : "=m"((f).rbx), "=m"((f).r12), "=m"((f).r13),       \
+                           "=m"((f).r14), "=m"((f).r15));                     \
+        __asm__ volatile("pushfq; popq %0; mov %%cs, %1; mov %%ss, %2"        \
+                         : "=r"((f).rflags), "=r"((f).cs), "=r"((f).ss));     \
+        (f).rip = (u64)__builtin_return_address(0);                           \
+        (f).rbp = *(u64 *)__builtin_frame_address(0);                         \
+        (f).rsp = (u64)__builtin_frame_address(0) + 16;                       \
+    } while (0)
+
+/* The report of a panic call (panic, panic_kind, panic_assert): msg is
+ * the headline's text. */
+static __attribute__((noreturn)) void panic_call(u32 kind, struct trap_frame *f, const char *msg)
+{
+    crash_begin(kind, f, false, msg);
+    kprintf("PANIC: %s\n", msg);
+    panic_report(f, false);
+    PROBE_FIRE(panic, enter, msg);
+    crash_end();
     panic_halt();
 }
 
@@ -190,20 +245,50 @@ void panic(const char *fmt, ...)
     char msg[160];
     va_list ap;
 
-    __asm__ volatile("mov %%rbx, %0; mov %%r12, %1; mov %%r13, %2; mov %%r14, %3; mov %%r15, %4"
-                     : "=m"(f.rbx), "=m"(f.r12), "=m"(f.r13), "=m"(f.r14), "=m"(f.r15));
-    __asm__ volatile("pushfq; popq %0; mov %%cs, %1; mov %%ss, %2"
-                     : "=r"(f.rflags), "=r"(f.cs), "=r"(f.ss));
+    PANIC_CAPTURE(f);
     if (!panic_enter())
         panic_halt();
     va_start(ap, fmt);
     kvsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    f.rip = (u64)__builtin_return_address(0);
-    f.rbp = *(u64 *)__builtin_frame_address(0);
-    f.rsp = (u64)__builtin_frame_address(0) + 16;
+    panic_call(WIRE_CRASH_PANIC, &f, msg);
+}
+
+/* panic_kind(kind, fmt, ...): panic() with the record's kind said (the
+ * heap's checks, a watchdog). */
+void panic_kind(u32 kind, const char *fmt, ...)
+{
+    struct trap_frame f = {0};
+    char msg[160];
+    va_list ap;
+
+    PANIC_CAPTURE(f);
+    if (!panic_enter())
+        panic_halt();
+    va_start(ap, fmt);
+    kvsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    panic_call(kind, &f, msg);
+}
+
+/* A failed KASSERT(expr) in func at file:line (kernel.h). */
+void panic_assert(const char *expr, const char *file, u32 line, const char *func)
+{
+    struct trap_frame f = {0};
+    char msg[160];
+
+    PANIC_CAPTURE(f);
+    if (!panic_enter())
+        panic_halt();
+    ksnprintf(msg, sizeof msg, "assertion failed: %s in %s", expr, func);
+    crash_begin(WIRE_CRASH_ASSERT, &f, false, msg);
+    crash_where(file, line);
+    ksnprintf(msg, sizeof msg, "assertion failed: %s in %s at %s:%u", expr, func,
+              crash_record.file, line);
+    crash_refine(WIRE_CRASH_ASSERT, msg, 0, 0);
     kprintf("PANIC: %s\n", msg);
     panic_report(&f, false);
     PROBE_FIRE(panic, enter, msg);
+    crash_end();
     panic_halt();
 }
