@@ -85,8 +85,12 @@ def render_ls(insts: list[dict], now: float | None = None) -> str:
                      i.get("mem", "?"),
                      fmt_duration(now - i["created"]) if running and i.get("created") else "-",
                      (i.get("build_id") or "-")[:12]])
-    return table(["NAME", "APP", "STATE", "PID", "MEM", "UPTIME", "BUILD-ID"], rows,
-                 right={3})
+    out = table(["NAME", "APP", "STATE", "PID", "MEM", "UPTIME", "BUILD-ID"], rows,
+                right={3})
+    for i in insts:                 # the automatic core of a panicked instance
+        if i.get("core"):
+            out += f"\n{i['name']}: core {i['core']} ({i['crash'].get('reason', '?')})"
+    return out
 
 
 # ------------------------------------------------------------ ps

@@ -203,7 +203,15 @@ class Instance:
         d = asdict(self)
         d["dir"] = str(self.dir)
         d["state"] = self.state
+        d["crash"] = self.crash_core()
+        d["core"] = d["crash"]["core"] if d["crash"] else None
         return d
+
+    def crash_core(self) -> dict | None:
+        """The core the mux took when the kernel panicked (autocore.py):
+        {core, bytes, seconds, trigger, reason, kind, time}, or None."""
+        from .autocore import info
+        return info(self.dir)
 
     def require_running(self) -> "Instance":
         if not self.running:
