@@ -1,4 +1,5 @@
-/* crash-assert: after about a second, a kernel assertion fails.  The
+/* crash-assert: after about two seconds (time for `unik boot` to
+ * see the channel up even on a loaded machine), a kernel assertion fails.  The
  * panic report and the crash record name the expression, the function
  * and the source file:line of the KASSERT. */
 #include "kernel.h"
@@ -20,8 +21,8 @@ __attribute__((noinline)) void crash_assert_check(int items)
 void app_main(void *arg)
 {
     (void)arg;
-    kprintf("crash-assert: checking an assertion that fails in 1 s\n");
-    thread_sleep_ms(1000, "countdown");
+    kprintf("crash-assert: checking an assertion that fails in 2 s\n");
+    thread_sleep_ms(2000, "countdown");
     crash_assert_check(crash_assert_items);
     kprintf("crash-assert: still alive?!\n");
 }

@@ -1,4 +1,5 @@
-/* crash-heap: after about a second, free a heap block twice.  kfree finds
+/* crash-heap: after about two seconds (time for `unik boot` to
+ * see the channel up even on a loaded machine), free a heap block twice.  kfree finds
  * the block already on its class's free list and panics naming it: its
  * address, its size class and who freed it first (crash_heap_release). */
 #include "kernel.h"
@@ -30,8 +31,8 @@ __attribute__((noinline)) void crash_heap_free_twice(void *p)
 void app_main(void *arg)
 {
     (void)arg;
-    kprintf("crash-heap: freeing a block twice in 1 s\n");
-    thread_sleep_ms(1000, "countdown");
+    kprintf("crash-heap: freeing a block twice in 2 s\n");
+    thread_sleep_ms(2000, "countdown");
     crash_heap_block = kmalloc(48);
     kprintf("crash-heap: block %p (48 bytes)\n", crash_heap_block);
     crash_heap_release(crash_heap_block);

@@ -1,4 +1,5 @@
-/* crash-stack: after about a second, recurse without end.  The thread's
+/* crash-stack: after about two seconds (time for `unik boot` to
+ * see the channel up even on a loaded machine), recurse without end.  The thread's
  * stack has an unmapped guard page below it, so the recursion faults at
  * once on that page (the #PF runs on its own IST stack) and the panic
  * report says "stack overflow in thread 2 (app)". */
@@ -25,7 +26,7 @@ __attribute__((noinline)) unsigned crash_stack_recurse(unsigned depth)
 void app_main(void *arg)
 {
     (void)arg;
-    kprintf("crash-stack: recursing without end in 1 s\n");
-    thread_sleep_ms(1000, "countdown");
+    kprintf("crash-stack: recursing without end in 2 s\n");
+    thread_sleep_ms(2000, "countdown");
     kprintf("crash-stack: %u\n", crash_stack_recurse(0));
 }
