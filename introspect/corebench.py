@@ -7,6 +7,7 @@ Targets from issue 8: dump <= 1 s, `unik core` <= 2 s.
 from __future__ import annotations
 
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -49,11 +50,14 @@ def core_rows(base: Path, quick: bool = False) -> list[dict]:
         size = core.stat().st_size
         env = dict(os.environ, UNIK_STATE_DIR=str(base))
         cmd = _unik() + ["core", str(core), "--kernel", inst.kernel, "--json"]
-        whole = []
+        whole, cpu = [], []
         for _ in range(runs):
+            r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
             t0 = time.monotonic()
             subprocess.run(cmd, capture_output=True, check=True, timeout=120, env=env)
             whole.append(time.monotonic() - t0)
+            r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu.append(r1.ru_utime + r1.ru_stime - r0.ru_utime - r0.ru_stime)
         inproc = []
         for _ in range(runs):
             t0 = time.monotonic()
@@ -70,6 +74,7 @@ def core_rows(base: Path, quick: bool = False) -> list[dict]:
              f"{size >> 20} MiB ELF core, guest paused meanwhile", target="<= 1 s"),
         _row(f"`unik core` on a {MEM[:-1]} MiB core", round(med(whole), 3), "s",
              f"median of {runs} (max {max(whole):.3f} s), process start to exit, --json; "
-             f"summarize() alone {med(inproc):.3f} s (DWARF, threads, stacks, "
-             f"disassembly, heap)", target="<= 2 s"),
+             f"{med(cpu):.3f} s of CPU (wall time above it is waiting for a CPU: load "
+             f"{os.getloadavg()[0]:.1f}); summarize() alone, DWARF already read, "
+             f"{med(inproc):.3f} s", target="<= 2 s"),
     ]

@@ -115,11 +115,16 @@ def test_crash_heap(heap):
     rec = rep["crash"]
     assert rec["kind"] == "heap" and rec["addr"] == block
     assert rep["reason"].startswith(f"heap corruption: kfree: double free of {block:#018x} "
-                                    "(64-byte class), freed before by crash_heap_release+0x")
+                                    "(64-byte class, allocated by app_main+0x")
+    assert "), freed before by crash_heap_release+0x" in rep["reason"]
     assert rep["thread"]["name"] == "app" and rep["function"] == "kfree"
     fns = [f["function"] for f in rep["backtrace"]]
     assert fns[:3] == ["kfree", "crash_heap_free_twice", "app_main"], fns
-    assert f"heap block {block:#x}" in unik(inst.env, "core", "ch").stdout
+    b = rep["heap_block"]
+    assert b["address"] == block and b["size"] == 64 and b["free"]
+    assert b["allocated_by"].startswith("app_main+0x")
+    assert f"heap block {block:#x} (64-byte class, allocated by app_main+0x" in \
+        unik(inst.env, "core", "ch").stdout
 
 
 def _record_offset(core: Path, kernel: str) -> int:

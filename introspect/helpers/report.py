@@ -251,8 +251,17 @@ def summarize(prog, stacks: bool = False) -> dict:
            "backtrace": _from_fault(fthread, rip) if fthread else [],
            "threads": threads, "stacks": group_stacks(threads) if stacks else None,
            "log_tail": log.splitlines()[-LOG_TAIL:], "heap": prog.heap(),
-           "pages": _pages(prog)}
+           "pages": _pages(prog), "heap_block": _heap_block(prog, p)}
     return rep
+
+
+def _heap_block(prog, p: dict | None) -> dict | None:
+    """The heap block a heap-kind panic is about: its class, who allocated
+    it, whether it is free (helpers/heap.py block())."""
+    if not p or p.get("kind") != "heap" or not p.get("addr"):
+        return None
+    from .heap import block
+    return block(prog, p["addr"])
 
 
 def _function(prog, rip: int | None, p: dict | None) -> str | None:
@@ -300,7 +309,10 @@ def render(rep: dict) -> str:
     if p and p.get("file"):
         out.append(f"        at {p['file']}:{p['line']}")
     if p and p.get("addr") and p.get("kind") == "heap":
-        out.append(f"        heap block {p['addr']:#x}")
+        b = rep.get("heap_block") or {}
+        more = f" ({b['size']}-byte class, allocated by {b['allocated_by'] or '?'}, " \
+               f"{'free' if b['free'] else 'in use'})" if b else ""
+        out.append(f"        heap block {p['addr']:#x}{more}")
     if p and p["uptime_ms"] is not None:
         out.append(f"        uptime {p['uptime_ms']} ms")
     if rep.get("panic_from"):

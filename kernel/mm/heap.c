@@ -4,8 +4,9 @@
  * 16-byte header.  A byte per page frame records what the page holds, so
  * kfree needs no per-object header.  A free object's second word marks
  * it free and names who freed it, so a double free is caught (and checked
- * against the free list before the panic).  Safe from threads and
- * interrupts. */
+ * against the free list before the panic); heapsite.c remembers who
+ * allocated each small object, so the panic names that too.  Safe from
+ * threads and interrupts. */
 #include "crash.h"
 #include "kernel.h"
 #include "lib.h"
@@ -53,6 +54,7 @@ void heap_init(void)
     heap_tag = page_alloc_n((n + PAGE_SIZE - 1) / PAGE_SIZE);
     if (!heap_tag)
         panic("heap: no memory for %lu page tags", n);
+    heapsite_init();
 }
 
 static u32 heap_size(int c)
@@ -67,6 +69,7 @@ static bool heap_refill(int c)
     if (!page)
         return false;
     heap_tag[(u64)page / PAGE_SIZE] = (u8)(c + 1);
+    heapsite_page((u64)page / PAGE_SIZE, heap_size(c));
     heap_total += PAGE_SIZE;
     for (u32 off = 0; off < PAGE_SIZE; off += heap_size(c)) {
         struct heap_free *o = (struct heap_free *)(page + off);
@@ -130,22 +133,30 @@ static u64 heap_block_size(void *p, u8 tag)
     return ((struct heap_large *)((u8 *)p - HEAP_LARGE_HDR))->size;
 }
 
-/* n bytes (not zeroed), or NULL; every failure is counted. */
-void *kmalloc(size_t n)
+/* n bytes for caller (kmalloc's or kzalloc's), noted as its site. */
+static void *heap_alloc(size_t n, u64 caller)
 {
     int c = heap_class_of(n);
     u64 f = irq_save();
     void *p = c < HEAP_NCLASSES ? heap_small(c) : heap_big(n);
     irq_restore(f);
+    if (p && c < HEAP_NCLASSES)
+        heapsite_set(p, heap_size(c), caller);
     PROBE_FIRE_IF(p, mem, alloc, p, n,
                   heap_class_of(n) < HEAP_NCLASSES ? heap_size(heap_class_of(n)) : 0);
     PROBE_FIRE_IF(!p, mem, fail, n, "heap");
     return p;
 }
 
+/* n bytes (not zeroed), or NULL; every failure is counted. */
+void *kmalloc(size_t n)
+{
+    return heap_alloc(n, (u64)__builtin_return_address(0));
+}
+
 void *kzalloc(size_t n)
 {
-    void *p = kmalloc(n);
+    void *p = heap_alloc(n, (u64)__builtin_return_address(0));
     if (p)
         memset(p, 0, n);
     return p;
@@ -181,11 +192,13 @@ static bool heap_is_free(const struct heap_class *k, const struct heap_free *o)
  * and who freed it first (a heap-kind crash record about p). */
 static void heap_double_free(void *p, int c, u64 mark)
 {
-    u64 off = 0;
+    u64 off = 0, aoff = 0;
     const char *by = ksyms_lookup(mark & 0xffffffffull, &off);
+    const char *site = ksyms_lookup(heapsite_get(p, heap_size(c)), &aoff);
     crash_about((u64)p);
-    panic_kind(WIRE_CRASH_HEAP, "kfree: double free of %p (%u-byte class), freed before by %s+0x%lx",
-               p, heap_size(c), by ? by : "?", off);
+    panic_kind(WIRE_CRASH_HEAP, "kfree: double free of %p (%u-byte class, allocated by "
+               "%s+0x%lx), freed before by %s+0x%lx", p, heap_size(c), site ? site : "?",
+               aoff, by ? by : "?", off);
 }
 
 /* Free what kmalloc returned; NULL is fine, a foreign pointer or a
