@@ -133,9 +133,11 @@ static u64 heap_block_size(void *p, u8 tag)
     return ((struct heap_large *)((u8 *)p - HEAP_LARGE_HDR))->size;
 }
 
-/* n bytes for caller (kmalloc's or kzalloc's), noted as its site. */
-static void *heap_alloc(size_t n, u64 caller)
+/* n bytes (not zeroed), or NULL; every failure is counted.  The caller
+ * is noted as the object's allocation site (heapsite.c). */
+void *kmalloc(size_t n)
 {
+    u64 caller = (u64)__builtin_return_address(0);
     int c = heap_class_of(n);
     u64 f = irq_save();
     void *p = c < HEAP_NCLASSES ? heap_small(c) : heap_big(n);
@@ -148,15 +150,12 @@ static void *heap_alloc(size_t n, u64 caller)
     return p;
 }
 
-/* n bytes (not zeroed), or NULL; every failure is counted. */
-void *kmalloc(size_t n)
-{
-    return heap_alloc(n, (u64)__builtin_return_address(0));
-}
-
+/* kmalloc, zeroed; the allocation site is kzalloc's caller. */
 void *kzalloc(size_t n)
 {
-    void *p = heap_alloc(n, (u64)__builtin_return_address(0));
+    void *p = kmalloc(n);
+    if (p && heap_class_of(n) < HEAP_NCLASSES)
+        heapsite_set(p, heap_size(heap_class_of(n)), (u64)__builtin_return_address(0));
     if (p)
         memset(p, 0, n);
     return p;
