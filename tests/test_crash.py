@@ -249,3 +249,14 @@ def test_watcher_done_after_core(tmp_path):
     w = autocore.Watcher(_Inst(tmp_path))
     w.frame(_record())
     assert w.done and w.trigger is None                  # a restarted mux takes no second core
+
+
+def test_render_ls_names_the_core():
+    from console.render import render_ls
+    rows = [{"name": "a", "app": "crash-null", "state": "panicked", "qemu_pid": 7,
+             "mem": "32M", "created": 0, "build_id": "ab" * 20,
+             "core": "/s/a/crash.core", "crash": {"reason": "#PF page fault"}},
+            {"name": "b", "app": "demo", "state": "running", "qemu_pid": 8, "mem": "32M",
+             "created": 0, "build_id": "", "core": None, "crash": None}]
+    out = render_ls(rows, now=5).splitlines()
+    assert out[-1] == "a: core /s/a/crash.core (#PF page fault)" and len(out) == 4

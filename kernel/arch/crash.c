@@ -73,15 +73,10 @@ void crash_refine(u32 kind, const char *reason, u64 addr, u64 stack_lo)
         str_copy(crash_record.reason, reason, sizeof crash_record.reason);
 }
 
-/* The source position of a failed assertion (file cut to what follows
- * its last "kernel/"). */
+/* The source position of a failed assertion. */
 void crash_where(const char *file, u32 line)
 {
-    const char *p = file;
-    for (const char *k = file; *k; k++)
-        if (!strncmp(k, "kernel/", 7))
-            p = k + 7;
-    str_copy(crash_record.file, p, sizeof crash_record.file);
+    str_copy(crash_record.file, file, sizeof crash_record.file);
     crash_record.line = line;
 }
 

@@ -226,69 +226,71 @@ void panic_trap(struct trap_frame *f)
         (f).rsp = (u64)__builtin_frame_address(0) + 16;                       \
     } while (0)
 
-/* The report of a panic call (panic, panic_kind, panic_assert): msg is
- * the headline's text. */
-static __attribute__((noreturn)) void panic_call(u32 kind, struct trap_frame *f, const char *msg)
-{
-    crash_begin(kind, f, false, msg);
-    kprintf("PANIC: %s\n", msg);
-    panic_report(f, false);
-    PROBE_FIRE(panic, enter, msg);
-    crash_end();
-    panic_halt();
-}
+/* What panic_kind and panic_assert hand to panic(): their caller's
+ * registers, the record's kind and KASSERT's position (kind 0: none, a
+ * plain panic() call).  Only the first panic uses them. */
+static struct trap_frame panic_given;
+static u32 panic_given_kind;
+static const char *panic_given_file;
+static u32 panic_given_line;
 
-/* panic(fmt, ...): the same report, for the caller of panic. */
+/* panic(fmt, ...): the same report, for the caller of panic (or of
+ * panic_kind / panic_assert, which come through here so that panic:::enter
+ * has one site for every panic call). */
 void panic(const char *fmt, ...)
 {
     struct trap_frame f = {0};
+    u32 kind = WIRE_CRASH_PANIC;
     char msg[160];
     va_list ap;
 
     PANIC_CAPTURE(f);
     if (!panic_enter())
         panic_halt();
+    if (panic_given_kind) {
+        f = panic_given;
+        kind = panic_given_kind;
+    }
     va_start(ap, fmt);
     kvsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    panic_call(WIRE_CRASH_PANIC, &f, msg);
+    crash_begin(kind, &f, false, msg);
+    if (panic_given_file)
+        crash_where(panic_given_file, panic_given_line);
+    kprintf("PANIC: %s\n", msg);
+    panic_report(&f, false);
+    PROBE_FIRE(panic, enter, msg);
+    crash_end();
+    panic_halt();
 }
 
 /* panic_kind(kind, fmt, ...): panic() with the record's kind said (the
  * heap's checks, a watchdog). */
 void panic_kind(u32 kind, const char *fmt, ...)
 {
-    struct trap_frame f = {0};
     char msg[160];
     va_list ap;
 
-    PANIC_CAPTURE(f);
-    if (!panic_enter())
-        panic_halt();
+    PANIC_CAPTURE(panic_given);
+    panic_given_kind = kind;
     va_start(ap, fmt);
     kvsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    panic_call(kind, &f, msg);
+    panic("%s", msg);
 }
 
-/* A failed KASSERT(expr) in func at file:line (kernel.h). */
+/* A failed KASSERT(expr) in func at file:line (kernel.h); file is cut to
+ * what follows its last "kernel/". */
 void panic_assert(const char *expr, const char *file, u32 line, const char *func)
 {
-    struct trap_frame f = {0};
-    char msg[160];
+    const char *rel = file;
 
-    PANIC_CAPTURE(f);
-    if (!panic_enter())
-        panic_halt();
-    ksnprintf(msg, sizeof msg, "assertion failed: %s in %s", expr, func);
-    crash_begin(WIRE_CRASH_ASSERT, &f, false, msg);
-    crash_where(file, line);
-    ksnprintf(msg, sizeof msg, "assertion failed: %s in %s at %s:%u", expr, func,
-              crash_record.file, line);
-    crash_refine(WIRE_CRASH_ASSERT, msg, 0, 0);
-    kprintf("PANIC: %s\n", msg);
-    panic_report(&f, false);
-    PROBE_FIRE(panic, enter, msg);
-    crash_end();
-    panic_halt();
+    PANIC_CAPTURE(panic_given);
+    panic_given_kind = WIRE_CRASH_ASSERT;
+    for (const char *k = file; *k; k++)
+        if (!strncmp(k, "kernel/", 7))
+            rel = k + 7;
+    panic_given_file = rel;
+    panic_given_line = line;
+    panic("assertion failed: %s in %s at %s:%u", expr, func, rel, line);
 }
