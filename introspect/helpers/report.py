@@ -155,7 +155,8 @@ def fault_context(prog, rip: int, trap: bool) -> dict:
         mark = before[-1].address
     insns = before[-INSNS_BEFORE:] + after
     src = prog.source_line(mark)
-    return {"rip": rip, "marked": mark, "symbol": str(sym) if sym else None,
+    msym = prog.symbol(mark)
+    return {"rip": rip, "marked": mark, "symbol": str(msym) if msym else None,
             "source": _src(src),
             "instructions": [_insn(i, i.address == mark) for i in insns]}
 
@@ -349,7 +350,7 @@ def _render_fault(f: dict | None) -> list[str]:
     if f is None:
         return ["no instruction pointer to disassemble"]
     where = f" at {f['source']}" if f.get("source") else ""
-    out = [f"instruction at {f['rip']:#x} {f.get('symbol') or '?'}{where}:"]
+    out = [f"instruction at {f.get('marked', f['rip']):#x} {f.get('symbol') or '?'}{where}:"]
     if f.get("error"):
         out.append(f"  ({f['error']})")
     for i in f["instructions"]:
