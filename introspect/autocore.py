@@ -8,7 +8,9 @@ The mux learns of the panic two ways, whichever comes first:
     carrying the crash record, when its channel could still send;
   * the serial console (serial.log), where every panic report is printed:
     a `PANIC: ` line, then, once the report is whole, `kernel halted`.
-    A report that never ends (a recursive fault) is taken anyway after
+    The kernel sends its frame just after that line, so the serial path
+    waits FRAME_GRACE more seconds for it (the frame names the kind); a
+    report that never ends (a recursive fault) is taken anyway after
     REPORT_WAIT seconds.
 
     w = Watcher(inst)                       # in the mux
@@ -32,6 +34,7 @@ CORE_FILE = "crash.core"
 INFO_FILE = "crash.json"
 POLL = 0.1                     # seconds between looks at serial.log
 REPORT_WAIT = 2.0              # seconds a report may take to end before the core is taken
+FRAME_GRACE = 1.0              # seconds after `kernel halted` the CRASH frame may still come
 _HALTED = b"kernel halted (uptime"
 _SCAN_MAX = 1 << 20            # bytes of serial.log kept in view
 
@@ -87,6 +90,7 @@ class Watcher:
         self.serial = inst.dir / "serial.log"
         self.offset = 0
         self.seen: float | None = None          # when a PANIC line was first seen
+        self.ended: float | None = None         # when its `kernel halted` line was
         self.buf = b""
         self.trigger: tuple[str, str, str | None] | None = None
         self.done = info(inst.dir) is not None  # a mux restarted after the core
@@ -116,10 +120,13 @@ class Watcher:
         i = self.buf.rfind(b"PANIC: ")
         if i < 0:
             return
+        now = time.monotonic()
         if self.seen is None:
-            self.seen = time.monotonic()
-        ended = _HALTED in self.buf[i:]
-        if ended or time.monotonic() - self.seen > REPORT_WAIT:
+            self.seen = now
+        if self.ended is None and _HALTED in self.buf[i:]:
+            self.ended = now
+        if (self.ended is not None and now - self.ended > FRAME_GRACE) or \
+                now - self.seen > REPORT_WAIT + FRAME_GRACE:
             text = self.buf[self.buf.rfind(b"\n", 0, i) + 1:].decode("utf-8", "replace")
             self.trigger = ("serial", serial_reason(text), None)
 

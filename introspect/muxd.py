@@ -165,6 +165,7 @@ class Mux:
         if fr.id == 0 and fr.type == P.MsgType.TRACE_DATA:
             return self.route_trace_data(fr)
         if fr.id == 0 and fr.type == P.MsgType.CRASH:
+            log.info("CRASH frame from the kernel (%d bytes)", len(fr.payload))
             self.crash.frame(fr.payload)
         if fr.id == 0:
             targets = self.subs.targets(fr.type)

@@ -39,8 +39,8 @@ void crash_begin(u32 kind, const struct trap_frame *f, bool trap, const char *re
     struct thread *t = thread_current();
 
     memset(r, 0, sizeof *r);
-    r->magic = WIRE_CRASH_MAGIC;
-    r->state = WIRE_CS_WRITING;
+    r->magic = CRASH_MAGIC;
+    r->state = CRASH_WRITING;
     r->kind = kind;
     r->vector = trap ? (u32)f->vector : 0xffffffffu;
     r->err = trap ? f->err : 0;
@@ -83,7 +83,7 @@ void crash_where(const char *file, u32 line)
 /* Backtrace line i printed the address pc.  Called by panic.c. */
 void crash_frame(u32 i, u64 pc)
 {
-    if (i >= WIRE_CRASH_FRAMES)
+    if (i >= CRASH_FRAMES)
         return;
     memcpy(crash_record.frames + 8 * i, &pc, 8);
     if (i + 1 > crash_record.nframes)
@@ -103,7 +103,7 @@ void crash_end(void)
         from = head - (sizeof r->text - 1);
     r->text_len = log_read(from, r->text, sizeof r->text - 1, &span);
     r->text[r->text_len] = 0;
-    r->state = WIRE_CS_COMPLETE;
+    r->state = CRASH_COMPLETE;
     __asm__ volatile("" ::: "memory");
     chan_send_crash(r, sizeof *r);
 }

@@ -187,7 +187,7 @@ static void panic_overflow(const struct trap_frame *f)
     ksnprintf(why, sizeof why, "stack overflow in thread %u (%s)", thread_id(t), thread_name(t));
     kprintf("%s: guard page at 0x%lx, stack 0x%lx-0x%lx\n", why, cr2 & ~(u64)0xfff, lo,
             lo + thread_stack_size(t));
-    crash_refine(WIRE_CRASH_STACK_OVERFLOW, why, cr2 & ~(u64)0xfff, lo);
+    crash_refine(CRASH_STACK_OVERFLOW, why, cr2 & ~(u64)0xfff, lo);
 }
 
 /* A CPU exception: called by trap_dispatch for vectors 0-31. */
@@ -196,7 +196,7 @@ void panic_trap(struct trap_frame *f)
     if (!panic_enter())
         panic_halt();
     const char *const *e = panic_exc[f->vector & 31];
-    crash_begin(WIRE_CRASH_TRAP, f, true, e[1]);
+    crash_begin(CRASH_TRAP, f, true, e[1]);
     kprintf("PANIC: %s %s (vector %lu) err=0x%lx cr2=0x%016lx\n",
             e[0], e[1], f->vector, f->err, read_cr2());
     if (f->vector == VEC_PF)
@@ -240,7 +240,7 @@ static u32 panic_given_line;
 void panic(const char *fmt, ...)
 {
     struct trap_frame f = {0};
-    u32 kind = WIRE_CRASH_PANIC;
+    u32 kind = CRASH_PANIC;
     char msg[160];
     va_list ap;
 
@@ -286,7 +286,7 @@ void panic_assert(const char *expr, const char *file, u32 line, const char *func
     const char *rel = file;
 
     PANIC_CAPTURE(panic_given);
-    panic_given_kind = WIRE_CRASH_ASSERT;
+    panic_given_kind = CRASH_ASSERT;
     for (const char *k = file; *k; k++)
         if (!strncmp(k, "kernel/", 7))
             rel = k + 7;

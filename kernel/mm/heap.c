@@ -79,8 +79,8 @@ static bool heap_refill(int c)
     return true;
 }
 
-/* A small object of class c (interrupts off). */
-static void *heap_small(int c)
+/* A small object of class c for caller (interrupts off). */
+static void *heap_small(int c, u64 caller)
 {
     struct heap_class *k = &heap_cls[c];
     if (!k->free && !heap_refill(c)) {
@@ -90,6 +90,7 @@ static void *heap_small(int c)
     struct heap_free *o = k->free;
     k->free = o->next;
     o->mark = 0;
+    heapsite_set(o, heap_size(c), caller);
     k->in_use++;
     k->allocs++;
     heap_used += heap_size(c);
@@ -140,10 +141,8 @@ void *kmalloc(size_t n)
     u64 caller = (u64)__builtin_return_address(0);
     int c = heap_class_of(n);
     u64 f = irq_save();
-    void *p = c < HEAP_NCLASSES ? heap_small(c) : heap_big(n);
+    void *p = c < HEAP_NCLASSES ? heap_small(c, caller) : heap_big(n);
     irq_restore(f);
-    if (p && c < HEAP_NCLASSES)
-        heapsite_set(p, heap_size(c), caller);
     PROBE_FIRE_IF(p, mem, alloc, p, n,
                   heap_class_of(n) < HEAP_NCLASSES ? heap_size(heap_class_of(n)) : 0);
     PROBE_FIRE_IF(!p, mem, fail, n, "heap");
@@ -167,7 +166,7 @@ static void heap_free_big(void *p)
     struct heap_large *h = (struct heap_large *)((u8 *)p - HEAP_LARGE_HDR);
     if ((u64)h % PAGE_SIZE) {
         crash_about((u64)p);
-        panic_kind(WIRE_CRASH_HEAP, "kfree: %p is not a heap block", p);
+        panic_kind(CRASH_HEAP, "kfree: %p is not a heap block", p);
     }
     struct heap_class *k = &heap_cls[HEAP_NCLASSES];
     heap_tag[(u64)h / PAGE_SIZE] = 0;
@@ -195,7 +194,7 @@ static void heap_double_free(void *p, int c, u64 mark)
     const char *by = ksyms_lookup(mark & 0xffffffffull, &off);
     const char *site = ksyms_lookup(heapsite_get(p, heap_size(c)), &aoff);
     crash_about((u64)p);
-    panic_kind(WIRE_CRASH_HEAP, "kfree: double free of %p (%u-byte class, allocated by "
+    panic_kind(CRASH_HEAP, "kfree: double free of %p (%u-byte class, allocated by "
                "%s+0x%lx), freed before by %s+0x%lx", p, heap_size(c), site ? site : "?",
                aoff, by ? by : "?", off);
 }
@@ -210,7 +209,7 @@ void kfree(void *p)
     u8 tag = pfn < page_limit() ? heap_tag[pfn] : 0;
     if (tag == 0 || (tag <= HEAP_NCLASSES && (u64)p % heap_size(tag - 1))) {
         crash_about((u64)p);
-        panic_kind(WIRE_CRASH_HEAP, "kfree: %p is not a heap pointer", p);
+        panic_kind(CRASH_HEAP, "kfree: %p is not a heap pointer", p);
     }
     struct heap_free *o = p;
     if (tag != HEAP_LARGE && (o->mark >> 32) == HEAP_FREED) {
