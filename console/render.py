@@ -91,7 +91,11 @@ def render_ls(insts: list[dict], now: float | None = None) -> str:
         heads.append("NET")
         for r, i in zip(rows, insts):
             r.append(describe(i.get("boot") or {}))
-    return table(heads, rows, right={3})
+    out = table(heads, rows, right={3})
+    for i in insts:                 # the automatic core of a panicked instance
+        if i.get("core"):
+            out += f"\n{i['name']}: core {i['core']} ({i['crash'].get('reason', '?')})"
+    return out
 
 
 # ------------------------------------------------------------ ps

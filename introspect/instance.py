@@ -206,7 +206,15 @@ class Instance:
         d["net"] = (self.boot or {}).get("net", "none")       # netopts.py
         d["ports"] = [{"host": h, "guest": g, "addr": "127.0.0.1"}
                       for h, g in (self.boot or {}).get("ports") or []]
+        d["crash"] = self.crash_core()
+        d["core"] = d["crash"]["core"] if d["crash"] else None
         return d
+
+    def crash_core(self) -> dict | None:
+        """The core the mux took when the kernel panicked (autocore.py):
+        {core, bytes, seconds, trigger, reason, kind, time}, or None."""
+        from .autocore import info
+        return info(self.dir)
 
     def require_running(self) -> "Instance":
         if not self.running:

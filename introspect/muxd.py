@@ -15,7 +15,9 @@ protocol:
     client leaves, the mux closes its sessions (TRACE_CLOSE) and stops the
     kernel's log stream if nobody else follows it; requests typed MUX_FIRST..MUX_LAST are
     answered here (MUX_INFO, MUX_SUBSCRIBE) and never reach the kernel;
-  * it exits when the kernel side closes (QEMU gone), removing chan.sock.
+  * it exits when the kernel side closes (QEMU gone), removing chan.sock;
+  * when the kernel panics (a CRASH frame, or a panic report on the serial
+    console) it takes a core into the state directory (autocore.py).
 
 Single-threaded asyncio.  A lock file (muxd.lock) keeps it to one mux per
 instance; a fatal reason is left in muxd.error for clients to report.
@@ -33,7 +35,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import codec
+from . import autocore, codec
 from . import protocol as P
 from .instance import Instance, pid_alive
 from .routing import Router, Sessions, Subscriptions
@@ -75,6 +77,7 @@ class Mux:
         self.server = None
         self.done = asyncio.Event()
         self.waited = False
+        self.crash = autocore.Watcher(inst)     # takes a core when the kernel panics
 
     # ------------------------------------------------------------ kernel side
     async def connect(self) -> None:
@@ -164,6 +167,9 @@ class Mux:
             return self.route_trace_data(fr)
         if fr.id == 0 and fr.type == P.MsgType.CAPTURE_DATA:
             return self.route_capture_data(fr)
+        if fr.id == 0 and fr.type == P.MsgType.CRASH:
+            log.info("CRASH frame from the kernel (%d bytes)", len(fr.payload))
+            self.crash.frame(fr.payload)
         if fr.id == 0:
             targets = self.subs.targets(fr.type)
             if not targets:
@@ -376,6 +382,13 @@ class Mux:
             self.server.close()
 
     async def run(self) -> None:
+        watch = asyncio.create_task(self.crash.run())   # a panic may come before HELLO
+        try:
+            await self.serve()
+        finally:
+            watch.cancel()
+
+    async def serve(self) -> None:
         await self.connect()
         await self.handshake()
         await self.listen()

@@ -65,6 +65,7 @@ class MsgType(IntEnum):
     LOG_DATA = 0x0200   # unsolicited (id 0): new log bytes while subscribed
     TRACE_DATA = 0x0201  # unsolicited (id 0): a batch of a session's records
     CAPTURE_DATA = 0x0210  # unsolicited (id 0): a batch of a capture's packets
+    CRASH = 0x0230      # unsolicited (id 0): the kernel panicked; its crash record
     ERROR = 0xFFFF      # reply only: the request failed (payload: error)
 
 
@@ -76,6 +77,7 @@ class Feature(IntFlag):
     LOG_STREAM = 1 << 0     # LOG_SUBSCRIBE and the LOG_DATA stream
     TRACE = 1 << 1          # TRACE_*, AGG_* and the TRACE_DATA stream
     CAPTURE = 1 << 3        # CAPTURE_* and the CAPTURE_DATA stream
+    CRASH = 1 << 7          # crash_record in memory and the CRASH frame on panic
 
 
 class Reject(IntEnum):
@@ -536,3 +538,73 @@ MUX_REQUESTS = {
     MuxType.MUX_INFO: None,
     MuxType.MUX_SUBSCRIBE: MUX_SUBSCRIBE_REQ,
 }
+
+
+# ================================================================ crash
+# The crash record: kernel/arch/crash.c fills the global `crash_record`
+# (struct wire_crash_record) when the kernel panics, sends it as the
+# payload of a CRASH frame when the channel can still send, and halts.
+# The host reads it by symbol from a core (introspect/helpers/crash.py)
+# or from the frame (the mux), with this one layout.
+
+CRASH_MAGIC = 0x48535243                # "CRSH" at the record's start
+CRASH_TEXT = 4096                       # bytes of panic report text kept
+CRASH_FRAMES = 32                       # return addresses kept
+
+
+class CrashKind(IntEnum):
+    """Why the kernel panicked (crash_record.kind)."""
+    NONE = 0            # no panic (the record is all zeroes)
+    TRAP = 1            # a CPU exception (vector, err, cr2 are the CPU's)
+    PANIC = 2           # a panic() call
+    ASSERT = 3          # a failed KASSERT (file, line)
+    STACK_OVERFLOW = 4  # a thread ran into the guard page below its stack
+    HEAP = 5            # the heap's checks: double free, bad pointer
+    WATCHDOG = 6        # a watchdog saw a stall
+
+
+class CrashState(IntEnum):
+    """How far the kernel got with the record (crash_record.state)."""
+    EMPTY = 0           # never panicked
+    WRITING = 1         # panicking: the report is being written
+    COMPLETE = 2        # the report is whole; the kernel is halted
+
+
+CRASH_RECORD = L("crash_record", "the crash record (kernel global crash_record; CRASH "
+                 "frame payload)",
+                 ("magic", "u32", "CRASH_MAGIC once a panic began"),
+                 ("state", "u32", "CrashState"),
+                 ("kind", "u32", "CrashKind"),
+                 ("vector", "u32", "CPU exception vector (TRAP, STACK_OVERFLOW), else 0xffffffff"),
+                 ("err", "u64", "the exception's error code"),
+                 ("cr2", "u64", "CR2 (faulting address of a #PF)"),
+                 ("rax", "u64", ""), ("rbx", "u64", ""), ("rcx", "u64", ""),
+                 ("rdx", "u64", ""), ("rsi", "u64", ""), ("rdi", "u64", ""),
+                 ("rbp", "u64", ""), ("rsp", "u64", ""), ("r8", "u64", ""),
+                 ("r9", "u64", ""), ("r10", "u64", ""), ("r11", "u64", ""),
+                 ("r12", "u64", ""), ("r13", "u64", ""), ("r14", "u64", ""),
+                 ("r15", "u64", ""),
+                 ("rip", "u64", "faulting instruction (TRAP), or panic()'s return address"),
+                 ("rflags", "u64", ""), ("cs", "u64", ""), ("ss", "u64", ""),
+                 ("cr0", "u64", ""), ("cr3", "u64", ""), ("cr4", "u64", ""),
+                 ("uptime_ns", "u64", "time since boot at the panic"),
+                 ("tsc", "u64", "TSC at the panic"),
+                 ("tid", "u32", "faulting thread's id (0xffffffff: before threads)"),
+                 ("line", "u32", "KASSERT's source line, else 0"),
+                 ("thread", "char[24]", "faulting thread's name"),
+                 ("reason", "char[160]", "one line: the exception's name or panic()'s message"),
+                 ("file", "char[64]", "KASSERT's source file, else empty"),
+                 ("addr", "u64", "what the reason is about: the guard page's address, the "
+                  "heap block's, else 0"),
+                 ("stack_lo", "u64", "STACK_OVERFLOW: the thread's stack, lowest byte"),
+                 ("nframes", "u32", "return addresses in frames"),
+                 ("text_len", "u32", "bytes of text"),
+                 ("frames", f"u8[{8 * CRASH_FRAMES}]",
+                  "the backtrace the report printed: nframes u64 addresses"),
+                 ("text", f"char[{CRASH_TEXT}]", "the panic report as printed (log text)"))
+
+LAYOUTS = LAYOUTS + (CRASH_RECORD,)
+ENUMS = ENUMS + (("CRASH", CrashKind), ("CS", CrashState))
+CONSTANTS.update(CRASH_MAGIC=CRASH_MAGIC, CRASH_TEXT=CRASH_TEXT, CRASH_FRAMES=CRASH_FRAMES)
+STREAMS[MsgType.CRASH] = (CRASH_RECORD, "crash_record: sent once, as the kernel halts after "
+                          "a panic; the mux takes a core", Feature.CRASH)

@@ -108,6 +108,9 @@ def spawn(argv: list[str], statedir: Path) -> subprocess.Popen:
         log.close()
 
 
+DUMP_POLL = 0.02               # seconds between query-dump polls of a detached dump
+
+
 class Monitor:
     """A synchronous QMP client with a timeout on every operation."""
 
@@ -151,8 +154,55 @@ class Monitor:
         """{'running': bool, 'status': 'running'|'paused'|...}"""
         return self.execute("query-status")
 
-    def dump_guest_memory(self, path: str | Path) -> None:
-        self.execute("dump-guest-memory", {"paging": False, "protocol": f"file:{path}"})
+    def dump_guest_memory(self, path: str | Path, progress=None) -> None:
+        """An ELF core of guest memory at path.  progress(done, total)
+        (bytes), when given, is called as QEMU writes: the dump is then
+        detached and polled with query-dump every DUMP_POLL seconds."""
+        if progress is None:
+            self.execute("dump-guest-memory", {"paging": False, "protocol": f"file:{path}"})
+            return
+        import asyncio
+        asyncio.run(self._dump_polled(str(path), progress))
+
+    async def _dump_polled(self, path: str, progress) -> None:
+        import asyncio
+        import logging
+        from qemu.qmp import QMPClient, ExecuteError
+        logging.getLogger("qemu.qmp").setLevel(logging.CRITICAL)
+        qmp = QMPClient("unik-dump")
+        try:
+            await asyncio.wait_for(qmp.connect(self.sock), self.timeout)
+        except Exception as e:
+            raise UnikError(f"cannot reach QEMU's monitor at {self.sock}: {_why(e)}",
+                            "is the instance running? see: unik ls") from None
+        try:
+            await asyncio.wait_for(qmp.execute("dump-guest-memory", {
+                "paging": False, "protocol": f"file:{path}", "detach": True}), self.timeout)
+            end = asyncio.get_running_loop().time() + self.timeout
+            while True:
+                st = await asyncio.wait_for(qmp.execute("query-dump"), self.timeout)
+                progress(st.get("completed", 0), st.get("total", 0))
+                if st["status"] == "completed":
+                    return
+                if st["status"] == "failed":
+                    raise UnikError(f"QEMU failed to write the core {path}",
+                                    "see the instance's qemu.log")
+                if asyncio.get_running_loop().time() > end:
+                    raise UnikError(f"the dump to {path} did not finish in {self.timeout:g}s",
+                                    "is the disk full or slow?")
+                await asyncio.sleep(DUMP_POLL)
+        except ExecuteError as e:
+            raise UnikError(f"QMP dump-guest-memory failed: {e}", None) from None
+        except UnikError:
+            raise
+        except Exception as e:
+            raise UnikError(f"QMP dump-guest-memory: {_why(e)}", "is the instance running?") \
+                from None
+        finally:
+            try:
+                await asyncio.wait_for(qmp.disconnect(), self.timeout)
+            except Exception:
+                pass
 
 
 def _why(e: BaseException) -> str:

@@ -16,9 +16,43 @@ def args(p):
                    help="where to write the ELF core")
 
 
-def dump(inst, out: str | os.PathLike) -> dict:
+class _Bar:
+    """A rich progress bar on stderr for a dump, shown only once it has
+    taken BAR_AFTER seconds (and only on a terminal)."""
+
+    def __init__(self, name: str, show: bool) -> None:
+        self.name, self.show, self.t0, self.progress, self.task = name, show, 0.0, None, None
+
+    def __enter__(self):
+        self.t0 = time.monotonic()
+        return self
+
+    def update(self, done: int, total: int) -> None:
+        if not self.show or time.monotonic() - self.t0 < BAR_AFTER:
+            return
+        if self.progress is None:
+            from rich.console import Console
+            from rich.progress import (BarColumn, DownloadColumn, Progress,
+                                       TimeRemainingColumn, TransferSpeedColumn)
+            self.progress = Progress("dumping " + self.name, BarColumn(), DownloadColumn(),
+                                     TransferSpeedColumn(), TimeRemainingColumn(),
+                                     console=Console(stderr=True), transient=True)
+            self.progress.start()
+            self.task = self.progress.add_task("dump", total=total or None)
+        self.progress.update(self.task, completed=done, total=total or None)
+
+    def __exit__(self, *exc) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+
+BAR_AFTER = 1.0                 # seconds a dump runs before its progress bar appears
+
+
+def dump(inst, out: str | os.PathLike, bar: bool = False) -> dict:
     """Write an ELF core of `inst` to `out`; returns {path, bytes, seconds}.
-    A halted (panicked) kernel dumps too: QEMU still runs."""
+    A halted (panicked) kernel dumps too: QEMU still runs.  bar: show a
+    progress bar on stderr if it takes over BAR_AFTER seconds."""
     from introspect import qemu
     path = Path(out).expanduser().absolute()
     if not path.parent.is_dir():
@@ -33,7 +67,8 @@ def dump(inst, out: str | os.PathLike) -> dict:
     if path.exists():
         path.unlink()               # QEMU writes cores mode 0400: replace, not reopen
     t0 = time.monotonic()
-    qemu.Monitor(inst.qmp_sock, timeout=60.0).dump_guest_memory(path)
+    with _Bar(inst.name, show=bar) as b:
+        qemu.Monitor(inst.qmp_sock, timeout=60.0).dump_guest_memory(path, progress=b.update)
     dt = time.monotonic() - t0
     if not path.exists():
         raise UnikError(f"QEMU wrote no core at {path}", "see the instance's qemu.log")
@@ -43,7 +78,7 @@ def dump(inst, out: str | os.PathLike) -> dict:
 
 def run(ctx, args):
     inst = ctx.find(args)           # raises for a stopped (stale) instance
-    r = dump(inst, args.output)
+    r = dump(inst, args.output, bar=not args.json and ctx.err.isatty())
     if args.json:
         ctx.json(r)
     else:

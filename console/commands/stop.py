@@ -20,10 +20,15 @@ def run(ctx, args):
         targets = [I.find(None)]         # the only running one, or the usual error
     done = []
     for inst in targets:
+        crash = inst.crash_core()
         was = I.stop(inst)
-        done.append({"name": inst.name, "was": "running" if was else "stale"})
+        done.append({"name": inst.name, "was": "running" if was else "stale",
+                     "core_removed": crash["core"] if crash else None})
         if not args.json:
             ctx.write(f"stopped {inst.name}" if was else f"removed stale {inst.name}")
+            if crash:
+                ctx.err.write(f"unik: {inst.name}'s automatic core {crash['core']} was removed "
+                              f"with it (copy it first to keep it)\n")
     if args.json:
         ctx.json(done)
 

@@ -1,8 +1,10 @@
 """What happened to a kernel, from a core: the post-mortem summary `unik
 core` prints (like mdb's ::status, ::stack and ::stacks).
 
-The panic comes from the log ring, where kernel/arch/panic.c's report
-lands: the headline "PANIC: #PF page fault (vector 14) err=0x2 cr2=0x..."
+The panic comes from the crash record (kernel/arch/crash.c's
+`crash_record`, introspect/helpers/crash.py) when the kernel has one, else
+(older kernels, a damaged record) from the log ring, where
+kernel/arch/panic.c's report lands: the headline "PANIC: #PF page fault (vector 14) err=0x2 cr2=0x..."
 (or "PANIC: <panic() message>"), the thread, the registers at the trap
 and "rip 0x... fn+0x..".  A panicked CPU sits in panic_halt, so the
 faulting instruction and registers are the report's, not the core's.
@@ -84,11 +86,42 @@ def parse_panic(log: str) -> dict | None:
     return p
 
 
+def from_record(rec: dict) -> dict:
+    """parse_panic's dict built from a crash record (crash.decode): the
+    record's registers, thread, cause and backtrace, the report's text for
+    what only it says (the page fault's detail, frame symbols).  Extra
+    keys: kind, file, line, addr, summary (crash.headline)."""
+    from .crash import headline
+    p = parse_panic(rec["text"]) or {"detail": None, "backtrace": [], "rip_symbol": None}
+    syms = {f["pc"]: f["symbol"] for f in p["backtrace"]}
+    regs = rec["registers"]
+    trap = rec["kind"] in ("trap", "stack_overflow") and rec["vector"] is not None
+    detail = p["detail"]
+    for ln in rec["text"].splitlines():
+        if "stack overflow in thread" in ln:
+            detail = _STAMP.sub("", ln, count=1).strip()
+    return {"headline": "PANIC: " + rec["reason"], "message": rec["reason"], "trap": trap,
+            "exception": None, "name": None, "vector": rec["vector"],
+            "error_code": rec["error_code"], "cr2": rec["cr2"], "detail": detail,
+            "thread": rec["thread"], "registers": regs, "rip": regs["rip"],
+            "rip_symbol": p["rip_symbol"],
+            "backtrace": [{"pc": pc, "symbol": syms.get(pc)} for pc in rec["frames"]],
+            "uptime_ms": rec["uptime_ns"] // 1_000_000 if rec["complete"] else None,
+            "kind": rec["kind"], "file": rec["file"], "line": rec["line"],
+            "addr": rec["addr"], "summary": headline(rec)} | (
+        {"exception": (m := _HEAD_TRAP.search(rec["text"])) and m[1],
+         "name": m and m[2]} if trap else {})
+
+
 def reason(p: dict | None) -> str:
     """One line: why the kernel stopped."""
     if p is None:
         return "no panic recorded (the instance was running when the core was taken)"
-    if p["trap"]:
+    if p.get("summary"):
+        s = p["summary"]
+        if p.get("kind") == "stack_overflow":
+            return s
+    elif p["trap"]:
         s = f"{p['exception']} {p['name']} (vector {p['vector']}) " \
             f"err={p['error_code']:#x} cr2={p['cr2']:#x}"
     else:
@@ -105,12 +138,13 @@ def fault_context(prog, rip: int, trap: bool) -> dict:
     """The instructions around rip, the faulting one marked.  For a trap
     rip is the faulting instruction; for panic() it is the return address,
     so the call before it is marked."""
-    sym = prog.symbol(rip)
+    look = rip if trap else rip - 1     # a noreturn call may end its function
+    sym = prog.symbol(look)
     before = []
     if sym is not None and sym.offset <= _MAX_FN_SCAN:
-        start = rip - sym.offset
+        start = look - sym.offset
         try:
-            before = [i for i in prog.disassemble(start, sym.offset + 1) if i.address < rip]
+            before = [i for i in prog.disassemble(start, rip - start + 1) if i.address < rip]
         except UnikError:
             before = []
         if before and before[-1].address + before[-1].size != rip:
@@ -121,7 +155,8 @@ def fault_context(prog, rip: int, trap: bool) -> dict:
         mark = before[-1].address
     insns = before[-INSNS_BEFORE:] + after
     src = prog.source_line(mark)
-    return {"rip": rip, "marked": mark, "symbol": str(sym) if sym else None,
+    msym = prog.symbol(mark)
+    return {"rip": rip, "marked": mark, "symbol": str(msym) if msym else None,
             "source": _src(src),
             "instructions": [_insn(i, i.address == mark) for i in insns]}
 
@@ -176,12 +211,28 @@ def _pages(prog) -> dict | None:
         return None
 
 
+def panic_of(prog, log: str) -> tuple[dict | None, dict | None, str | None, str | None]:
+    """(panic dict, crash record, where it came from, why the record was
+    not used): the crash record when the kernel has a non-empty one, else
+    the last panic report in the log ring."""
+    from .crash import BadRecord, crash_record
+    rec, note = None, None
+    try:
+        rec = crash_record(prog)
+    except (BadRecord, UnikError) as e:
+        note = str(e)
+    if rec is not None:
+        return from_record(rec), rec, "crash record", None
+    p = parse_panic(log)
+    return p, None, "log" if p else None, note
+
+
 def summarize(prog, stacks: bool = False) -> dict:
     """Everything `unik core` reports about the core prog is open on."""
     log = prog.log()
-    p = parse_panic(log)
+    p, rec, p_from, rec_note = panic_of(prog, log)
     if p and p["registers"]:
-        regs, regs_from = p["registers"], "panic report"
+        regs, regs_from = p["registers"], "crash record" if rec else "panic report"
     else:
         regs, regs_from = dict(prog.registers or {}), "core"
     threads = [_thread(t) for t in prog.threads()]
@@ -194,13 +245,33 @@ def summarize(prog, stacks: bool = False) -> dict:
         except UnikError as e:
             fault = {"rip": rip, "error": str(e), "instructions": []}
     rep = {"core": prog.name, "kernel": str(prog.db.path), "panicked": p is not None,
-           "reason": reason(p), "panic": p, "fault": fault, "registers": regs,
+           "reason": reason(p), "panic": p, "panic_from": p_from, "crash": rec,
+           "crash_note": rec_note, "function": _function(prog, rip, p),
+           "fault": fault, "registers": regs,
            "registers_from": regs_from, "thread": fthread,
            "backtrace": _from_fault(fthread, rip) if fthread else [],
            "threads": threads, "stacks": group_stacks(threads) if stacks else None,
            "log_tail": log.splitlines()[-LOG_TAIL:], "heap": prog.heap(),
-           "pages": _pages(prog)}
+           "pages": _pages(prog), "heap_block": _heap_block(prog, p)}
     return rep
+
+
+def _heap_block(prog, p: dict | None) -> dict | None:
+    """The heap block a heap-kind panic is about: its class, who allocated
+    it, whether it is free (helpers/heap.py block())."""
+    if not p or p.get("kind") != "heap" or not p.get("addr"):
+        return None
+    from .heap import block
+    return block(prog, p["addr"])
+
+
+def _function(prog, rip: int | None, p: dict | None) -> str | None:
+    """The function that faulted (a trap's rip) or called panic (the
+    function holding the return address)."""
+    if rip is None:
+        return None
+    s = prog.symbol(rip if p is None or p["trap"] else rip - 1)
+    return s.name if s else None
 
 
 def _faulting_thread(threads: list[dict], p: dict | None) -> dict | None:
@@ -236,8 +307,18 @@ def render(rep: dict) -> str:
     p = rep["panic"]
     if p and p["detail"]:
         out.append(f"        {p['detail']}")
+    if p and p.get("file"):
+        out.append(f"        at {p['file']}:{p['line']}")
+    if p and p.get("addr") and p.get("kind") == "heap":
+        b = rep.get("heap_block") or {}
+        more = f" ({b['size']}-byte class, allocated by {b['allocated_by'] or '?'}, " \
+               f"{'free' if b['free'] else 'in use'})" if b else ""
+        out.append(f"        heap block {p['addr']:#x}{more}")
     if p and p["uptime_ms"] is not None:
         out.append(f"        uptime {p['uptime_ms']} ms")
+    if rep.get("panic_from"):
+        kind = f", kind {p['kind']}" if p.get("kind") else ""
+        out.append(f"        from the {rep['panic_from']}{kind}")
     out += ["", *_render_fault(rep["fault"]), "",
             f"registers ({rep['registers_from']}):", *_render_regs(rep["registers"])]
     t = rep["thread"]
@@ -269,7 +350,7 @@ def _render_fault(f: dict | None) -> list[str]:
     if f is None:
         return ["no instruction pointer to disassemble"]
     where = f" at {f['source']}" if f.get("source") else ""
-    out = [f"instruction at {f['rip']:#x} {f.get('symbol') or '?'}{where}:"]
+    out = [f"instruction at {f.get('marked', f['rip']):#x} {f.get('symbol') or '?'}{where}:"]
     if f.get("error"):
         out.append(f"  ({f['error']})")
     for i in f["instructions"]:
@@ -286,8 +367,22 @@ def _render_regs(regs: dict) -> list[str]:
 
 
 def _render_bt(bt: list[dict], indent: str) -> list[str]:
-    return [f"{indent}#{i:<2} {f['pc']:#018x} {f['name']}"
-            + (f" at {f['source']}" if f["source"] else "") for i, f in enumerate(bt)]
+    """One line per frame; a run of identical frames (a recursion) after
+    its first two is one line with its count."""
+    out, i = [], 0
+    while i < len(bt):
+        f = bt[i]
+        out.append(f"{indent}#{i:<2} {f['pc']:#018x} {f['name']}"
+                   + (f" at {f['source']}" if f["source"] else ""))
+        j = i + 1
+        while j < len(bt) and bt[j]["pc"] == f["pc"]:
+            j += 1
+        if j - i > 2:
+            out.append(f"{indent}#{i + 1:<2} ... the same frame {j - i - 1} more times")
+            i = j
+        else:
+            i += 1
+    return out
 
 
 def _render_mem(heap: dict, pages: dict | None) -> list[str]:

@@ -1,5 +1,6 @@
 /* The long-mode GDT (kernel code/data) and the TSS whose IST1 stack takes
- * double faults, so a blown thread stack still yields a panic report.
+ * double faults and whose IST2 stack takes page faults, so a thread that
+ * runs into its stack's guard page still yields a panic report.
  * gdt_init is called once by kmain, replacing boot.S's GDT. */
 #include "tunables.h"
 #include "arch.h"
@@ -22,6 +23,7 @@ struct tss {
 static struct tss gdt_tss;
 static u64 gdt_table[5];
 static u8 gdt_ist1_stack[IST_STACK_SIZE] __attribute__((aligned(16)));
+static u8 gdt_ist2_stack[IST_STACK_SIZE] __attribute__((aligned(16)));  /* #PF: a stack overflow */
 
 /* Build the TSS descriptor (16 bytes, two GDT slots). */
 static void gdt_set_tss(u64 base, u32 limit)
@@ -42,6 +44,7 @@ void gdt_init(void)
     gdt_table[2] = 0x0000920000000000ull;   /* data */
     memset(&gdt_tss, 0, sizeof gdt_tss);
     gdt_tss.ist[0] = (u64)(gdt_ist1_stack + IST_STACK_SIZE);
+    gdt_tss.ist[1] = (u64)(gdt_ist2_stack + IST_STACK_SIZE);
     gdt_tss.iomap_base = sizeof gdt_tss;
     gdt_set_tss((u64)&gdt_tss, sizeof gdt_tss - 1);
 

@@ -1,6 +1,6 @@
 /* The IDT: vectors 0-31 (CPU exceptions), 32-47 (PIC IRQs) and 48-55
  * (IOAPIC-routed lines, VEC_APIC_BASE) point at the stubs in traps.S, 255
- * to the APIC spurious stub; #DF runs on the IST1 stack.  idt_init is
+ * to the APIC spurious stub; #DF runs on the IST1 stack, #PF on IST2.  idt_init is
  * called once by kmain after gdt_init. */
 #include "arch.h"
 
@@ -9,6 +9,7 @@
 _Static_assert(VEC_APIC_BASE + VEC_APIC_COUNT <= IDT_STUBS, "a routed vector has no stub");
 #define IDT_INTR_GATE 0x8e      /* present, DPL 0, 64-bit interrupt gate */
 #define VEC_DF 8
+#define VEC_PF 14               /* on IST2: a stack overflow faults on the guard page */
 
 struct idt_gate {
     u16 off_lo;
@@ -42,7 +43,7 @@ void idt_init(void)
     struct { u16 limit; u64 base; } __attribute__((packed)) ptr;
 
     for (int v = 0; v < IDT_STUBS; v++)
-        idt_set(v, trap_stubs[v], v == VEC_DF ? 1 : 0);
+        idt_set(v, trap_stubs[v], v == VEC_DF ? 1 : v == VEC_PF ? 2 : 0);
     idt_set(VEC_SPURIOUS, (u64)trap_stub_spurious, 0);
     ptr.limit = sizeof idt_table - 1;
     ptr.base = (u64)idt_table;

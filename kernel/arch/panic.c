@@ -1,9 +1,12 @@
 /* The panic report: every CPU exception (from trap_dispatch) and every
  * panic() call prints the cause, the current thread, all registers and a
  * frame-pointer backtrace with function names, on COM1 and into the log
- * ring, then halts with interrupts off so the host can take a core. */
+ * ring, keeps it in the crash record (arch/crash.c) and tells the host,
+ * then halts with interrupts off so the host can take a core.  A #PF or
+ * #DF in the guard page below a thread's stack is a stack overflow. */
 #include <stdarg.h>
 #include "arch.h"
+#include "crash.h"
 #include "kernel.h"
 #include "kprintf.h"
 #include "lib.h"
@@ -13,6 +16,7 @@
 #include "tunables.h"
 #include "x86.h"
 
+#define VEC_DF 8
 #define VEC_PF 14
 #define PANIC_PROLOGUE_SCAN 32            /* bytes searched for push %rbp */
 
@@ -64,6 +68,7 @@ static void panic_frame(int i, u64 pc, bool is_ret)
 {
     u64 off = 0;
     const char *name = ksyms_lookup(is_ret ? pc - 1 : pc, &off);
+    crash_frame((u32)i, pc);
     if (name)
         kprintf("  #%d 0x%016lx %s+0x%lx\n", i, pc, name, is_ret ? off + 1 : off);
     else
@@ -166,44 +171,126 @@ static bool panic_enter(void)
     return true;
 }
 
+/* A #PF or #DF whose address is in a thread's stack guard page: say it
+ * is a stack overflow (headline already printed), in the record too. */
+static void panic_overflow(const struct trap_frame *f)
+{
+    u64 lo, cr2 = read_cr2();
+    struct thread *t;
+    char why[64];
+
+    if (f->vector != VEC_PF && f->vector != VEC_DF)
+        return;
+    t = thread_guarded(cr2, &lo);
+    if (!t)
+        return;
+    ksnprintf(why, sizeof why, "stack overflow in thread %u (%s)", thread_id(t), thread_name(t));
+    kprintf("%s: guard page at 0x%lx, stack 0x%lx-0x%lx\n", why, cr2 & ~(u64)0xfff, lo,
+            lo + thread_stack_size(t));
+    crash_refine(CRASH_STACK_OVERFLOW, why, cr2 & ~(u64)0xfff, lo);
+}
+
 /* A CPU exception: called by trap_dispatch for vectors 0-31. */
 void panic_trap(struct trap_frame *f)
 {
     if (!panic_enter())
         panic_halt();
     const char *const *e = panic_exc[f->vector & 31];
+    crash_begin(CRASH_TRAP, f, true, e[1]);
     kprintf("PANIC: %s %s (vector %lu) err=0x%lx cr2=0x%016lx\n",
             e[0], e[1], f->vector, f->err, read_cr2());
     if (f->vector == VEC_PF)
         kprintf("page fault: %s of a %s page at 0x%lx\n",
                 (f->err & 16) ? "instruction fetch" : (f->err & 2) ? "write" : "read",
                 (f->err & 1) ? "protected" : "not-present", read_cr2());
+    panic_overflow(f);
     panic_report(f, true);
     PROBE_FIRE(panic, enter, e[1]);
+    crash_end();
     panic_halt();
 }
 
-/* panic(fmt, ...): the same report, for the caller of panic. */
+/* The caller's registers as panic() sees them: callee-saved ones, flags,
+ * segments, and rip/rbp/rsp of the function that called panic (a macro:
+ * the builtins must run in that function's own frame). */
+#define PANIC_CAPTURE(f)                                                      \
+    do {                                                                      \
+        __asm__ volatile("mov %%rbx, %0; mov %%r12, %1; mov %%r13, %2; "      \
+                         "mov %%r14, %3; mov %%r15, %4"                       \
+                         : "=m"((f).rbx), "=m"((f).r12), "=m"((f).r13),       \
+                           "=m"((f).r14), "=m"((f).r15));                     \
+        __asm__ volatile("pushfq; popq %0; mov %%cs, %1; mov %%ss, %2"        \
+                         : "=r"((f).rflags), "=r"((f).cs), "=r"((f).ss));     \
+        (f).rip = (u64)__builtin_return_address(0);                           \
+        (f).rbp = *(u64 *)__builtin_frame_address(0);                         \
+        (f).rsp = (u64)__builtin_frame_address(0) + 16;                       \
+    } while (0)
+
+/* What panic_kind and panic_assert hand to panic(): their caller's
+ * registers, the record's kind and KASSERT's position (kind 0: none, a
+ * plain panic() call).  Only the first panic uses them. */
+static struct trap_frame panic_given;
+static u32 panic_given_kind;
+static const char *panic_given_file;
+static u32 panic_given_line;
+
+/* panic(fmt, ...): the same report, for the caller of panic (or of
+ * panic_kind / panic_assert, which come through here so that panic:::enter
+ * has one site for every panic call). */
 void panic(const char *fmt, ...)
 {
     struct trap_frame f = {0};
+    u32 kind = CRASH_PANIC;
     char msg[160];
     va_list ap;
 
-    __asm__ volatile("mov %%rbx, %0; mov %%r12, %1; mov %%r13, %2; mov %%r14, %3; mov %%r15, %4"
-                     : "=m"(f.rbx), "=m"(f.r12), "=m"(f.r13), "=m"(f.r14), "=m"(f.r15));
-    __asm__ volatile("pushfq; popq %0; mov %%cs, %1; mov %%ss, %2"
-                     : "=r"(f.rflags), "=r"(f.cs), "=r"(f.ss));
+    PANIC_CAPTURE(f);
     if (!panic_enter())
         panic_halt();
+    if (panic_given_kind) {
+        f = panic_given;
+        kind = panic_given_kind;
+    }
     va_start(ap, fmt);
     kvsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    f.rip = (u64)__builtin_return_address(0);
-    f.rbp = *(u64 *)__builtin_frame_address(0);
-    f.rsp = (u64)__builtin_frame_address(0) + 16;
+    crash_begin(kind, &f, false, msg);
+    if (panic_given_file)
+        crash_where(panic_given_file, panic_given_line);
     kprintf("PANIC: %s\n", msg);
     panic_report(&f, false);
     PROBE_FIRE(panic, enter, msg);
+    crash_end();
     panic_halt();
+}
+
+/* panic_kind(kind, fmt, ...): panic() with the record's kind said (the
+ * heap's checks, a watchdog). */
+void panic_kind(u32 kind, const char *fmt, ...)
+{
+    char msg[160];
+    va_list ap;
+
+    PANIC_CAPTURE(panic_given);
+    panic_given_kind = kind;
+    va_start(ap, fmt);
+    kvsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    panic("%s", msg);
+}
+
+/* A failed KASSERT(expr) in func at file:line (kernel.h); file is cut to
+ * what follows its last "kernel/". */
+void panic_assert(const char *expr, const char *file, u32 line, const char *func)
+{
+    const char *rel = file;
+
+    PANIC_CAPTURE(panic_given);
+    panic_given_kind = CRASH_ASSERT;
+    for (const char *k = file; *k; k++)
+        if (!strncmp(k, "kernel/", 7))
+            rel = k + 7;
+    panic_given_file = rel;
+    panic_given_line = line;
+    panic("assertion failed: %s in %s at %s:%u", expr, func, rel, line);
 }

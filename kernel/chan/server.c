@@ -12,6 +12,7 @@
  * due (stream.c).  The CHANSTAT reply carries the counters as they are when the
  * request is served (the request itself counted in, its reply not yet). */
 #include "chan_int.h"
+#include "crash.h"
 #include "frame.h"
 #include "vcons.h"
 #include "kernel.h"
@@ -43,6 +44,7 @@ static struct frame_dec chan_dec;
 static u64 chan_tsc_ready;              /* TSC when the channel became ready */
 static struct thread *chan_thread;      /* probe-chan, woken by the interrupt */
 static u64 chan_lost_irqs;              /* safety timeouts that found work */
+static volatile bool chan_parked;       /* probe-chan waits for work: no tx in flight */
 
 /* Where a reply's payload is built: just after the header in a transmit
  * buffer, waiting for one if the ring is full (replies are never dropped
@@ -86,6 +88,25 @@ bool chan_reply(u16 type, u32 id, u32 len)
     }
     chan_stats.tx_dropped++;
     return false;
+}
+
+/* The kernel panicked (interrupts off, another thread or an interrupt):
+ * send the crash record as a CRASH frame, but only while probe-chan is
+ * parked in its idle wait, so no transmit of its own is half done, and a
+ * host is connected.  Called once by crash_end (arch/crash.c). */
+void chan_send_crash(const void *rec, u32 len)
+{
+    u32 cap, n;
+    if (!chan_parked || !chan_thread || thread_current() == chan_thread)
+        return;
+    u8 *buf = vcons_tx_get(&cap);
+    if (!buf)
+        return;
+    n = frame_encode(buf, cap, WIRE_MSG_CRASH, 0, rec, len);
+    if (n && vcons_tx_put(buf, n)) {
+        chan_stats.frames_out++;
+        chan_stats.bytes_out += n;
+    }
 }
 
 /* Answer request req_type/id with an ERROR reply: code and a message.
@@ -328,7 +349,9 @@ static void chan_poll_idle(u32 *idle, u64 *last)
     }
     *idle = 0;
     *last = 0;
+    chan_parked = true;
     thread_sleep_ms(CHAN_SLEEP_MS, "chan-rx");
+    chan_parked = false;
 }
 
 /* Idle with interrupts: block until the device interrupts (chan_wake) or
@@ -341,7 +364,9 @@ static void chan_irq_idle(void)
 {
     u32 ms = chan_stream_wait_ms();
     u64 f = irq_save();
+    chan_parked = true;
     bool woken = vcons_pending() || thread_block("chan-rx", ms);
+    chan_parked = false;
     irq_restore(f);
     if (!woken && ms == CHAN_BLOCK_TIMEOUT_MS && vcons_pending()) {
         chan_lost_irqs++;

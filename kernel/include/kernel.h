@@ -13,6 +13,13 @@ const char *kernel_cmdline(void);    /* PVH command line ("" if none) */
 /* Value of "key=value" in the command line, copied into buf; false if absent. */
 bool kernel_cmdline_get(const char *key, char *buf, size_t n);
 void panic(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
+/* crash: panic() with the crash record's kind (CRASH_*, crash.h);
+ * KASSERT(expr) panics naming expr, function, file and line. */
+void panic_kind(u32 kind, const char *fmt, ...) __attribute__((noreturn, format(printf, 2, 3)));
+void panic_assert(const char *expr, const char *file, u32 line, const char *func)
+    __attribute__((noreturn));
+#define KASSERT(expr) \
+    do { if (!(expr)) panic_assert(#expr, __FILE__, __LINE__, __func__); } while (0)
 /* Application entry point: each kernel/apps/NAME/ defines it and app_name. */
 void app_main(void *arg);
 extern const char app_name[];

@@ -14,6 +14,10 @@ void kfree(void *p);
 /* True when [addr, addr+len) is RAM the kernel maps and may read without
  * faulting (not page 0, not MMIO, not beyond the end of RAM). */
 bool mm_readable(u64 addr, u64 len);
+/* mm/guard.c: unmap (on) or map again the page at addr, a stack's guard;
+ * false if it cannot be done.  guard_hit: does the range touch one? */
+bool guard_set(u64 addr, bool on);
+bool guard_hit(u64 addr, u64 len);
 /* Memory totals (free, MEMSTAT). */
 struct mm_stats {
     u32 page_size;              /* bytes per page */

@@ -54,4 +54,8 @@ u64 thread_cpu_ns(struct thread *t);
 /* Fill up to max records; *total gets the number of threads. */
 u32 thread_list(struct thread_info *out, u32 max, u32 *total);
 u32 thread_count(void);
+/* crash: the thread whose stack guard page holds addr (its stack's lowest
+ * byte in *lo), else NULL; a thread's stack size in bytes. */
+struct thread *thread_guarded(u64 addr, u64 *lo);
+u32 thread_stack_size(struct thread *t);
 #endif

@@ -2,7 +2,12 @@
  * power-of-two size classes (16..4096), each a free list over whole pages
  * carved into equal objects; larger requests take contiguous pages with a
  * 16-byte header.  A byte per page frame records what the page holds, so
- * kfree needs no per-object header.  Safe from threads and interrupts. */
+ * kfree needs no per-object header.  A free object's second word marks
+ * it free and names who freed it, so a double free is caught (and checked
+ * against the free list before the panic); heapsite.c remembers who
+ * allocated each small object, so the panic names that too.  Safe from
+ * threads and interrupts. */
+#include "crash.h"
 #include "kernel.h"
 #include "lib.h"
 #include "mm_int.h"
@@ -26,7 +31,11 @@ PROBE_DEFINE(mem, fail, size_t, size, string, what);
 
 _Static_assert((16 << (HEAP_NCLASSES - 1)) == PAGE_SIZE, "classes 16..4096");
 
-struct heap_free { struct heap_free *next; };
+#define HEAP_FREED 0xf7eeull            /* high half of a free object's mark */
+
+/* A free small object: the free list's link, then its mark: HEAP_FREED
+ * << 32 | the kfree caller's address (kernel text is below 4 GiB). */
+struct heap_free { struct heap_free *next; u64 mark; };
 struct heap_large { u64 npages; u64 size; };
 
 struct heap_class {
@@ -45,6 +54,7 @@ void heap_init(void)
     heap_tag = page_alloc_n((n + PAGE_SIZE - 1) / PAGE_SIZE);
     if (!heap_tag)
         panic("heap: no memory for %lu page tags", n);
+    heapsite_init();
 }
 
 static u32 heap_size(int c)
@@ -59,6 +69,7 @@ static bool heap_refill(int c)
     if (!page)
         return false;
     heap_tag[(u64)page / PAGE_SIZE] = (u8)(c + 1);
+    heapsite_page((u64)page / PAGE_SIZE, heap_size(c));
     heap_total += PAGE_SIZE;
     for (u32 off = 0; off < PAGE_SIZE; off += heap_size(c)) {
         struct heap_free *o = (struct heap_free *)(page + off);
@@ -68,8 +79,8 @@ static bool heap_refill(int c)
     return true;
 }
 
-/* A small object of class c (interrupts off). */
-static void *heap_small(int c)
+/* A small object of class c for caller (interrupts off). */
+static void *heap_small(int c, u64 caller)
 {
     struct heap_class *k = &heap_cls[c];
     if (!k->free && !heap_refill(c)) {
@@ -78,6 +89,8 @@ static void *heap_small(int c)
     }
     struct heap_free *o = k->free;
     k->free = o->next;
+    o->mark = 0;
+    heapsite_set(o, heap_size(c), caller);
     k->in_use++;
     k->allocs++;
     heap_used += heap_size(c);
@@ -121,12 +134,14 @@ static u64 heap_block_size(void *p, u8 tag)
     return ((struct heap_large *)((u8 *)p - HEAP_LARGE_HDR))->size;
 }
 
-/* n bytes (not zeroed), or NULL; every failure is counted. */
+/* n bytes (not zeroed), or NULL; every failure is counted.  The caller
+ * is noted as the object's allocation site (heapsite.c). */
 void *kmalloc(size_t n)
 {
+    u64 caller = (u64)__builtin_return_address(0);
     int c = heap_class_of(n);
     u64 f = irq_save();
-    void *p = c < HEAP_NCLASSES ? heap_small(c) : heap_big(n);
+    void *p = c < HEAP_NCLASSES ? heap_small(c, caller) : heap_big(n);
     irq_restore(f);
     PROBE_FIRE_IF(p, mem, alloc, p, n,
                   heap_class_of(n) < HEAP_NCLASSES ? heap_size(heap_class_of(n)) : 0);
@@ -134,9 +149,12 @@ void *kmalloc(size_t n)
     return p;
 }
 
+/* kmalloc, zeroed; the allocation site is kzalloc's caller. */
 void *kzalloc(size_t n)
 {
     void *p = kmalloc(n);
+    if (p && heap_class_of(n) < HEAP_NCLASSES)
+        heapsite_set(p, heap_size(heap_class_of(n)), (u64)__builtin_return_address(0));
     if (p)
         memset(p, 0, n);
     return p;
@@ -146,8 +164,10 @@ void *kzalloc(size_t n)
 static void heap_free_big(void *p)
 {
     struct heap_large *h = (struct heap_large *)((u8 *)p - HEAP_LARGE_HDR);
-    if ((u64)h % PAGE_SIZE)
-        panic("kfree: %p is not a heap block", p);
+    if ((u64)h % PAGE_SIZE) {
+        crash_about((u64)p);
+        panic_kind(CRASH_HEAP, "kfree: %p is not a heap block", p);
+    }
     struct heap_class *k = &heap_cls[HEAP_NCLASSES];
     heap_tag[(u64)h / PAGE_SIZE] = 0;
     heap_total -= h->npages * PAGE_SIZE;
@@ -157,22 +177,55 @@ static void heap_free_big(void *p)
     page_free_n(h, h->npages);
 }
 
-/* Free what kmalloc returned; NULL is fine, a foreign pointer panics. */
+/* Is o on class k's free list?  Only asked of an object marked free. */
+static bool heap_is_free(const struct heap_class *k, const struct heap_free *o)
+{
+    for (const struct heap_free *x = k->free; x; x = x->next)
+        if (x == o)
+            return true;
+    return false;
+}
+
+/* kfree of an object that is free already: panic naming it, its class
+ * and who freed it first (a heap-kind crash record about p). */
+static void heap_double_free(void *p, int c, u64 mark)
+{
+    u64 off = 0, aoff = 0;
+    const char *by = ksyms_lookup(mark & 0xffffffffull, &off);
+    const char *site = ksyms_lookup(heapsite_get(p, heap_size(c)), &aoff);
+    crash_about((u64)p);
+    panic_kind(CRASH_HEAP, "kfree: double free of %p (%u-byte class, allocated by "
+               "%s+0x%lx), freed before by %s+0x%lx", p, heap_size(c), site ? site : "?",
+               aoff, by ? by : "?", off);
+}
+
+/* Free what kmalloc returned; NULL is fine, a foreign pointer or a
+ * double free panics. */
 void kfree(void *p)
 {
     if (!p)
         return;
     u64 pfn = (u64)p / PAGE_SIZE;
     u8 tag = pfn < page_limit() ? heap_tag[pfn] : 0;
-    if (tag == 0 || (tag <= HEAP_NCLASSES && (u64)p % heap_size(tag - 1)))
-        panic("kfree: %p is not a heap pointer", p);
+    if (tag == 0 || (tag <= HEAP_NCLASSES && (u64)p % heap_size(tag - 1))) {
+        crash_about((u64)p);
+        panic_kind(CRASH_HEAP, "kfree: %p is not a heap pointer", p);
+    }
+    struct heap_free *o = p;
+    if (tag != HEAP_LARGE && (o->mark >> 32) == HEAP_FREED) {
+        u64 f = irq_save();
+        bool twice = heap_is_free(&heap_cls[tag - 1], o);
+        irq_restore(f);
+        if (twice)
+            heap_double_free(p, tag - 1, o->mark);
+    }
     PROBE_FIRE(mem, free, p, heap_block_size(p, tag));
     u64 f = irq_save();
     if (tag == HEAP_LARGE) {
         heap_free_big(p);
     } else {
         struct heap_class *k = &heap_cls[tag - 1];
-        struct heap_free *o = p;
+        o->mark = HEAP_FREED << 32 | ((u64)__builtin_return_address(0) & 0xffffffffull);
         o->next = k->free;
         k->free = o;
         k->in_use--;

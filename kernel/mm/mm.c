@@ -118,7 +118,7 @@ bool mm_readable(u64 addr, u64 len)
             return false;
         addr = r->addr + r->size;       /* continue in an adjacent region */
     } while (addr < end);
-    return true;
+    return !guard_hit(end - len, len);
 }
 
 /* Fill the MEMSTAT reply head and up to max heap classes. */

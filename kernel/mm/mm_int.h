@@ -20,4 +20,9 @@ u64 page_limit(void);           /* page frame numbers are < this */
 void heap_init(void);
 void heap_stats(struct mm_stats *head);
 u32 heap_classes(struct mm_class_stats *cls, u32 max);
+/* heapsite.c: kmalloc's caller for each small object */
+void heapsite_init(void);
+void heapsite_page(u64 pfn, u32 size);
+void heapsite_set(const void *p, u32 size, u64 caller);
+u64 heapsite_get(const void *p, u32 size);
 #endif

@@ -26,6 +26,14 @@ static u32 thread_next_tid = 1;         /* idle is tid 0 */
 
 void sched_thread_start(void);          /* switch.S */
 
+/* Give back a stack of size bytes at stk and the guard page below it
+ * (mapped again first: the page allocator zeroes what it hands out). */
+static void thread_free_stack(u8 *stk, u32 size)
+{
+    guard_set((u64)stk - PAGE_SIZE, false);
+    page_free_n(stk - PAGE_SIZE, size / PAGE_SIZE + 1);
+}
+
 /* Free the stacks of dead threads (never the running one's). */
 static void thread_reap(void)
 {
@@ -42,7 +50,7 @@ static void thread_reap(void)
         }
         irq_restore(f);
         if (stk)
-            page_free_n(stk, size / PAGE_SIZE);
+            thread_free_stack(stk, size);
     }
 }
 
@@ -80,9 +88,11 @@ struct thread *thread_spawn(const char *name, thread_fn fn, void *arg, u32 flags
 {
     u32 size = (u32)ALIGN_UP(stack ? stack : THREAD_STACK_DEFAULT, PAGE_SIZE);
     thread_reap();
-    u8 *stk = page_alloc_n(size / PAGE_SIZE);
+    u8 *stk = page_alloc_n(size / PAGE_SIZE + 1);     /* the guard page, then the stack */
     if (!stk)
         return NULL;
+    guard_set((u64)stk, true);          /* without a page table: the canary still checks */
+    stk += PAGE_SIZE;
     for (u64 *p = (u64 *)stk; p < (u64 *)(stk + size); p++)
         *p = THREAD_STACK_FILL;
 
@@ -90,7 +100,7 @@ struct thread *thread_spawn(const char *name, thread_fn fn, void *arg, u32 flags
     struct thread *t = thread_slot();
     if (!t) {
         irq_restore(f);
-        page_free_n(stk, size / PAGE_SIZE);
+        thread_free_stack(stk, size);
         return NULL;
     }
     memset(t, 0, sizeof *t);
@@ -300,4 +310,25 @@ u32 thread_count(void)
             n++;
     irq_restore(f);
     return n;
+}
+
+/* The thread whose stack guard page (the page below its stack) holds
+ * addr, with its stack's lowest byte in *lo; NULL if none.  Called by the
+ * panic path (interrupts off) for a #PF or #DF. */
+struct thread *thread_guarded(u64 addr, u64 *lo)
+{
+    for (u32 i = 0; i < THREAD_MAX; i++) {
+        struct thread *t = &sched_threads[i];
+        u64 s = (u64)t->stack;
+        if (t->used && t->stack_owned && s && addr >= s - PAGE_SIZE && addr < s) {
+            *lo = s;
+            return t;
+        }
+    }
+    return NULL;
+}
+
+u32 thread_stack_size(struct thread *t)
+{
+    return t ? t->stack_size : 0;
 }
