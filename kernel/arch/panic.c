@@ -4,6 +4,7 @@
  * ring, then halts with interrupts off so the host can take a core. */
 #include <stdarg.h>
 #include "arch.h"
+#include "flight.h"
 #include "kernel.h"
 #include "kprintf.h"
 #include "lib.h"
@@ -178,6 +179,7 @@ void panic_trap(struct trap_frame *f)
         kprintf("page fault: %s of a %s page at 0x%lx\n",
                 (f->err & 16) ? "instruction fetch" : (f->err & 2) ? "write" : "read",
                 (f->err & 1) ? "protected" : "not-present", read_cr2());
+    flight_record_str(FLIGHT_PANIC, f->vector, e[1]);
     panic_report(f, true);
     PROBE_FIRE(panic, enter, e[1]);
     panic_halt();
@@ -203,6 +205,7 @@ void panic(const char *fmt, ...)
     f.rbp = *(u64 *)__builtin_frame_address(0);
     f.rsp = (u64)__builtin_frame_address(0) + 16;
     kprintf("PANIC: %s\n", msg);
+    flight_record_str(FLIGHT_PANIC, ~0ull, msg);
     panic_report(&f, false);
     PROBE_FIRE(panic, enter, msg);
     panic_halt();

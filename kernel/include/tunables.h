@@ -52,4 +52,8 @@
 #define PROBE_ARENA_MIN 4096          /* smallest bufsize / aggsize / dynvarsize accepted */
 #define PROBE_ARENA_MAX (8u << 20)    /* largest bufsize / aggsize / dynvarsize accepted */
 
+
+/* --- flight recorder (kernel/flight.c) --- */
+#define FLIGHT_EVENTS 4096            /* events the ring keeps (power of 2; 40 bytes each) */
+
 #endif
