@@ -172,13 +172,13 @@ static void sched_run(bool keep_turn)
     if (prev->stack && *(u64 *)prev->stack != THREAD_STACK_FILL && prev->state != THREAD_DEAD)
         panic("thread %u \"%s\": stack overflow (%u bytes)", prev->tid, prev->name,
               prev->stack_size);
+    flight_record(FLIGHT_SCHED_SWITCH, prev->tid, next->tid, prev->state);
     u64 now = rdtsc();
     prev->cpu_cycles += now - prev->run_tsc;
     next->run_tsc = now;
     next->switches++;
     sched_cur = next;
     PROBE_FIRE(sched, switch, prev, next);
-    flight_record(FLIGHT_SCHED_SWITCH, prev->tid, next->tid, prev->state);
     sched_switch(&prev->rsp, next->rsp);
 }
 
