@@ -74,7 +74,7 @@ DECODERS = {
     "NET_TX": ("net", "tx", lambda e, who: f"{e['a']} bytes type {e['b']:#06x}"),
     "TCP_STATE": ("net", "tcp-state", lambda e, who:
                   f"pcb {e['a']:#x} {_tcp_state(e['b'])} -> {_tcp_state(e['c'])}"),
-    "PANIC": ("panic", "panic", lambda e, who:
+    "PANIC": ("kernel", "panic", lambda e, who:
               (f"vector {e['a']} " if e["a"] != (1 << 64) - 1 else "")
               + _text16(e["b"], e["c"])),
 }
