@@ -187,3 +187,14 @@ def test_trace_core_bad_inputs(null_core, tmp_path):
     assert r.returncode != 0 and "--kernel goes with --core" in r.stderr
     r = unik(env, "events", "--core", core, "-n", "-3", check=False)
     assert r.returncode != 0 and "bad -n" in r.stderr
+
+
+def test_flight_bench_rows(tmp_path):
+    """`unik bench`'s rows: unik.flight=0 really turns recording off (the
+    ping-pong is cheaper without it), and an event costs tens of
+    instructions, not hundreds."""
+    from introspect import flightbench
+    rows = {r["name"]: r for r in flightbench.rows(tmp_path, quick=True)}
+    per_event = rows["flight recorder: one event"]["value"]
+    assert 10 <= per_event <= 80, rows
+    assert 0.9 <= rows["demo throughput with the flight recorder on"]["value"] <= 1.1
