@@ -1,6 +1,6 @@
 /* The flight recorder: a fixed ring of the kernel's recent events
  * (scheduler, memory, probe channel, panic; the network adds its own),
- * always on, cheap enough to leave on (docs/postmortem.md has the cost).
+ * always on, cheap enough to leave on (docs/flight.md has the kinds and the cost).
  * The host reads the ring from memory, live (MEMREAD) or from a core,
  * found by the symbol `flight` and decoded with the DWARF of these types
  * (introspect/helpers/flight.py), so nothing else is on the wire.
