@@ -160,7 +160,10 @@ def test_core_of_another_kernel(null_core, demo_core):
     inst, core = demo_core
     other, _ = null_core
     r = unik(inst.env, "core", core, "--kernel", other.kernel, check=False)
-    assert r.returncode != 0 and "another kernel" in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode != 0 and "Traceback" not in r.stderr
+    # which line depends on whether the two kernels put their build-id notes
+    # at the same address (then the ids differ) or not (then none is found)
+    assert "another kernel" in r.stderr or "is a core of kernel build" in r.stderr
 
 
 PANIC_CALL = """\
