@@ -198,3 +198,56 @@ def test_flight_bench_rows(tmp_path):
     per_event = rows["flight recorder: one event"]["value"]
     assert 10 <= per_event <= 80, rows
     assert 0.9 <= rows["demo throughput with the flight recorder on"]["value"] <= 1.1
+
+
+# ------------------------------------------------------------------ threads coming and going
+
+def _children(evs: list[dict]) -> dict[str, list[str]]:
+    """child name -> the kinds of its events in ring order: its creation
+    (recorded by app), then what it did itself (its tid)."""
+    tids, out = {}, {}
+    for e in evs:
+        if e["kind"] == "THREAD_CREATE" and "(child-" in e["text"]:
+            name = e["text"].split("(", 1)[1].rstrip(")")
+            tids[e["a"]] = name
+            out[name] = ["THREAD_CREATE"]
+        elif e["tid"] in tids and e["kind"] in ("SCHED_SLEEP", "THREAD_EXIT"):
+            out[tids[e["tid"]]].append(e["kind"] + ":" + e["text"].split()[1]
+                                       if e["kind"] == "SCHED_SLEEP" else e["kind"])
+    return out
+
+
+def test_spawned_threads_live_and_core(tmp_path, monkeypatch):
+    """The spawner app starts child-N every 100 ms; each naps 5 ms on
+    child-nap and exits: the ring has create, sleep, exit for each, in
+    order, live and in a core, and the children's numbers are
+    consecutive up to what the app counted."""
+    state = tmp_path / "state"
+    monkeypatch.setenv("UNIK_STATE_DIR", str(state))
+    with booted("spawner", state=state, name="sp") as inst:
+        from introspect.program import Program
+        wait_until(lambda: _count(inst) >= 5, timeout=60, interval=0.2,
+                   what="spawner to start 5 children")
+        live = json.loads(unik(inst.env, "events", "sp", "-n", "0", "--json").stdout)
+        core = tmp_path / "sp.core"
+        unik(inst.env, "dump", "sp", "-o", core)
+        with Program.from_core(core, inst.kernel) as prog:
+            started = int(prog["spawner_children"])
+        post = json.loads(unik(inst.env, "events", "--core", core, "-n", "0",
+                               "--json").stdout)
+    for d in (live, post):
+        kids = _children(d["events"])
+        done = {k: v for k, v in kids.items() if len(v) == 3}
+        assert len(done) >= 3, kids
+        for name, kinds in done.items():
+            assert kinds == ["THREAD_CREATE", "SCHED_SLEEP:child-nap", "THREAD_EXIT"], \
+                (name, kinds)
+        nums = sorted(int(k.split("-")[1]) for k in kids)
+        assert nums == list(range(nums[0], nums[-1] + 1))
+    assert max(int(k.split("-")[1]) for k in _children(post["events"])) == started
+
+
+def _count(inst) -> int:
+    from introspect.program import Program
+    with Program.live("sp") as prog:
+        return int(prog["spawner_children"])
