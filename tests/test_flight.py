@@ -255,3 +255,19 @@ def _count(inst) -> int:
     from introspect.program import Program
     with Program.live("sp") as prog:
         return int(prog["spawner_children"])
+
+
+def test_trace_core_json_and_exit_status(null_core):
+    """--json over a core, exit()'s status, timestamp = the dump's moment."""
+    inst, core = null_core
+    r = unik(inst.env, "trace", "--core", core, "--json", "-e",
+             'BEGIN { printf("%s\\n", stringof(`sched_threads[2].name)); '
+             '@c[stringof(`sched_threads[1].name)] = count(); exit(3); }', check=False)
+    assert r.returncode == 3, r.stderr
+    lines = [json.loads(x) for x in r.stdout.splitlines()]
+    assert lines[0]["type"] == "printf" and lines[0]["text"] == "app\n"
+    assert lines[1] == {"type": "exit", "code": 3, "probe": "dtrace:::BEGIN",
+                        "timestamp": lines[0]["timestamp"]}
+    assert lines[2]["entries"] == [{"key": ["probe-chan"], "value": 1}]
+    panic = json.loads(unik(inst.env, "events", "--core", core, "-n", "1", "--json").stdout)
+    assert abs(lines[0]["timestamp"] / 1e9 - panic["events"][-1]["time"]) < 0.01
