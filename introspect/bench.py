@@ -276,6 +276,8 @@ def run_all(base: Path, app: str = "demo", quick: bool = False) -> list[dict]:
     rows += probe_rows(base, quick=quick)
     from .corebench import core_rows            # post-mortem (issue 8): dump, unik core
     rows += core_rows(base, quick=quick)
+    from . import flightbench                   # the flight recorder's cost (issue 8)
+    rows += flightbench.rows(base, quick=quick)
     return rows
 
 

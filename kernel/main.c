@@ -2,6 +2,7 @@
  * the running kernel that kernel.h exports: build-id, application name,
  * version and command line. */
 #include "arch.h"
+#include "flight.h"
 #include "kernel.h"
 #include "kprintf.h"
 #include "lib.h"
@@ -124,6 +125,7 @@ void kmain(u32 start_info)
     site_init();
     time_init();
     sched_init();
+    flight_init();
     kernel_banner();
     kprintf("unik: kernel ready\n");
     chan_start();

@@ -46,6 +46,10 @@ def args(p):
                         "quiet (defaults in docs; e.g. -x bufsize=1m)")
     p.add_argument("--duration", type=float, default=None, metavar="SECONDS",
                    help="stop after this many seconds (and print the aggregations)")
+    p.add_argument("--core", metavar="CORE",
+                   help="run the BEGIN and END clauses over an ELF core instead (post-mortem)")
+    p.add_argument("--kernel", metavar="ELF",
+                   help="with --core: the kernel it ran (default: found by build-id)")
 
 
 @dataclass
@@ -271,6 +275,14 @@ def run_session(session, consumer, stopper) -> None:
 def run(ctx, a):
     p = plan(a)
     a.name = p.name
+    if getattr(a, "core", None):
+        if p.name:
+            raise UsageError(f"give an instance NAME or --core, not both ({p.name}, {a.core})",
+                             "drop NAME to read the core")
+        from ._tracecore import run_core
+        return run_core(ctx, a, p)
+    if getattr(a, "kernel", None):
+        raise UsageError("--kernel goes with --core", "a live instance knows its kernel")
     inst = ctx.find(a, need_running=not p.listing)    # -l reads only the ELF
     from introspect import probetable
     probes = probetable.load(inst.kernel)
@@ -339,6 +351,7 @@ EPILOG = """examples:
   unik trace demo -e 'BEGIN { printf("%Y\\n", walltimestamp); exit(0); }'
   unik trace -q --duration 5 script.d
   unik trace -lv 'mem:::*'
+  unik trace --core crash.core -e 'BEGIN { printf("%s\\n", stringof(`sched_threads[1].name)); }'
 """
 
 COMMAND = Command("trace", "run a D script in the kernel (like dtrace); -l lists probes",

@@ -22,6 +22,7 @@ import re
 from ..errors import UnikError
 
 LOG_TAIL = 20                 # log ring lines in the summary
+EVENTS_TAIL = 20              # flight-recorder events in the summary
 INSNS_BEFORE = 6              # instructions shown before the faulting one
 INSNS_AFTER = 4               # and after it
 _MAX_FN_SCAN = 8192           # longest function prefix decoded to find "before"
@@ -253,6 +254,7 @@ def summarize(prog, stacks: bool = False) -> dict:
            "threads": threads, "stacks": group_stacks(threads) if stacks else None,
            "log_tail": log.splitlines()[-LOG_TAIL:], "heap": prog.heap(),
            "pages": _pages(prog), "heap_block": _heap_block(prog, p)}
+    rep["events"] = _events(prog)
     return rep
 
 
@@ -272,6 +274,15 @@ def _function(prog, rip: int | None, p: dict | None) -> str | None:
         return None
     s = prog.symbol(rip if p is None or p["trap"] else rip - 1)
     return s.name if s else None
+
+
+def _events(prog) -> list[dict] | None:
+    """The flight recorder's last events (None: a kernel without one)."""
+    from .flight import events
+    try:
+        return events(prog, limit=EVENTS_TAIL)
+    except UnikError:
+        return None
 
 
 def _faulting_thread(threads: list[dict], p: dict | None) -> dict | None:
@@ -340,6 +351,10 @@ def render(rep: dict) -> str:
             out += _render_bt(th["backtrace"], "        ")
             if th["error"]:
                 out.append(f"        ({th['error']})")
+    if rep.get("events") is not None:
+        from .flight import line
+        out += ["", f"flight recorder (last {len(rep['events'])} events):",
+                *("  " + line(e) for e in rep["events"])]
     out += ["", *_render_mem(rep["heap"], rep["pages"]), "",
             f"log (last {len(rep['log_tail'])} lines):",
             *("  " + ln for ln in rep["log_tail"])]

@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include "arch.h"
 #include "crash.h"
+#include "flight.h"
 #include "kernel.h"
 #include "kprintf.h"
 #include "lib.h"
@@ -204,6 +205,7 @@ void panic_trap(struct trap_frame *f)
                 (f->err & 16) ? "instruction fetch" : (f->err & 2) ? "write" : "read",
                 (f->err & 1) ? "protected" : "not-present", read_cr2());
     panic_overflow(f);
+    flight_record_str(FLIGHT_PANIC, f->vector, e[1]);
     panic_report(f, true);
     PROBE_FIRE(panic, enter, e[1]);
     crash_end();
@@ -258,6 +260,7 @@ void panic(const char *fmt, ...)
     if (panic_given_file)
         crash_where(panic_given_file, panic_given_line);
     kprintf("PANIC: %s\n", msg);
+    flight_record_str(FLIGHT_PANIC, ~0ull, msg);
     panic_report(&f, false);
     PROBE_FIRE(panic, enter, msg);
     crash_end();

@@ -20,6 +20,7 @@
 #include "lib.h"
 #include "log.h"
 #include "mm.h"
+#include "flight.h"
 #include "probe_site.h"
 #include "thread.h"
 #include "tunables.h"
@@ -315,6 +316,8 @@ static void chan_serve(void *ctx, u16 type, u32 id, const u8 *p, u32 len)
     PROBE_FIRE(chan, request, type, id, len);
     int why = frame_classify(type, len);
     PROBE_FIRE_IF(why >= 0, chan, reject, why, type);
+    flight_record(why >= 0 ? FLIGHT_CHAN_REJECT : FLIGHT_CHAN_REQUEST,
+                  why >= 0 ? (u64)why : type, why >= 0 ? type : id, len);
     if (why == WIRE_REJ_UNKNOWN_TYPE) {
         frame_reject(&chan_dec, why);
         chan_error(type, id, WIRE_ERR_UNKNOWN_TYPE, "unknown request type 0x%x", type);

@@ -4,6 +4,7 @@
  * messages).  vcons.c owns the data queues and the order of events; see
  * vcons.h. */
 #include "vcons_int.h"
+#include "flight.h"
 #include "kernel.h"
 #include "kprintf.h"
 #include "lib.h"
@@ -95,6 +96,7 @@ static int vcons_ctrl_host(bool open)
     if (open == vcons.host_open)
         return VCONS_EV_NONE;
     vcons.host_open = open;
+    flight_record(FLIGHT_CHAN_CONNECT, open, 0, 0);
     return open ? VCONS_EV_OPEN : VCONS_EV_CLOSE;
 }
 

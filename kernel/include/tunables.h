@@ -75,4 +75,7 @@
 #define CAPTURE_MIN_RATE_US 1000      /* CAPTURE_DATA: the fastest drain rate honoured */
 #define CAPTURE_FRAMES 8              /* CAPTURE_DATA: most frames per capture per drain */
 
+/* --- flight recorder (kernel/flight.c) --- */
+#define FLIGHT_EVENTS 4096            /* events the ring keeps (power of 2; 40 bytes each) */
+
 #endif

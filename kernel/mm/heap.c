@@ -11,6 +11,7 @@
 #include "kernel.h"
 #include "lib.h"
 #include "mm_int.h"
+#include "flight.h"
 #include "probe_site.h"
 #include "tunables.h"
 #include "x86.h"
@@ -146,6 +147,8 @@ void *kmalloc(size_t n)
     PROBE_FIRE_IF(p, mem, alloc, p, n,
                   heap_class_of(n) < HEAP_NCLASSES ? heap_size(heap_class_of(n)) : 0);
     PROBE_FIRE_IF(!p, mem, fail, n, "heap");
+    if (!p || c >= HEAP_NCLASSES)
+        flight_record(p ? FLIGHT_HEAP_LARGE : FLIGHT_HEAP_FAIL, n, (u64)p, 0);
     return p;
 }
 

@@ -5,6 +5,7 @@
 #include "kernel.h"
 #include "lib.h"
 #include "mm_int.h"
+#include "flight.h"
 #include "probe_site.h"
 #include "x86.h"
 
@@ -93,6 +94,7 @@ void *page_alloc_n(size_t n)
         page_st.failures++;
         irq_restore(f);
         PROBE_FIRE(mem, fail, n * PAGE_SIZE, "page");
+        flight_record(FLIGHT_PAGE_FAIL, n, 0, 0);
         return NULL;
     }
     for (u64 i = 0; i < n; i++)

@@ -17,6 +17,7 @@
  * never sleeps is never woken, so it is rotated like any other. */
 #include "arch.h"
 #include "kernel.h"
+#include "flight.h"
 #include "lib.h"
 #include "probe_site.h"
 #include "sched_int.h"
@@ -171,6 +172,7 @@ static void sched_run(bool keep_turn)
     if (prev->stack && *(u64 *)prev->stack != THREAD_STACK_FILL && prev->state != THREAD_DEAD)
         panic("thread %u \"%s\": stack overflow (%u bytes)", prev->tid, prev->name,
               prev->stack_size);
+    flight_record(FLIGHT_SCHED_SWITCH, prev->tid, next->tid, prev->state);
     u64 now = rdtsc();
     prev->cpu_cycles += now - prev->run_tsc;
     next->run_tsc = now;
@@ -201,6 +203,7 @@ static bool sched_ready(struct thread *t)
 {
     t->state = THREAD_RUNNABLE;
     PROBE_FIRE(sched, wakeup, t);
+    flight_record(FLIGHT_SCHED_WAKEUP, t->tid, 0, 0);
     if (t->prio == THREAD_PRIO_SERVICE && t->boost_cycles < sched_boost_budget)
         return t->boost = true;
     return false;

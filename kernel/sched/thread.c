@@ -4,6 +4,7 @@
  * the next thread_spawn. */
 #include "arch.h"
 #include "kernel.h"
+#include "flight.h"
 #include "lib.h"
 #include "mm.h"
 #include "probe_site.h"
@@ -116,6 +117,7 @@ struct thread *thread_spawn(const char *name, thread_fn fn, void *arg, u32 flags
     t->rsp = thread_initial_stack(stk + size, fn, arg);
     t->state = THREAD_RUNNABLE;
     PROBE_FIRE(sched, thread_create, t);
+    flight_record_str(FLIGHT_THREAD_CREATE, t->tid, t->name);
     irq_restore(f);
     return t;
 }
@@ -152,6 +154,7 @@ void thread_sleep_ms(u32 ms, const char *wchan)
     str_copy(t->wchan, wchan ? wchan : "sleep", sizeof t->wchan);
     sched_note_wake(t->wake_tick);
     PROBE_FIRE(sched, sleep, t, t->wchan, ms);
+    flight_record_str(FLIGHT_SCHED_SLEEP, ms, t->wchan);
     sched_resched();
     t->wchan[0] = 0;
     irq_restore(f);
@@ -176,6 +179,7 @@ bool thread_block(const char *wchan, u32 timeout_ms)
         if (timeout_ms)
             sched_note_wake(t->wake_tick);
         PROBE_FIRE(sched, sleep, t, t->wchan, timeout_ms);
+        flight_record_str(FLIGHT_SCHED_SLEEP, timeout_ms, t->wchan);
         sched_resched();
         t->blocked = false;
         t->wchan[0] = 0;
@@ -226,6 +230,7 @@ void thread_exit(void)
     cpu_cli();
     struct thread *t = sched_cur;
     PROBE_FIRE(sched, thread_exit, t);
+    flight_record(FLIGHT_THREAD_EXIT, t->tid, 0, 0);
     t->stack_hwm = sched_stack_used(t);
     t->state = THREAD_DEAD;
     t->wchan[0] = 0;
