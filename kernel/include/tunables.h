@@ -52,4 +52,10 @@
 #define PROBE_ARENA_MIN 4096          /* smallest bufsize / aggsize / dynvarsize accepted */
 #define PROBE_ARENA_MAX (8u << 20)    /* largest bufsize / aggsize / dynvarsize accepted */
 
+/* --- probe deadman (kernel/probe/deadman.c) --- */
+#define DEADMAN_CPU_PCT 50            /* abort a session whose probe time exceeds this % of a window */
+#define DEADMAN_WINDOW_MS 1000        /* that window, unless TRACE_DEADMAN sets one */
+#define DEADMAN_MIN_MS 100            /* shortest drain timeout or CPU window TRACE_DEADMAN accepts */
+#define DEADMAN_MAX_MS 3600000        /* longest drain timeout or CPU window TRACE_DEADMAN accepts */
+
 #endif

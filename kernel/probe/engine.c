@@ -237,10 +237,12 @@ void probe_fire(u32 index, u64 a0, u64 a1, u64 a2, u64 a3, u64 a4, u64 a5)
     probe_fire_args(index, args);
 }
 
-/* The timer tick (interrupt context): fire tick-N enablings now due. */
+/* The timer tick (interrupt context): the deadman's checks, then fire
+ * tick-N enablings now due. */
 void probe_tick(u64 now_ns)
 {
     u64 flags;
+    probe_deadman_tick(now_ns);
     if (!probe_st.first[ISA_SP_TICK] || !probe_enter(&flags))
         return;
     for (struct probe_enabling *e = probe_st.first[ISA_SP_TICK]; e; e = e->next) {

@@ -24,6 +24,19 @@ struct probe_mem {
     u32 pages;
 };
 
+/* A session's deadman (deadman.c): its limits, the CPU window being
+ * measured, and why it was aborted. */
+struct probe_dm {
+    u32 timeout_ms;             /* drain: abort after this long without a host request; 0 off */
+    u32 cpu_pct;                /* CPU budget in % of the window; 0 or >= 100 off */
+    u64 window_ns;              /* CPU window */
+    u64 alive_ns;               /* time_ns of the last host request naming the session */
+    u64 win_start_ns;           /* the CPU window began (time_ns) */
+    u64 win_cycles;             /* the session's cycles when it began */
+    bool aborted;               /* the deadman cleared live; probe_abort_finish pending or done */
+    struct probe_abort why;
+};
+
 struct probe_session {
     enum probe_sstate state;
     bool exiting;               /* exit() ran: no more clauses but END */
@@ -41,6 +54,8 @@ struct probe_session {
     struct agg_table agg;
     struct dyn_table dyn;
     struct probe_stats st;
+    u64 cycles;                 /* TSC cycles spent in its clauses (probe_clause; deadman) */
+    struct probe_dm dm;
 };
 
 /* One (probe, clause) pair of a session.  While the session runs it is
@@ -70,6 +85,7 @@ struct probe_state {
     u16 refs[PROBE_IDS_MAX];    /* linked enablings per probe id (sites on while > 0) */
     bool busy;                  /* inside the engine: re-entrant firings are skipped */
     bool ready;                 /* probe_state_init ran */
+    u32 dm_pending;             /* sessions the deadman aborted, not yet finished (bit sid) */
     struct vm_ctx ctx;          /* ctx.probe: the firing probe's id (probe names) */
     char scratch[PROBE_SCRATCH_BYTES];
     u8 stage[PROBE_STAGE_BYTES];
@@ -95,6 +111,11 @@ bool probe_enter(u64 *flags);
 void probe_leave(u64 flags);
 /* Is [addr, addr+len) engine state (the deny-list's own part)? */
 bool probe_denied(u64 addr, u64 len);
+
+/* deadman.c: a new session's limits (probe_open); a session starts
+ * running now (probe_go: the window and the heartbeat start). */
+void probe_deadman_init(struct probe_session *s);
+void probe_deadman_start(struct probe_session *s, u64 now_ns);
 
 /* ------------------------------------------------------------ hot path
  * Inline here so that the firing of a static probe is one function from
@@ -126,15 +147,14 @@ probe_count1(const struct probe_enabling *e, struct probe_session *s)
     return true;
 }
 
-/* Run enabling e's clause for its session s; the caller has set the
- * firing's part of the VM context (probe_firing).  The timestamp is read
- * only if a record or a fault needs it (vm_timestamp).  EXIT stages its
- * record, so a clause that ran exit() has staged something. */
+/* Run enabling e's clause for its session s (probe_clause does the
+ * accounting around it).  The timestamp is read only if a record or a
+ * fault needs it (vm_timestamp).  EXIT stages its record, so a clause
+ * that ran exit() has staged something. */
 static inline __attribute__((always_inline)) void
-probe_clause(struct probe_enabling *e, struct probe_session *s)
+probe_clause_run(struct probe_enabling *e, struct probe_session *s)
 {
     struct vm_ctx *c = &probe_st.ctx;
-    s->st.fired++;
     if (probe_count1(e, s))
         return;
     if (__builtin_expect(c->env != s, 0))
@@ -152,6 +172,18 @@ probe_clause(struct probe_enabling *e, struct probe_session *s)
             s->live = false;
         }
     }
+}
+
+/* Run enabling e's clause for its session s; the caller has set the
+ * firing's part of the VM context (probe_firing).  The TSC read on each
+ * side charges the time to the session, for the deadman's CPU budget. */
+static inline __attribute__((always_inline)) void
+probe_clause(struct probe_enabling *e, struct probe_session *s)
+{
+    u64 t0 = rdtsc();
+    s->st.fired++;
+    probe_clause_run(e, s);
+    s->cycles += rdtsc() - t0;
 }
 
 /* Static probe `probe` (an id below PROBE_IDS_MAX) fired with its
