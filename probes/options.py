@@ -101,11 +101,11 @@ def parse_option(name: str, value: str | None):
 
 
 def parse_ms(text: str) -> int | None:
-    """A duration ('10s', '500ms', a bare number is seconds) in ms."""
+    """A duration ('10s', '500ms'; a bare number is ms, the stored form) in ms."""
     m = re.fullmatch(r"(\d+(?:\.\d+)?)([a-z]*)", text.strip().lower())
     if not m or (m.group(2) and m.group(2) not in _UNITS_NS):
         return None
-    return round(float(m.group(1)) * _UNITS_NS.get(m.group(2) or "s") / 10**6)
+    return round(float(m.group(1)) * _UNITS_NS.get(m.group(2) or "ms") / 10**6)
 
 
 def _off(value: str) -> bool:

@@ -248,14 +248,12 @@ class _Stopper:
         return max(0.0, min(POLL, self.deadline - time.monotonic()))
 
 
-def feed(consumer, events, on_deadman=None) -> bool:
+def feed(consumer, events) -> bool:
     """Give session events to the consumer; True when the script exited
-    (or the deadman aborted it: on_deadman(reason dict) is called)."""
+    or the deadman aborted the session (the session keeps the reason)."""
     exited = False
     for ev in events:
         if ev[0] == "deadman":
-            if on_deadman:
-                on_deadman(ev[1])
             exited = True
         if ev[0] == "records":
             consumer.handle_records(ev[1])
@@ -267,14 +265,14 @@ def feed(consumer, events, on_deadman=None) -> bool:
     return exited
 
 
-def run_session(session, consumer, stopper, on_deadman=None) -> None:
+def run_session(session, consumer, stopper) -> None:
     """Start, stream until exit/Ctrl-C/--duration/deadman, stop, print the
     end."""
     session.start()
     while not stopper.done:
-        if feed(consumer, session.poll(stopper.timeout()), on_deadman):
+        if feed(consumer, session.poll(stopper.timeout())):
             break
-    feed(consumer, session.stop(), on_deadman)
+    feed(consumer, session.stop())
     consumer.finish()
 
 
@@ -324,17 +322,18 @@ def _trace(ctx, a, p, prog, types) -> int:
         consumer = Consumer(prog, ctx.out, quiet=quiet, json=a.json, err=ctx.err,
                             symbolize=types.symbol if types else None,
                             aggs=session.aggregations, clear=session.clear)
-        def on_deadman(why):
-            ctx.err.write(f"unik: deadman: session aborted: {deadman_text(why)}\n")
-            ctx.err.flush()
         try:
             with _Stopper(p.duration) as stopper:
-                run_session(session, consumer, stopper, on_deadman)
+                run_session(session, consumer, stopper)
         except TraceVerifyError as e:
             ctx.err.write(_verify_text(prog, e))
             ctx.err.flush()
             return EXIT_COMPILE
     if session.aborted:
+        # last, after what the session printed: why it ended early
+        ctx.out.flush()
+        ctx.err.write(f"unik: deadman: session aborted: {deadman_text(session.aborted)}\n")
+        ctx.err.flush()
         return EXIT_DEADMAN
     return 0 if consumer.exit_code is None else consumer.exit_code & 0xFF
 
