@@ -223,21 +223,29 @@ class TraceSession:
         events: list = []
         end = time.monotonic() + timeout
         self._collect(events)
-        if time.monotonic() - self._beat >= self.heartbeat:
-            self._beat = time.monotonic()
-            self._aborted(self.status(), events)
+        self._heartbeat(events)
         while not events:
             left = end - time.monotonic()
             if left <= 0:
                 break
             try:
-                fr = self.ch.recv_frame(left)
+                fr = self.ch.recv_frame(max(0.001, min(left, self._beat + self.heartbeat
+                                                       - time.monotonic())))
             except ChannelTimeout:
-                break
+                self._heartbeat(events)
+                self._collect(events)
+                continue
             if fr.id == 0:
                 self.ch.events.append(fr)
             self._collect(events)
         return events
+
+    def _heartbeat(self, events: list) -> None:
+        """TRACE_STATUS when one is due: the kernel's deadman hears that
+        the host still drains, and the reply says if it aborted anyway."""
+        if time.monotonic() - self._beat >= self.heartbeat:
+            self._beat = time.monotonic()
+            self._aborted(self.status(), events)
 
     def _collect(self, events: list) -> None:
         """Sort the channel's unsolicited frames into sessions; turn ours
