@@ -174,16 +174,27 @@ probe_clause_run(struct probe_enabling *e, struct probe_session *s)
     }
 }
 
+/* The TSC's low half: what probe_clause times a clause with (a clause
+ * runs with interrupts off for far less than 2^32 cycles, so the
+ * difference of two low halves is exact; and 5 instructions cheaper than
+ * assembling whole TSC values on the hot path). */
+static inline __attribute__((always_inline)) u32 probe_tsc32(void)
+{
+    u32 lo;
+    __asm__ volatile("rdtsc" : "=a"(lo) : : "edx");
+    return lo;
+}
+
 /* Run enabling e's clause for its session s; the caller has set the
  * firing's part of the VM context (probe_firing).  The TSC read on each
  * side charges the time to the session, for the deadman's CPU budget. */
 static inline __attribute__((always_inline)) void
 probe_clause(struct probe_enabling *e, struct probe_session *s)
 {
-    u64 t0 = rdtsc();
+    u32 t0 = probe_tsc32();
     s->st.fired++;
     probe_clause_run(e, s);
-    s->cycles += rdtsc() - t0;
+    s->cycles += (u32)(probe_tsc32() - t0);
 }
 
 /* Static probe `probe` (an id below PROBE_IDS_MAX) fired with its
