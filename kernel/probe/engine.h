@@ -66,6 +66,7 @@ struct probe_enabling {
     bool linked;
     u8 sid;
     u8 count1;                  /* its clause's vm_clause.count1 (probe_count1) */
+    u8 key1;                    /* its clause's vm_clause.key1 (probe_count_key) */
     u16 index;                  /* within its session: the low half of the epid */
     u16 clause;
     u32 epid;                   /* clause << 16 | index */
@@ -109,6 +110,9 @@ void probe_run(u32 probe, i32 sid, const u64 *args, u32 nargs);
  * and END): interrupts off, busy set; false (nothing entered) if busy. */
 bool probe_enter(u64 *flags);
 void probe_leave(u64 flags);
+/* Enabling e's clause is `@[builtin] = count()` (vm_clause.key1): bump
+ * the key's count if the aggregation's cache has it; false: run the VM. */
+bool probe_count_key(const struct probe_enabling *e, struct probe_session *s);
 /* Is [addr, addr+len) engine state (the deny-list's own part)? */
 bool probe_denied(u64 addr, u64 len);
 
@@ -156,6 +160,8 @@ probe_clause_run(struct probe_enabling *e, struct probe_session *s)
 {
     struct vm_ctx *c = &probe_st.ctx;
     if (probe_count1(e, s))
+        return;
+    if (e->key1 && probe_count_key(e, s))
         return;
     if (__builtin_expect(c->env != s, 0))
         probe_bind(c, s);

@@ -150,6 +150,7 @@ int probe_enable(u32 sid, u32 clause, u32 probe_id, u64 arg)
         e->index = (u16)s->nenablings++;
         e->clause = (u16)clause;
         e->count1 = s->prog.cl[clause].count1;
+        e->key1 = s->prog.cl[clause].key1;
         e->epid = (u32)clause << 16 | e->index;
         e->sess = s;
         e->probe = probe_id;
