@@ -182,7 +182,7 @@ probe_clause_run(struct probe_enabling *e, struct probe_session *s)
 
 /* The TSC's low half: what probe_clause times a clause with (a clause
  * runs with interrupts off for far less than 2^32 cycles, so the
- * difference of two low halves is exact; and 5 instructions cheaper than
+ * difference of two low halves is exact; and several instructions cheaper than
  * assembling whole TSC values on the hot path). */
 static inline __attribute__((always_inline)) u32 probe_tsc32(void)
 {
