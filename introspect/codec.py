@@ -355,6 +355,18 @@ def decode_trace_status(payload: bytes) -> dict:
     return d
 
 
+def trace_deadman_request(session: int, *, timeout_ms: int, cpu_pct: int,
+                          window_ms: int) -> bytes:
+    return P.TRACE_DEADMAN_REQ.pack(session=session, timeout_ms=timeout_ms, cpu_pct=cpu_pct,
+                                    window_ms=window_ms)
+
+
+def decode_trace_abort(payload: bytes) -> dict:
+    d = _exact(payload, P.TRACE_ABORT)
+    d.pop("pad", None)
+    return d
+
+
 def decode_agg_read(payload: bytes) -> tuple[int, bytes]:
     h, data = _head_and_bytes(payload, P.AGG_READ_REP, "len")
     return h["next"], data

@@ -163,7 +163,7 @@ class Mux:
                 self.route_from_kernel(fr)
 
     def route_from_kernel(self, fr: codec.Frame) -> None:
-        if fr.id == 0 and fr.type == P.MsgType.TRACE_DATA:
+        if fr.id == 0 and fr.type in (P.MsgType.TRACE_DATA, P.MsgType.TRACE_ABORT):
             return self.route_trace_data(fr)
         if fr.id == 0 and fr.type == P.MsgType.CAPTURE_DATA:
             return self.route_capture_data(fr)
@@ -265,8 +265,8 @@ class Mux:
             self.send_client(cid, codec.encode(fr.type | P.REPLY, fr.id, b""))
 
     def route_trace_data(self, fr: codec.Frame) -> None:
-        """A TRACE_DATA frame goes to the client that opened its session
-        only (whoever else subscribes)."""
+        """A TRACE_DATA (or TRACE_ABORT) frame goes to the client that
+        opened its session only (whoever else subscribes)."""
         owner = self.sessions.owner(codec.trace_data_session(fr.payload))
         if owner is None or owner not in self.clients:
             self.stats["frames_dropped"] += 1

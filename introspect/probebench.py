@@ -68,7 +68,9 @@ def compile_bench(kind: str, probes: list) -> Program:
     if not any(p.provider == provider and p.name == name for p in probes):
         raise UnikError(f"no probe {provider}:::{name} in this kernel",
                         "boot the probebench app (unik build probebench)")
-    return compile_script(src, "-e", probes)
+    # the benchmarks' loops are all probe by design (no CPU deadman), and
+    # they wait on guest memory, not on the session (no drain deadman)
+    return compile_script(src, "-e", probes, options={"cpubudget": "off", "deadman": "off"})
 
 
 # ------------------------------------------------------------------ pure math

@@ -25,7 +25,7 @@ from .layout import L, Layout  # noqa: F401 (Layout: re-exported for users)
 
 MAGIC = 0x4B55            # the bytes b"UK" read as a little-endian u16
 MAGIC_BYTES = b"UK"
-VERSION = 2               # bumped whenever a layout below changes (features: HELLO)
+VERSION = 3               # bumped whenever a layout below changes (features: HELLO)
 HEADER_SIZE = 20
 MAX_PAYLOAD = 16384       # largest payload either side sends
 MAX_REQUEST = 1024        # largest request payload the kernel accepts
@@ -54,6 +54,7 @@ class MsgType(IntEnum):
     TRACE_STATUS = 0x0017   # the session's counters
     AGG_READ = 0x0018       # a page of the session's aggregations from a cursor
     AGG_CLEAR = 0x0019      # zero one aggregation (or all)
+    TRACE_DEADMAN = 0x001A  # the session's deadman: drain timeout and CPU budget
     # capture (unik tcpdump)
     CAPTURE_OPEN = 0x0030   # new packet capture (snaplen, ring size, program length) -> id
     CAPTURE_PROG = 0x0031   # a piece of the capture's classic BPF program
@@ -64,6 +65,7 @@ class MsgType(IntEnum):
     CAPTURE_INJECT = 0x0036  # debug: run one Ethernet frame through the capture tap
     LOG_DATA = 0x0200   # unsolicited (id 0): new log bytes while subscribed
     TRACE_DATA = 0x0201  # unsolicited (id 0): a batch of a session's records
+    TRACE_ABORT = 0x0202  # unsolicited (id 0): the deadman aborted a session, and why
     CAPTURE_DATA = 0x0210  # unsolicited (id 0): a batch of a capture's packets
     CRASH = 0x0230      # unsolicited (id 0): the kernel panicked; its crash record
     ERROR = 0xFFFF      # reply only: the request failed (payload: error)
@@ -102,6 +104,14 @@ class ErrCode(IntEnum):
     NO_SPACE = 8        # too many sessions, or not enough memory for the sizes asked
     NO_PROBE = 9        # TRACE_ENABLE of a probe id the kernel does not have
     RANGE = 10          # an offset, clause, aggregation or size out of range
+
+
+class Deadman(IntEnum):
+    """Why the kernel's deadman aborted a trace session (TRACE_ABORT,
+    TRACE_STATUS `deadman`)."""
+    NONE = 0            # it did not
+    CPU = 1             # probe time exceeded the budget share of a window
+    DRAIN = 2           # no request named the session for the timeout
 
 
 class ThreadState(IntEnum):
@@ -255,7 +265,14 @@ TRACE_STATUS_REP = L("trace_status_rep", "TRACE_STATUS reply",
                       "transmit ring could not take"),
                      ("frames", "u64", "TRACE_DATA frames sent"),
                      ("exiting", "u32", "1 once the program called exit()"),
-                     ("pad", "u32", "0"))
+                     ("pad", "u32", "0"),
+                     # deadman (protocol 3): the same four fields as trace_abort
+                     ("deadman", "u32", "Deadman: why the deadman aborted the session "
+                      "(0: it did not)"),
+                     ("deadman_budget", "u32", "CPU: the budget in percent of the window; DRAIN: 0"),
+                     ("deadman_used_ns", "u64", "CPU: probe time in the window; DRAIN: how long "
+                      "the host was silent"),
+                     ("deadman_window_ns", "u64", "CPU: the window; DRAIN: the timeout"))
 
 AGG_READ_REQ = L("agg_read_req", "AGG_READ request",
                  ("session", "u32", "session id"),
@@ -282,6 +299,28 @@ TRACE_DATA_HDR = L("trace_data", "TRACE_DATA frame head; `nrec` whole records fo
                    ("drops_agg", "u64", "aggregation keys dropped"),
                    ("drops_dyn", "u64", "dynamic variables dropped"),
                    ("errors", "u64", "clause faults"))
+
+# deadman (protocol 3)
+TRACE_DEADMAN_REQ = L("trace_deadman_req", "TRACE_DEADMAN request: the session's deadman "
+                      "limits (sent before TRACE_GO; any request naming the session "
+                      "afterwards is the host's heartbeat)",
+                      ("session", "u32", "session id"),
+                      ("timeout_ms", "u32", "abort when no request names the session for "
+                       "this long; 0: no drain deadman"),
+                      ("cpu_pct", "u32", "abort when probe time exceeds this percent of a "
+                       "window; 0 or >= 100: no CPU deadman"),
+                      ("window_ms", "u32", "the CPU window; 0: the kernel's default"))
+
+TRACE_ABORT = L("trace_abort", "TRACE_ABORT frame: the deadman stopped the session (its "
+                "sites are restored; records and aggregations stay readable until "
+                "TRACE_CLOSE)",
+                ("session", "u32", "session id"),
+                ("reason", "u32", "Deadman"),
+                ("budget", "u32", "CPU: the budget in percent of the window; DRAIN: 0"),
+                ("pad", "u32", "0"),
+                ("used_ns", "u64", "CPU: probe time in the window; DRAIN: how long the "
+                 "host was silent"),
+                ("window_ns", "u64", "CPU: the window; DRAIN: the timeout"))
 
 MEMREAD_REQ = L("memread_req", "MEMREAD request",
                 ("addr", "u64", "guest physical (= virtual) address"),
@@ -319,7 +358,8 @@ LAYOUTS = (HEADER, HELLO_REQ, HELLO_REP, THREADS_REP, THREAD_INFO, MEMSTAT_REP,
            MEMREAD_REQ, MEMREAD_REP, CHANSTAT_REP, ERROR_REP,
            TRACE_OPEN_REQ, TRACE_OPEN_REP, TRACE_CHUNK_REQ, TRACE_SESSION_REQ,
            TRACE_LOAD_REP, TRACE_ENABLE_REQ, TRACE_ENABLING, TRACE_STATUS_REP,
-           AGG_READ_REQ, AGG_READ_REP, AGG_CLEAR_REQ, TRACE_DATA_HDR)
+           AGG_READ_REQ, AGG_READ_REP, AGG_CLEAR_REQ, TRACE_DATA_HDR,
+           TRACE_DEADMAN_REQ, TRACE_ABORT)
 
 TRACE_DATA_EXITING = 1                  # TRACE_DATA flags bit 0
 AGG_ALL = 0xFFFFFFFF                    # AGG_CLEAR: every aggregation
@@ -383,6 +423,7 @@ REQUESTS = {
     MsgType.AGG_READ: Request(AGG_READ_REQ, "agg_read_rep + len bytes of entries",
                               feature=Feature.TRACE),
     MsgType.AGG_CLEAR: Request(AGG_CLEAR_REQ, "empty", feature=Feature.TRACE),
+    MsgType.TRACE_DEADMAN: Request(TRACE_DEADMAN_REQ, "empty", feature=Feature.TRACE),
 }
 
 # Unsolicited kernel frames (id 0): what each carries (docs).
@@ -391,6 +432,7 @@ STREAMS = {
                        "(`lost` before it were overwritten first)", Feature.LOG_STREAM),
     MsgType.TRACE_DATA: (TRACE_DATA_HDR, "trace_data + nrec records; the mux routes it to "
                          "the client that opened the session", Feature.TRACE),
+    MsgType.TRACE_ABORT: (TRACE_ABORT, "trace_abort; routed like TRACE_DATA", Feature.TRACE),
 }
 
 # ---------------------------------------------------------------- capture
@@ -489,7 +531,7 @@ CONSTANTS = {
 }
 
 ENUMS = (("MSG", MsgType), ("REJ", Reject), ("ERR", ErrCode), ("TS", ThreadState),
-         ("F", Feature))
+         ("F", Feature), ("DEADMAN", Deadman))
 
 
 # ================================================================ mux-local

@@ -103,6 +103,21 @@ clients that subscribed to their type (MUX_SUBSCRIBE).
 | --- | --- |
 {state_rows}
 
+## Deadman reasons
+
+The kernel aborts a running trace session by itself when its clauses take
+more than `cpu_pct` percent of a window, or when no request has named the
+session for `timeout_ms` (TRACE_DEADMAN sets both; every request naming a
+session is its host's heartbeat, TRACE_STATUS the usual one).  Its sites
+are restored without END; a TRACE_ABORT frame goes to the session's owner
+and TRACE_STATUS carries the same fields from then on; TRACE_STOP of an
+aborted session succeeds.  Without TRACE_DEADMAN a session has the kernel's
+CPU budget (DEADMAN_CPU_PCT over DEADMAN_WINDOW_MS) and no drain deadman.
+
+| reason | value |
+| --- | --- |
+{deadman_rows}
+
 ## Payload layouts
 """
 
@@ -151,7 +166,8 @@ def render() -> str:
         maxpay=P.MAX_PAYLOAD, reject_rows=_enum_rows(P.Reject),
         request_rows="\n".join(req_rows), feature_rows=feature_rows,
         stream_rows=stream_rows, error_rows=_enum_rows(P.ErrCode),
-        state_rows="\n".join(f"| {m.name.lower()} | {int(m)} |" for m in P.ThreadState))
+        state_rows="\n".join(f"| {m.name.lower()} | {int(m)} |" for m in P.ThreadState),
+        deadman_rows="\n".join(f"| {m.name.lower()} | {int(m)} |" for m in P.Deadman))
     parts = [text]
     parts.extend(_layout(lay) for lay in P.LAYOUTS[1:])
     parts.append(_MUX.format(first=P.MUX_FIRST, last=P.MUX_LAST))

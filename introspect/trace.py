@@ -14,6 +14,13 @@ turns them into events:
                        channel), 'agg' (aggregation memory full), 'dyn'
                        (dynamic variables full)
   ('exit',)            the program called exit(): stop() and print
+  ('deadman', {...})   the kernel's deadman aborted the session (TRACE_ABORT
+                       or TRACE_STATUS fields: reason, budget, used_ns,
+                       window_ns; `deadman_text` says it in words)
+
+The deadman (options deadman, cpubudget, cpuwindow) is set with
+TRACE_DEADMAN before TRACE_GO; `poll()` sends TRACE_STATUS at least every
+`heartbeat` seconds, which tells the kernel that the host still drains.
 
 Every record the kernel emitted is either delivered or counted in 'buf' or
 'chan': after stop(), records delivered + chan drops == the kernel's
@@ -39,7 +46,8 @@ from .errors import ChannelError, ChannelTimeout, UnikError
 
 # Options (DTrace's -x names) and their defaults; sizes in bytes.
 DEFAULTS = {"bufsize": 256 << 10, "aggsize": 256 << 10, "dynvarsize": 256 << 10,
-            "switchrate": "50hz"}
+            "switchrate": "50hz", "deadman": 10_000, "cpubudget": 50, "cpuwindow": 1000}
+HEARTBEAT = 1.0                 # seconds between TRACE_STATUS heartbeats (at most)
 DROP_KINDS = (("buf", "drops_buf"), ("chan", "drops_chan"), ("agg", "drops_agg"),
               ("dyn", "drops_dyn"))
 
@@ -94,6 +102,9 @@ class TraceSession:
         self.delivered = 0              # records received
         self.frames = 0
         self._queues = channel.__dict__.setdefault("_trace_frames", {})
+        self.aborted: dict | None = None    # the deadman's reason, once heard
+        self.heartbeat = HEARTBEAT
+        self._beat = 0.0                    # time.monotonic() of the last heartbeat
 
     # ------------------------------------------------------------ lifecycle
     def start(self) -> None:
@@ -121,10 +132,22 @@ class TraceSession:
             self._load()
             for pl in codec.trace_enable_requests(self.session, prog.enablings):
                 ch.request(P.MsgType.TRACE_ENABLE, pl)
+            self._deadman(opts)
             ch.request(P.MsgType.TRACE_GO, codec.trace_session_request(self.session))
         except BaseException:
             self.close()
             raise
+
+    def _deadman(self, opts: dict) -> None:
+        """TRACE_DEADMAN from the options; heartbeats at most every
+        HEARTBEAT s and four times per drain timeout."""
+        timeout = int(opts["deadman"])
+        self.ch.request(P.MsgType.TRACE_DEADMAN, codec.trace_deadman_request(
+            self.session, timeout_ms=timeout, cpu_pct=int(opts["cpubudget"]),
+            window_ms=int(opts["cpuwindow"])))
+        if timeout:
+            self.heartbeat = min(HEARTBEAT, timeout / 4000)
+        self._beat = time.monotonic()
 
     def _load(self) -> None:
         for pl in codec.trace_chunk_requests(self.session, self.prog.blob):
@@ -145,6 +168,7 @@ class TraceSession:
         self._collect(events)           # the kernel sent them before its reply
         st = self.status()
         self._drops(st, events)
+        self._aborted(st, events)
         if st.get("reentrant"):
             # firings skipped because they came from inside the engine
             # (a probe in an interrupt that hit a running clause): lost too
@@ -199,18 +223,29 @@ class TraceSession:
         events: list = []
         end = time.monotonic() + timeout
         self._collect(events)
+        self._heartbeat(events)
         while not events:
             left = end - time.monotonic()
             if left <= 0:
                 break
             try:
-                fr = self.ch.recv_frame(left)
+                fr = self.ch.recv_frame(max(0.001, min(left, self._beat + self.heartbeat
+                                                       - time.monotonic())))
             except ChannelTimeout:
-                break
+                self._heartbeat(events)
+                self._collect(events)
+                continue
             if fr.id == 0:
                 self.ch.events.append(fr)
             self._collect(events)
         return events
+
+    def _heartbeat(self, events: list) -> None:
+        """TRACE_STATUS when one is due: the kernel's deadman hears that
+        the host still drains, and the reply says if it aborted anyway."""
+        if time.monotonic() - self._beat >= self.heartbeat:
+            self._beat = time.monotonic()
+            self._aborted(self.status(), events)
 
     def _collect(self, events: list) -> None:
         """Sort the channel's unsolicited frames into sessions; turn ours
@@ -219,7 +254,7 @@ class TraceSession:
         keep = deque()
         while ev:
             fr = ev.popleft()
-            if fr.type != P.MsgType.TRACE_DATA:
+            if fr.type not in (P.MsgType.TRACE_DATA, P.MsgType.TRACE_ABORT):
                 keep.append(fr)
                 continue
             sid = codec.trace_data_session(fr.payload)
@@ -230,6 +265,8 @@ class TraceSession:
             self._frame(q.popleft(), events)
 
     def _frame(self, fr, events: list) -> None:
+        if fr.type == P.MsgType.TRACE_ABORT:
+            return self._aborted(self.ch._decode(codec.decode_trace_abort, fr.payload), events)
         h, recs = self.ch._decode(codec.decode_trace_data, fr.payload)
         self.frames += 1
         if recs:
@@ -239,6 +276,18 @@ class TraceSession:
         if h["flags"] & P.TRACE_DATA_EXITING and not self.exiting:
             self.exiting = True
             events.append(("exit",))
+
+    def _aborted(self, d: dict, events: list) -> None:
+        """A TRACE_ABORT frame or a TRACE_STATUS reply: the deadman's
+        reason (first heard only) as a ('deadman', ...) event."""
+        reason = d.get("reason", d.get("deadman", 0))
+        if not reason or self.aborted:
+            return
+        self.aborted = {"reason": reason,
+                        "budget": d.get("budget", d.get("deadman_budget", 0)),
+                        "used_ns": d.get("used_ns", d.get("deadman_used_ns", 0)),
+                        "window_ns": d.get("window_ns", d.get("deadman_window_ns", 0))}
+        events.append(("deadman", self.aborted))
 
     def _drops(self, counters: dict, events: list) -> None:
         moved = {}
@@ -252,3 +301,16 @@ class TraceSession:
         if counters.get("exiting") and not self.exiting:
             self.exiting = True
             events.append(("exit",))
+
+
+def deadman_text(d: dict) -> str:
+    """The deadman's reason in words (one line, no prefix)."""
+    used, window = d["used_ns"], d["window_ns"]
+    if d["reason"] == P.Deadman.CPU:
+        pct = 100 * used / window if window else 0
+        return (f"probe time {pct:.0f}% of CPU over {window / 1e9:.1f} s "
+                f"(budget {d['budget']}%)")
+    if d["reason"] == P.Deadman.DRAIN:
+        return (f"the host did not drain it for {used / 1e9:.1f} s "
+                f"(timeout {window / 1e9:.1f} s)")
+    return f"reason {d['reason']}"

@@ -8,7 +8,11 @@ at STOP, tick enablings (probe 4, arg = period ns) every period; each
 record is a REC_HDR (desc = clause) and one u64 (a running count), and
 aggregation 0 counts firings per probe.  Records go through a bufsize
 buffer (full: drops_buf) drained every switchrate into TRACE_DATA frames.
-Every request is recorded in `log` for the tests to inspect.
+Every request is recorded in `log` for the tests to inspect.  The drain
+deadman is modelled as the kernel's: TRACE_DEADMAN's timeout, every request
+naming the session a heartbeat, a silent host's session stopped and a
+TRACE_ABORT sent; `abort()` injects any abort (the CPU budget needs a real
+kernel).
 """
 from __future__ import annotations
 
@@ -42,6 +46,8 @@ class Session:
         self.seq = 0
         self.exit_sent = False
         self.next_tick: dict = {}        # enabling index -> due (ns)
+        self.deadman = {"timeout_ms": 0, "cpu_pct": 50, "window_ms": 1000}
+        self.alive_ns = 0                # last request naming the session
 
 
 class FakeTrace:
@@ -61,6 +67,8 @@ class FakeTrace:
             if t != P.MsgType.TRACE_OPEN else None
         self.log.append((t.name, sid))
         with self.lock:
+            if sid in self.sessions:
+                self.sessions[sid].alive_ns = self.k.uptime_ns()
             return getattr(self, "do_" + t.name.lower())(fr)
 
     def _get(self, fr, sid, need=None):
@@ -150,6 +158,31 @@ class FakeTrace:
             return err
         return P.TRACE_STATUS_REP.pack(**s.stats, exiting=int(s.exiting))
 
+    def do_trace_deadman(self, fr):
+        req = P.TRACE_DEADMAN_REQ.unpack(fr.payload)
+        s, err = self._get(fr, req["session"])
+        if err:
+            return err
+        if any(v and not 100 <= v <= 3_600_000 for v in (req["timeout_ms"], req["window_ms"])):
+            return self.k.error(fr, P.ErrCode.RANGE, "deadman timeout or window out of range")
+        s.deadman = {k: req[k] for k in ("timeout_ms", "cpu_pct", "window_ms")}
+        return b""
+
+    def abort(self, sid: int, reason: int, budget: int, used_ns: int, window_ns: int) -> None:
+        """The deadman aborts session sid: no more firings, TRACE_ABORT sent,
+        TRACE_STATUS says why (as probe_deadman_tick + chan_trace_run)."""
+        with self.lock:
+            s = self.sessions[sid]
+            s.running = False
+            why = {"reason": reason, "budget": budget, "used_ns": used_ns,
+                   "window_ns": window_ns}
+            s.stats.update(deadman=reason, deadman_budget=budget, deadman_used_ns=used_ns,
+                           deadman_window_ns=window_ns)
+            while self._flush(s):
+                pass
+            self.k.send(codec.encode(P.MsgType.TRACE_ABORT, 0,
+                                     P.TRACE_ABORT.pack(session=sid, **why)))
+
     def _agg_entries(self, s) -> list:
         return [struct.pack("<HHIQQ", 0, 8, 1, p, n) for p, n in sorted(s.counts.items())]
 
@@ -231,6 +264,9 @@ class FakeTrace:
     def _tick(self, s: Session, now: int) -> None:
         if not s.running:
             return
+        timeout = s.deadman["timeout_ms"] * 10**6
+        if timeout and now - s.alive_ns > timeout:
+            return self.abort(s.sid, P.Deadman.DRAIN, 0, now - s.alive_ns, timeout)
         for i, due in list(s.next_tick.items()):
             c, p, a = s.enablings[i]
             while due <= now and not s.exiting:

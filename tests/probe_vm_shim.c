@@ -156,3 +156,9 @@ u64 vshim_arena(struct vshim *s, u32 which)
 }
 u64 vshim_loads(struct vshim *s) { return s->loads; }
 u32 vshim_count1(struct vshim *s, u32 clause) { return s->prog.cl[clause].count1; }
+/* vm_clause.key1 of clause, with its builtin and kind: key1 | builtin << 8 | str << 24 */
+u32 vshim_key1(struct vshim *s, u32 clause)
+{
+    const struct vm_clause *c = &s->prog.cl[clause];
+    return c->key1 ? c->key1 | (u32)c->key1_builtin << 8 | (u32)c->key1_str << 24 : 0;
+}

@@ -478,6 +478,33 @@ def test_aggregations_match_model(mk, func):
             assert got[(0, tuple_key(k))] == _agg_model(func, vs, lq), (func, k)
 
 
+def test_verifier_marks_clauses_that_are_one_builtin_keyed_count(mk):
+    """vm_clause.key1: the engine looks `@[builtin] = count()` up in the
+    aggregation's cache itself, so only `ldb; tpush; agg; ret` qualifies,
+    with a one-key count(), the pushed register the loaded one, and a
+    builtin of the engine's pushed as its kind (string or integer); and the
+    VM still runs such a clause exactly (the engine falls back to it)."""
+    p = Prog()
+    p.agg(AggFunc.COUNT, nkeys=1)
+    p.agg(AggFunc.SUM, nkeys=1)
+    p.agg(AggFunc.COUNT, nkeys=2)
+    p.clause("ldb r0, THREAD\ntpush r0, 1\nagg 0, r0\nret")      # yes: string
+    p.clause("ldb r1, TID\ntpush r1, 0\nagg 0, r1\nret")         # yes: integer
+    p.clause("ldb r0, THREAD\ntpush r0, 0\nagg 0, r0\nret")      # string pushed as int
+    p.clause("ldb r0, TID\ntpush r0, 1\nagg 0, r0\nret")         # int pushed as string
+    p.clause("ldb r0, PROBEID\ntpush r0, 0\nagg 0, r0\nret")     # the VM's own builtin
+    p.clause("ldb r0, TID\ntpush r0, 0\nagg 1, r0\nret")         # sum(), not count()
+    p.clause("ldb r0, TID\ntpush r0, 0\nagg 2, r0\nret")         # two keys declared
+    p.clause("ldb r0, TID\ntpush r1, 0\nagg 0, r0\nret")         # another register
+    p.clause("ldb r0, TID\ntpush r0, 0\nagg 0, r0\nagg 0, r0\nret")
+    vm = mk(p.build())
+    B = isa.Builtin
+    assert [vm.key1(i) for i in range(9)] == [(0, B.THREAD, True), (0, B.TID, False)] + \
+        [None] * 7
+    assert vm.run(1) == 0 and vm.run(1) == 0
+    assert list(vm.aggs().values()) == [[2]]
+
+
 def test_verifier_marks_clauses_that_are_one_keyless_count(mk):
     """vm_clause.count1: the engine bumps these counts without the VM, so
     only `agg a; ret` with a keyless count() qualifies (agg + 1); a key,

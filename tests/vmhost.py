@@ -48,6 +48,7 @@ def build(outdir):
         "vshim_arena": ([P, U32], U64),
         "vshim_loads": ([P], U64),
         "vshim_count1": ([P, U32], U32),
+        "vshim_key1": ([P, U32], U32),
     }
     for name, (args, res) in sig.items():
         fn = getattr(L, name)
@@ -140,6 +141,12 @@ class VM:
         """The verifier's vm_clause.count1 of clause: agg + 1 when the
         clause is exactly one keyless count(), else 0."""
         return self.L.vshim_count1(self.h, clause)
+
+    def key1(self, clause: int) -> tuple | None:
+        """The verifier's vm_clause.key1 of clause: (agg, builtin, is a
+        string) when the clause is exactly `@[builtin] = count()`, else None."""
+        v = self.L.vshim_key1(self.h, clause)
+        return ((v & 0xFF) - 1, (v >> 8) & 0xFFFF, bool(v >> 24)) if v else None
 
     @property
     def agg_drops(self):

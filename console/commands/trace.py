@@ -12,7 +12,9 @@ diagnostics on stderr, exit 2), then run a TraceSession
 (introspect/trace.py) and feed what it returns to the Consumer
 (probes/consumer.py) until exit(), Ctrl-C or --duration; at the end the
 aggregations printa() did not print are printed.  The exit status is the
-script's exit(code).
+script's exit(code); 2 for a compile error; 3 when the kernel's deadman
+aborted the session (one `unik: deadman: session aborted: ...` line on
+stderr says why; -x deadman/cpubudget/cpuwindow set its limits).
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ from dataclasses import dataclass, field
 from ..registry import Command, UsageError
 
 EXIT_COMPILE = 2
+EXIT_DEADMAN = 3                # the kernel's deadman aborted the session
 POLL = 0.2                      # seconds per poll of the session
 
 
@@ -43,7 +46,8 @@ def args(p):
                    help="quiet: print only what printf/trace/printa print")
     p.add_argument("-x", dest="options", action="append", default=[], metavar="OPTION=VALUE",
                    help="set an option: bufsize, aggsize, dynvarsize, strsize, switchrate, "
-                        "quiet (defaults in docs; e.g. -x bufsize=1m)")
+                        "quiet, deadman, cpubudget, cpuwindow (defaults in docs; e.g. "
+                        "-x bufsize=1m)")
     p.add_argument("--duration", type=float, default=None, metavar="SECONDS",
                    help="stop after this many seconds (and print the aggregations)")
     p.add_argument("--core", metavar="CORE",
@@ -249,9 +253,12 @@ class _Stopper:
 
 
 def feed(consumer, events) -> bool:
-    """Give session events to the consumer; True when the script exited."""
+    """Give session events to the consumer; True when the script exited
+    or the deadman aborted the session (the session keeps the reason)."""
     exited = False
     for ev in events:
+        if ev[0] == "deadman":
+            exited = True
         if ev[0] == "records":
             consumer.handle_records(ev[1])
         elif ev[0] == "drops":
@@ -263,7 +270,8 @@ def feed(consumer, events) -> bool:
 
 
 def run_session(session, consumer, stopper) -> None:
-    """Start, stream until exit/Ctrl-C/--duration, stop, print the end."""
+    """Start, stream until exit/Ctrl-C/--duration/deadman, stop, print the
+    end."""
     session.start()
     while not stopper.done:
         if feed(consumer, session.poll(stopper.timeout())):
@@ -315,7 +323,7 @@ def _compile(ctx, p, probes, kernel):
 
 
 def _trace(ctx, a, p, prog, types) -> int:
-    from introspect.trace import TraceSession, TraceVerifyError
+    from introspect.trace import TraceSession, TraceVerifyError, deadman_text
     from probes.consumer import Consumer
     quiet = p.quiet or bool(prog.options.get("quiet"))
     if not quiet and not a.json:
@@ -333,6 +341,12 @@ def _trace(ctx, a, p, prog, types) -> int:
             ctx.err.write(_verify_text(prog, e))
             ctx.err.flush()
             return EXIT_COMPILE
+    if session.aborted:
+        # last, after what the session printed: why it ended early
+        ctx.out.flush()
+        ctx.err.write(f"unik: deadman: session aborted: {deadman_text(session.aborted)}\n")
+        ctx.err.flush()
+        return EXIT_DEADMAN
     return 0 if consumer.exit_code is None else consumer.exit_code & 0xFF
 
 

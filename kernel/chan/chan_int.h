@@ -32,6 +32,7 @@ void chan_serve_trace_close(u16 type, u32 id, const u8 *p, u32 len);
 void chan_serve_trace_status(u16 type, u32 id, const u8 *p, u32 len);
 void chan_serve_agg_read(u16 type, u32 id, const u8 *p, u32 len);
 void chan_serve_agg_clear(u16 type, u32 id, const u8 *p, u32 len);
+void chan_serve_trace_deadman(u16 type, u32 id, const u8 *p, u32 len);
 /* Drain the sessions that are due into TRACE_DATA frames. */
 void chan_trace_run(u64 now);
 /* ns until a session drain is due (~0: no session is active). */

@@ -12,9 +12,13 @@
  * host left) is counted per session in drops_chan.  So records committed =
  * records delivered + drops_chan, exactly.  TRACE_STOP fires END, restores
  * the sites and flushes what remains before its reply; TRACE_CLOSE frees
- * the session.  The host leaving closes every session (probe_close_all). */
+ * the session.  The host leaving closes every session (probe_close_all).
+ * TRACE_DEADMAN sets a session's deadman (probe.h); every request naming
+ * a session is its host's heartbeat; a session the deadman aborted has
+ * its sites restored here and its host told by a TRACE_ABORT frame. */
 #include "chan_int.h"
 #include "kernel.h"
+#include "kprintf.h"
 #include "lib.h"
 #include "probe.h"
 #include "tunables.h"
@@ -27,6 +31,7 @@ struct chan_trace {
     bool open;                          /* TRACE_OPEN answered, not closed */
     bool active;                        /* TRACE_GO done: drained by chan_trace_run */
     bool exit_sent;                     /* a frame flagged EXITING was queued */
+    bool abort_sent;                    /* the deadman's TRACE_ABORT was queued */
     u64 period_ns;                      /* switchrate */
     u64 due_ns;                         /* next drain */
     u32 seq;                            /* next TRACE_DATA sequence number */
@@ -56,8 +61,10 @@ static void trace_refuse(u16 type, u32 id, int err, u32 sid)
  * reply and NULL.  Called by every handler but TRACE_OPEN. */
 static struct chan_trace *trace_get(u16 type, u32 id, u32 sid)
 {
-    if (sid < TRACE_MAX && chan_traces[sid].open)
+    if (sid < TRACE_MAX && chan_traces[sid].open) {
+        probe_alive(sid);               /* the deadman's heartbeat */
         return &chan_traces[sid];
+    }
     chan_error(type, id, WIRE_ERR_NO_SESSION, "no trace session %u", sid);
     return NULL;
 }
@@ -282,6 +289,14 @@ void chan_serve_trace_close(u16 type, u32 id, const u8 *p, u32 len)
     trace_ok(type, id);
 }
 
+/* The wire's Deadman reason for the engine's PROBE_DM_* (TRACE_ABORT,
+ * TRACE_STATUS). */
+static enum wire_deadman trace_reason(u32 dm)
+{
+    return dm == PROBE_DM_CPU ? WIRE_DEADMAN_CPU :
+           dm == PROBE_DM_DRAIN ? WIRE_DEADMAN_DRAIN : WIRE_DEADMAN_NONE;
+}
+
 /* TRACE_STATUS: the engine's counters and the channel's. */
 void chan_serve_trace_status(u16 type, u32 id, const u8 *p, u32 len)
 {
@@ -297,11 +312,16 @@ void chan_serve_trace_status(u16 type, u32 id, const u8 *p, u32 len)
         trace_refuse(type, id, err, sid);
         return;
     }
+    struct probe_abort ab;
+    memset(&ab, 0, sizeof(ab));
+    probe_aborted(sid, &ab);
     struct wire_trace_status_rep r = {
         .fired = st.fired, .records = st.records, .drops_buf = st.drops_buf,
         .drops_agg = st.drops_agg, .drops_dyn = st.drops_dyn, .errors = st.errors,
         .reentrant = st.reentrant, .drained = st.drained, .drops_chan = t->drops_chan,
         .frames = t->frames, .exiting = probe_exiting(sid) == 1,
+        .deadman = trace_reason(ab.reason), .deadman_budget = ab.budget,
+        .deadman_used_ns = ab.used_ns, .deadman_window_ns = ab.window_ns,
     };
     u32 cap;
     memcpy(chan_payload(&cap), &r, sizeof(r));
@@ -342,17 +362,64 @@ void chan_serve_agg_clear(u16 type, u32 id, const u8 *p, u32 len)
         trace_ok(type, id);
 }
 
+/* TRACE_DEADMAN: set a session's deadman limits. */
+void chan_serve_trace_deadman(u16 type, u32 id, const u8 *p, u32 len)
+{
+    (void)len;
+    struct wire_trace_deadman_req rq;
+    memcpy(&rq, p, sizeof(rq));
+    if (!trace_get(type, id, rq.session))
+        return;
+    struct probe_deadman_opts o = { .timeout_ms = rq.timeout_ms, .cpu_pct = rq.cpu_pct,
+                                    .window_ms = rq.window_ms };
+    int err = probe_deadman_set(rq.session, &o);
+    if (err == PROBE_E_RANGE)
+        chan_error(type, id, WIRE_ERR_RANGE, "deadman timeout %u ms or window %u ms "
+                   "outside %u..%u", rq.timeout_ms, rq.window_ms, DEADMAN_MIN_MS, DEADMAN_MAX_MS);
+    else if (err != PROBE_OK)
+        trace_refuse(type, id, err, rq.session);
+    else
+        trace_ok(type, id);
+}
+
+/* Tell the host that the deadman aborted session sid (once, when the
+ * records before it have gone; retried while the transmit ring is full).
+ * Called by chan_trace_run. */
+static void trace_abort_send(u32 sid)
+{
+    struct chan_trace *t = &chan_traces[sid];
+    struct probe_abort ab;
+    if (t->abort_sent || probe_aborted(sid, &ab) != 1 || (probe_pending() & (1u << sid)))
+        return;
+    u32 cap;
+    u8 *pl = chan_stream_payload(&cap);
+    if (!pl)
+        return;
+    struct wire_trace_abort r = { .session = sid, .reason = trace_reason(ab.reason), .budget = ab.budget,
+                                  .used_ns = ab.used_ns, .window_ns = ab.window_ns };
+    memcpy(pl, &r, sizeof(r));
+    t->abort_sent = chan_reply(WIRE_MSG_TRACE_ABORT, 0, sizeof(r));
+    if (t->abort_sent)
+        kprintf("probe: deadman aborted trace session %u (%s)\n", sid,
+                ab.reason == PROBE_DM_CPU ? "CPU budget" : "host not draining");
+}
+
 /* Drain every active session that is due, a few frames each per call so
- * requests are not held up.  Called by chan_stream_run (stream.c). */
+ * requests are not held up; finish the deadman's aborts first (restore
+ * the sites now, whatever the drain).  Called by chan_stream_run. */
 void chan_trace_run(u64 now)
 {
+    u32 aborted = probe_abort_pending();
     for (u32 sid = 0; sid < TRACE_MAX; sid++) {
         struct chan_trace *t = &chan_traces[sid];
+        if (aborted & (1u << sid))
+            probe_abort_finish(sid);
         if (!t->active || now < t->due_ns)
             continue;
         t->due_ns = now + t->period_ns;
         for (int i = 0; i < CHAN_TRACE_FRAMES && trace_frame(sid, false); i++)
             ;
+        trace_abort_send(sid);
     }
 }
 

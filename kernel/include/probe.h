@@ -119,4 +119,39 @@ u32 probe_pending(void);
 u32 probe_agg_read(u32 sid, u32 *cursor, u8 *out, u32 cap);
 /* Clear (values to zero, keys kept) aggregation agg, or all if agg < 0. */
 int probe_agg_clear(u32 sid, i32 agg);
+
+/* ------------------------------------------------------------ deadman
+ * (deadman.c) A running session is aborted -- its clauses stop at once,
+ * its sites are restored by the channel soon after -- when probe time
+ * exceeds cpu_pct % of a window, or when no host request named it for
+ * timeout_ms (the host's heartbeat).  DTrace's deadman is the model. */
+struct probe_deadman_opts {
+    u32 timeout_ms;         /* drain deadman; 0: off (the default) */
+    u32 cpu_pct;            /* CPU budget; 0 or >= 100: off (default DEADMAN_CPU_PCT) */
+    u32 window_ms;          /* CPU window; 0: DEADMAN_WINDOW_MS */
+};
+/* Why a session was aborted (reason: ISA-independent PROBE_DM_*). */
+enum { PROBE_DM_NONE = 0, PROBE_DM_CPU = 1, PROBE_DM_DRAIN = 2 };
+struct probe_abort {
+    u32 reason;             /* PROBE_DM_* */
+    u32 budget;             /* CPU: the budget in %; DRAIN: 0 */
+    u64 used_ns;            /* CPU: probe time in the window; DRAIN: host silence */
+    u64 window_ns;          /* CPU: the window; DRAIN: the timeout */
+};
+/* Set session sid's limits (before or after go); PROBE_E_RANGE if a
+ * timeout or window is outside DEADMAN_MIN_MS..DEADMAN_MAX_MS. */
+int probe_deadman_set(u32 sid, const struct probe_deadman_opts *o);
+/* The host named session sid in a request: it is alive. */
+void probe_alive(u32 sid);
+/* The timer tick (interrupt context, via probe_tick): abort sessions
+ * over their CPU budget or whose host went silent. */
+void probe_deadman_tick(u64 now_ns);
+/* Was session sid aborted?  1 (and *a says why), 0 no, -1 no session. */
+int probe_aborted(u32 sid, struct probe_abort *a);
+/* Finish an abort in thread context: unlink the session's enablings and
+ * restore its sites (no END); it is then stopped.  True if this call did
+ * it.  Called by the channel (chan_trace_run) when probe_aborted says so. */
+bool probe_abort_finish(u32 sid);
+/* Sessions aborted but not yet finished, as a bitmask (bit sid). */
+u32 probe_abort_pending(void);
 #endif

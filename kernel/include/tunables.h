@@ -77,5 +77,10 @@
 
 /* --- flight recorder (kernel/flight.c) --- */
 #define FLIGHT_EVENTS 4096            /* events the ring keeps (power of 2; 40 bytes each) */
+/* --- probe deadman (kernel/probe/deadman.c) --- */
+#define DEADMAN_CPU_PCT 50            /* abort a session whose probe time exceeds this % of a window */
+#define DEADMAN_WINDOW_MS 1000        /* that window, unless TRACE_DEADMAN sets one */
+#define DEADMAN_MIN_MS 100            /* shortest drain timeout or CPU window TRACE_DEADMAN accepts */
+#define DEADMAN_MAX_MS 3600000        /* longest drain timeout or CPU window TRACE_DEADMAN accepts */
 
 #endif

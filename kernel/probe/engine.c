@@ -115,6 +115,41 @@ static u64 probe_builtin_cb(void *env, u32 id)
     return probe_builtin(env, id);
 }
 
+/* Enabling e's clause is `LDB r, b; TPUSH r, k; AGG a, r; RET` with a a
+ * one-key count() (vm_clause.key1): read b, build the one-value tuple as
+ * TPUSH would (a string: u16 length, the bytes, zeros to a word), and if
+ * the aggregation's cache holds that key, bump it as the VM's AGG would.
+ * Nothing here can fault or record; a miss (a new key, a key out of the
+ * cache, a string too long) returns false and the VM runs the clause from
+ * the start.  Called by probe_clause_run, interrupts off. */
+bool probe_count_key(const struct probe_enabling *e, struct probe_session *s)
+{
+    const struct vm_clause *cl = &s->prog.cl[e->clause];
+    u8 *t = probe_st.ctx.tuple;
+    u64 v = probe_builtin_cb(s, cl->key1_builtin);
+    u32 len = 8;
+    if (cl->key1_str) {
+        const char *str = v ? (const char *)(uintptr_t)v : "";
+        u32 n = (u32)strnlen(str, s->prog.strsize - 1);
+        u64 zero = 0;
+        len = (u32)ALIGN_UP(2 + n, 8);
+        if (len > PROBE_TUPLE_BYTES)
+            return false;
+        u16 l16 = (u16)n;
+        __builtin_memcpy(t + len - 8, &zero, 8);
+        __builtin_memcpy(t, &l16, 2);
+        vm_copy(t + 2, (const u8 *)str, n);
+    } else {
+        __builtin_memcpy(t, &v, 8);
+    }
+    const struct agg_last *l = &s->agg.last[e->key1 - 1][agg_slot(t, len)];
+    if (!l->w || !l->count || l->nkeys != 1 || l->keylen != len ||
+        !agg_key_same(l->key, t, len))
+        return false;
+    l->w[0]++;
+    return true;
+}
+
 /* Append one record to session s's ring, or drop and count it. */
 static void probe_commit(struct probe_session *s, const u8 *rec, u32 size)
 {
@@ -237,10 +272,12 @@ void probe_fire(u32 index, u64 a0, u64 a1, u64 a2, u64 a3, u64 a4, u64 a5)
     probe_fire_args(index, args);
 }
 
-/* The timer tick (interrupt context): fire tick-N enablings now due. */
+/* The timer tick (interrupt context): the deadman's checks, then fire
+ * tick-N enablings now due. */
 void probe_tick(u64 now_ns)
 {
     u64 flags;
+    probe_deadman_tick(now_ns);
     if (!probe_st.first[ISA_SP_TICK] || !probe_enter(&flags))
         return;
     for (struct probe_enabling *e = probe_st.first[ISA_SP_TICK]; e; e = e->next) {

@@ -24,6 +24,19 @@ struct probe_mem {
     u32 pages;
 };
 
+/* A session's deadman (deadman.c): its limits, the CPU window being
+ * measured, and why it was aborted. */
+struct probe_dm {
+    u32 timeout_ms;             /* drain: abort after this long without a host request; 0 off */
+    u32 cpu_pct;                /* CPU budget in % of the window; 0 or >= 100 off */
+    u64 window_ns;              /* CPU window */
+    u64 alive_ns;               /* time_ns of the last host request naming the session */
+    u64 win_start_ns;           /* the CPU window began (time_ns) */
+    u64 win_cycles;             /* the session's cycles when it began */
+    bool aborted;               /* the deadman cleared live; probe_abort_finish pending or done */
+    struct probe_abort why;
+};
+
 struct probe_session {
     enum probe_sstate state;
     bool exiting;               /* exit() ran: no more clauses but END */
@@ -41,6 +54,8 @@ struct probe_session {
     struct agg_table agg;
     struct dyn_table dyn;
     struct probe_stats st;
+    u64 cycles;                 /* TSC cycles spent in its clauses (probe_clause; deadman) */
+    struct probe_dm dm;
 };
 
 /* One (probe, clause) pair of a session.  While the session runs it is
@@ -51,6 +66,7 @@ struct probe_enabling {
     bool linked;
     u8 sid;
     u8 count1;                  /* its clause's vm_clause.count1 (probe_count1) */
+    u8 key1;                    /* its clause's vm_clause.key1 (probe_count_key) */
     u16 index;                  /* within its session: the low half of the epid */
     u16 clause;
     u32 epid;                   /* clause << 16 | index */
@@ -70,6 +86,7 @@ struct probe_state {
     u16 refs[PROBE_IDS_MAX];    /* linked enablings per probe id (sites on while > 0) */
     bool busy;                  /* inside the engine: re-entrant firings are skipped */
     bool ready;                 /* probe_state_init ran */
+    u32 dm_pending;             /* sessions the deadman aborted, not yet finished (bit sid) */
     struct vm_ctx ctx;          /* ctx.probe: the firing probe's id (probe names) */
     char scratch[PROBE_SCRATCH_BYTES];
     u8 stage[PROBE_STAGE_BYTES];
@@ -93,8 +110,16 @@ void probe_run(u32 probe, i32 sid, const u64 *args, u32 nargs);
  * and END): interrupts off, busy set; false (nothing entered) if busy. */
 bool probe_enter(u64 *flags);
 void probe_leave(u64 flags);
+/* Enabling e's clause is `@[builtin] = count()` (vm_clause.key1): bump
+ * the key's count if the aggregation's cache has it; false: run the VM. */
+bool probe_count_key(const struct probe_enabling *e, struct probe_session *s);
 /* Is [addr, addr+len) engine state (the deny-list's own part)? */
 bool probe_denied(u64 addr, u64 len);
+
+/* deadman.c: a new session's limits (probe_open); a session starts
+ * running now (probe_go: the window and the heartbeat start). */
+void probe_deadman_init(struct probe_session *s);
+void probe_deadman_start(struct probe_session *s, u64 now_ns);
 
 /* ------------------------------------------------------------ hot path
  * Inline here so that the firing of a static probe is one function from
@@ -126,16 +151,17 @@ probe_count1(const struct probe_enabling *e, struct probe_session *s)
     return true;
 }
 
-/* Run enabling e's clause for its session s; the caller has set the
- * firing's part of the VM context (probe_firing).  The timestamp is read
- * only if a record or a fault needs it (vm_timestamp).  EXIT stages its
- * record, so a clause that ran exit() has staged something. */
+/* Run enabling e's clause for its session s (probe_clause does the
+ * accounting around it).  The timestamp is read only if a record or a
+ * fault needs it (vm_timestamp).  EXIT stages its record, so a clause
+ * that ran exit() has staged something. */
 static inline __attribute__((always_inline)) void
-probe_clause(struct probe_enabling *e, struct probe_session *s)
+probe_clause_run(struct probe_enabling *e, struct probe_session *s)
 {
     struct vm_ctx *c = &probe_st.ctx;
-    s->st.fired++;
     if (probe_count1(e, s))
+        return;
+    if (e->key1 && probe_count_key(e, s))
         return;
     if (__builtin_expect(c->env != s, 0))
         probe_bind(c, s);
@@ -152,6 +178,29 @@ probe_clause(struct probe_enabling *e, struct probe_session *s)
             s->live = false;
         }
     }
+}
+
+/* The TSC's low half: what probe_clause times a clause with (a clause
+ * runs with interrupts off for far less than 2^32 cycles, so the
+ * difference of two low halves is exact; and several instructions cheaper than
+ * assembling whole TSC values on the hot path). */
+static inline __attribute__((always_inline)) u32 probe_tsc32(void)
+{
+    u32 lo;
+    __asm__ volatile("rdtsc" : "=a"(lo) : : "edx");
+    return lo;
+}
+
+/* Run enabling e's clause for its session s; the caller has set the
+ * firing's part of the VM context (probe_firing).  The TSC read on each
+ * side charges the time to the session, for the deadman's CPU budget. */
+static inline __attribute__((always_inline)) void
+probe_clause(struct probe_enabling *e, struct probe_session *s)
+{
+    u32 t0 = probe_tsc32();
+    s->st.fired++;
+    probe_clause_run(e, s);
+    s->cycles += (u32)(probe_tsc32() - t0);
 }
 
 /* Static probe `probe` (an id below PROBE_IDS_MAX) fired with its

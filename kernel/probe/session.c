@@ -81,6 +81,7 @@ int probe_open(const struct probe_opts *o, u32 *sid)
     }
     s->ring_size = o->bufsize & ~7u;
     s->open_ns = time_ns();
+    probe_deadman_init(s);
     *sid = i;
     return PROBE_OK;
 }
@@ -149,6 +150,7 @@ int probe_enable(u32 sid, u32 clause, u32 probe_id, u64 arg)
         e->index = (u16)s->nenablings++;
         e->clause = (u16)clause;
         e->count1 = s->prog.cl[clause].count1;
+        e->key1 = s->prog.cl[clause].key1;
         e->epid = (u32)clause << 16 | e->index;
         e->sess = s;
         e->probe = probe_id;
@@ -204,6 +206,7 @@ int probe_go(u32 sid)
     if (!s)
         return PROBE_E_NOSESSION;
     probe_st.ctx.env = NULL;            /* the engine re-binds its VM context */
+    probe_deadman_start(s, time_ns());
     s->state = PS_RUNNING;
     s->live = !s->exiting;
     session_link(sid, true);
@@ -211,17 +214,36 @@ int probe_go(u32 sid)
     return PROBE_OK;
 }
 
-/* Stop: fire END, unlink, restore the sites; results stay readable. */
+/* Stop: fire END, unlink, restore the sites; results stay readable.
+ * A session the deadman aborted stops without END (and stopping it again
+ * is not an error: the host may not have heard yet). */
 int probe_stop(u32 sid)
 {
-    struct probe_session *s = session_get(sid, PS_RUNNING, PS_RUNNING);
-    if (!s)
+    struct probe_session *s = session_get(sid, PS_RUNNING, PS_STOPPED);
+    if (!s || (s->state == PS_STOPPED && !s->dm.aborted))
         return PROBE_E_NOSESSION;
+    if (s->state == PS_STOPPED)
+        return PROBE_OK;
+    u64 f = irq_save();
+    bool aborted = s->dm.aborted;
     s->live = false;
-    session_fire(sid, ISA_SP_END);
+    irq_restore(f);
+    if (!aborted)
+        session_fire(sid, ISA_SP_END);
     session_link(sid, false);
+    f = irq_save();
+    probe_st.dm_pending &= ~(1u << sid);
+    irq_restore(f);
     s->state = PS_STOPPED;
     return PROBE_OK;
+}
+
+/* Finish a deadman abort (see probe.h): stop without END. */
+bool probe_abort_finish(u32 sid)
+{
+    if (sid >= PROBE_SESSIONS_MAX || !(probe_st.dm_pending & (1u << sid)))
+        return false;
+    return probe_stop(sid) == PROBE_OK;
 }
 
 /* Free the session and its enablings (stopping it first). */
@@ -235,6 +257,9 @@ void probe_close(u32 sid)
     for (u32 i = 0; i < PROBE_ENABLINGS_MAX; i++)
         if (probe_st.en[i].used && probe_st.en[i].sid == sid)
             probe_st.en[i].used = false;
+    u64 f = irq_save();
+    probe_st.dm_pending &= ~(1u << sid);
+    irq_restore(f);
     session_release(s);
 }
 

@@ -384,6 +384,30 @@ static u8 verify_count1(const struct vm_prog *p, const struct isa_prog_clause *c
     return a->func == ISA_AGG_COUNT && a->nkeys == 0 ? (u8)(in[0].imm + 1) : 0;
 }
 
+/* Is clause c exactly `LDB r, b; TPUSH r, k; AGG a, r; RET` with a a
+ * count() of one key and b an engine builtin pushed as its own kind (a
+ * string with k = 1, an integer with k = 0)?  Fills cl's key1 fields
+ * (key1 = a + 1) if so.  No other instruction runs, so the engine may do
+ * what the VM would: read b, build the one-value tuple, bump a hit in the
+ * aggregation's cache (and leave everything else to the VM). */
+static void verify_key1(const struct vm_prog *p, const struct isa_prog_clause *c,
+                        struct vm_clause *cl)
+{
+    _Static_assert(ISA_MAX_AGGS < 255, "struct vm_clause.key1 is a u8");
+    const struct isa_insn *in = &p->code[c->start];
+    cl->key1 = 0;
+    if (c->len != 4 || in[0].op != ISA_OP_LDB || in[1].op != ISA_OP_TPUSH ||
+        in[2].op != ISA_OP_AGG || in[3].op != ISA_OP_RET || in[1].ra != in[0].rd)
+        return;
+    u32 kind = vm_builtin_kind((u32)in[0].imm);
+    const struct isa_prog_agg *a = &p->aggs[in[2].imm];
+    if (kind == 0 || in[1].imm != (kind == 2) || a->func != ISA_AGG_COUNT || a->nkeys != 1)
+        return;
+    cl->key1 = (u8)(in[2].imm + 1);
+    cl->key1_str = kind == 2;
+    cl->key1_builtin = (u16)in[0].imm;
+}
+
 /* Check buf[0..len); fill *p on success (see vm.h). */
 bool verify_prog(const u8 *buf, u32 len, struct vm_prog *p, struct probe_verr *e)
 {
@@ -428,6 +452,7 @@ bool verify_prog(const u8 *buf, u32 len, struct vm_prog *p, struct probe_verr *e
         p->cl[i].zero = (u16)verify_zero(p, &p->clauses[i]);
         p->cl[i].locals = verify_reads_locals(p, &p->clauses[i]);
         p->cl[i].count1 = verify_count1(p, &p->clauses[i]);
+        verify_key1(p, &p->clauses[i], &p->cl[i]);
     }
     return true;
 }

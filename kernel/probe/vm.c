@@ -81,31 +81,6 @@ static __attribute__((noinline)) u32 vm_tpush(struct vm_ctx *c, u64 v, bool str)
     return 0;
 }
 
-/* Copy n bytes from s to d, a few at a time: whole words, the last one
- * overlapping the one before (never a byte outside either range). */
-static inline void vm_copy(u8 *d, const u8 *s, u32 n)
-{
-    u64 w;
-    u32 h;
-    if (n >= 8) {
-        for (u32 i = 0; i + 8 < n; i += 8) {
-            __builtin_memcpy(&w, s + i, 8);
-            __builtin_memcpy(d + i, &w, 8);
-        }
-        __builtin_memcpy(&w, s + n - 8, 8);
-        __builtin_memcpy(d + n - 8, &w, 8);
-    } else if (n >= 4) {
-        __builtin_memcpy(&h, s, 4);
-        __builtin_memcpy(d, &h, 4);
-        __builtin_memcpy(&h, s + n - 4, 4);
-        __builtin_memcpy(d + n - 4, &h, 4);
-    } else if (n) {
-        d[0] = s[0];
-        d[n / 2] = s[n / 2];
-        d[n - 1] = s[n - 1];
-    }
-}
-
 /* TPUSH of the newest string (s, len: c->last_str): vm_tpush without the
  * ownership check or a length scan, inline in vm_run.  The padding is
  * zeroed first (a whole word), then the length and the bytes. */

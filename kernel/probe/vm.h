@@ -19,7 +19,57 @@ struct vm_clause {
     u8 count1;                      /* the clause is exactly `AGG a; RET` with a a
                                      * keyless count(): a + 1 (the engine bumps
                                      * the count without the VM), else 0 */
+    u8 key1;                        /* the clause is exactly `LDB r, b; TPUSH r, k;
+                                     * AGG a, r; RET` with a a count() of one key
+                                     * and b a builtin of the engine's (see
+                                     * vm_builtin_kind) pushed as its kind k: a + 1
+                                     * (the engine looks the key up in the
+                                     * aggregation's cache itself), else 0 */
+    bool key1_str;                  /* key1: b is a string builtin */
+    u16 key1_builtin;               /* key1: b */
 };
+
+/* Copy n bytes from s to d, a few at a time (vm.c's TPUSH, the engine's
+ * probe_count_key): whole words, the last one
+ * overlapping the one before (never a byte outside either range). */
+static inline void vm_copy(u8 *d, const u8 *s, u32 n)
+{
+    u64 w;
+    u32 h;
+    if (n >= 8) {
+        for (u32 i = 0; i + 8 < n; i += 8) {
+            __builtin_memcpy(&w, s + i, 8);
+            __builtin_memcpy(d + i, &w, 8);
+        }
+        __builtin_memcpy(&w, s + n - 8, 8);
+        __builtin_memcpy(d + n - 8, &w, 8);
+    } else if (n >= 4) {
+        __builtin_memcpy(&h, s, 4);
+        __builtin_memcpy(d, &h, 4);
+        __builtin_memcpy(&h, s + n - 4, 4);
+        __builtin_memcpy(d + n - 4, &h, 4);
+    } else if (n) {
+        d[0] = s[0];
+        d[n / 2] = s[n / 2];
+        d[n - 1] = s[n - 1];
+    }
+}
+
+/* What LDB of builtin id reads, as vm_builtin does it: 0 a value the VM
+ * has itself (probeid, epid, nargs, cpu), 1 an integer from the engine's
+ * builtin callback, 2 a kernel string from it (borrowed by the VM). */
+static inline u32 vm_builtin_kind(u32 id)
+{
+    switch (id) {
+    case ISA_B_PROBEID: case ISA_B_EPID: case ISA_B_NARGS: case ISA_B_CPU:
+        return 0;
+    case ISA_B_THREAD: case ISA_B_PROBEPROV: case ISA_B_PROBEMOD:
+    case ISA_B_PROBEFUNC: case ISA_B_PROBENAME:
+        return 2;
+    default:
+        return 1;
+    }
+}
 
 /* A verified program: views into its container (which must outlive it),
  * the layout of its variables in the globals and locals areas, and what
