@@ -54,4 +54,7 @@ u64 thread_cpu_ns(struct thread *t);
 /* Fill up to max records; *total gets the number of threads. */
 u32 thread_list(struct thread_info *out, u32 max, u32 *total);
 u32 thread_count(void);
+
+/* stack() (probe/stack.c): [*lo, *hi) is t's stack; false if it has none. */
+bool thread_stack_bounds(struct thread *t, u64 *lo, u64 *hi);
 #endif

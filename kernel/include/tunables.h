@@ -52,4 +52,8 @@
 #define PROBE_ARENA_MIN 4096          /* smallest bufsize / aggsize / dynvarsize accepted */
 #define PROBE_ARENA_MAX (8u << 20)    /* largest bufsize / aggsize / dynvarsize accepted */
 
+/* --- profile provider (kernel/probe/profile.c, arch/apictimer.c) --- */
+#define PROFILE_MIN_NS 50000          /* fastest profile-N accepted: 20 kHz (probes/probematch.py agrees) */
+#define APICTIMER_CAL_NS 2000000      /* calibrate the local APIC timer over this long (first profile use) */
+
 #endif
