@@ -28,7 +28,7 @@ from __future__ import annotations
 import json as jsonlib
 import sys
 
-from probes import aggprint, isa
+from probes import aggprint, isa, stacks
 from probes.program import Probe
 from probes.aggprint import U64, AggDecodeError, AggEntry
 from probes.printf import FormatError, format_values, parse_format, symbol_text
@@ -203,7 +203,9 @@ class Consumer:
         if self.json:
             return self._json_rec("trace", probe, ts, value=self._sym(vt, v))
         self._probe_line(probe, ts)
-        if self.quiet:
+        if isinstance(v, stacks.Stack):
+            self._write(stacks.stack_text(v, self.symbolize))
+        elif self.quiet:
             self._write(str(self._sym(vt, v)))
         elif isinstance(v, str):
             self._write("  %-33s" % v)
@@ -211,6 +213,8 @@ class Consumer:
             self._write(aggprint.key_text(vt, v, self.symbolize))
 
     def _sym(self, vt, v):
+        if isinstance(v, stacks.Stack):
+            return stacks.frame_names(v, self.symbolize)
         if getattr(vt, "ctype", "") in aggprint.SYM_CTYPES and isinstance(v, int):
             return symbol_text(v, self.symbolize, offset=False)
         return v

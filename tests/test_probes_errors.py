@@ -96,11 +96,16 @@ t.d:1:41: error: unknown aggregation @b
                                             ^~
 hint: an aggregation exists once a clause assigns to it
 """),
-    ("stack", "BEGIN { stack(); }", """\
-t.d:1:9: error: stack() is not available yet (comes with function-boundary tracing)
-    BEGIN { stack(); }
-            ^~~~~~~
-hint: record func(arg0) or sym(addr) for now
+    ("stack depth", "BEGIN { stack(99); }", """\
+t.d:1:15: error: stack(99) asks for 99 frames; the VM records 1 to 32
+    BEGIN { stack(99); }
+                  ^~
+"""),
+    ("stack as an array key", "BEGIN { a[stack()] = 1; }", """\
+t.d:1:11: error: stack() can key an aggregation, not a
+    BEGIN { a[stack()] = 1; }
+              ^~~~~~~
+hint: e.g. @[stack()] = count();
 """),
     ("unknown option", "#pragma D option bufsz=1m\nBEGIN { }", """\
 t.d:1:18: error: unknown option 'bufsz'

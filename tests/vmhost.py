@@ -82,7 +82,7 @@ class VM:
 
     def set_stack(self, pcs):
         """What stack() walks: pcs, innermost first."""
-        a = (U64 * max(1, len(pcs)))(*pcs)
+        a = (ctypes.c_uint64 * max(1, len(pcs)))(*pcs)
         self.L.vshim_set_stack(self.h, a, len(pcs))
 
     def builtin(self, b, value):
