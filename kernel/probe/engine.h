@@ -5,6 +5,7 @@
  * touches is changed with interrupts off. */
 #ifndef UNIK_PROBE_ENGINE_H
 #define UNIK_PROBE_ENGINE_H
+#include "stack.h"
 #include "vm.h"
 #include "x86.h"
 
@@ -70,8 +71,9 @@ struct probe_state {
     u16 refs[PROBE_IDS_MAX];    /* linked enablings per probe id (sites on while > 0) */
     bool busy;                  /* inside the engine: re-entrant firings are skipped */
     u64 stack_fp;               /* the firing's stack() origin: a {saved rbp, pc}
-                                 * frame record whose pc is frame 0 (stack.c);
-                                 * 0: no stack (BEGIN, END) */
+                                 * frame record whose pc is frame 0, with
+                                 * stack.h's STACK_ORIGIN_* bits; 0: no stack
+                                 * (BEGIN, END) */
     bool ready;                 /* probe_state_init ran */
     struct vm_ctx ctx;          /* ctx.probe: the firing probe's id (probe names) */
     char scratch[PROBE_SCRATCH_BYTES];
@@ -104,8 +106,9 @@ bool probe_denied(u64 addr, u64 len);
 void profile_update(void);
 
 /* The stack() origin of a firing from a trap frame: traps.S pushes the
- * interrupted rip and rbp just below the frame, as a frame record. */
-#define PROBE_TRAP_FP(f) ((u64)(f) - 16)
+ * interrupted rip and rbp just below the frame, as a frame record
+ * (stack.h's origin encoding). */
+#define PROBE_TRAP_FP(f) ((u64)(f) - 16 + STACK_ORIGIN_TRAP)
 
 /* ------------------------------------------------------------ hot path
  * Inline here so that the firing of a static probe is one function from

@@ -22,6 +22,7 @@
 #include "probe_site.h"
 #include "x86.h"
 #include "engine.h"
+#include "stack.h"
 
 #define SITE_LEN 5
 #define SITE_JMP 0xe9
@@ -256,7 +257,7 @@ void site_fire(const u64 *frame)
         site_call_handler(index, frame);
     else
         probe_fire_static_at(ISA_FIRST_STATIC_PROBE + index, frame + 1, 6,
-                             (u64)(frame - 2));
+                             (u64)(frame - 2) + STACK_ORIGIN_SITE);
 }
 
 /* Replace the firing handler (the self-test's recorder); returns the old
