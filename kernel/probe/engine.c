@@ -251,10 +251,13 @@ void probe_fire(u32 index, u64 a0, u64 a1, u64 a2, u64 a3, u64 a4, u64 a5)
         probe_fire_static(ISA_FIRST_STATIC_PROBE + index, args, 6);
 }
 
-/* Fire the enablings of timer probe (TICK or PROFILE) due at now_ns
- * (slack: how early a firing may come), with stack() at the interrupted
- * frame.  Interrupt context. */
-static void probe_timer(u32 probe, u64 now_ns, u64 slack, const u64 *args, u32 nargs,
+/* Fire the enablings of timer probe (TICK or PROFILE) due at now_ns,
+ * with stack() at the interrupted frame.  period: the interrupt's own
+ * period (profile: the timer runs at the fastest enabling's), whose
+ * enablings fire at every interrupt, so their rate is the timer's and
+ * not skewed by the TSC's calibration; 0 for the tick.  Interrupt
+ * context. */
+static void probe_timer(u32 probe, u64 now_ns, u64 period, const u64 *args, u32 nargs,
                         u64 fp)
 {
     u64 flags;
@@ -263,7 +266,7 @@ static void probe_timer(u32 probe, u64 now_ns, u64 slack, const u64 *args, u32 n
     probe_st.stack_fp = fp;
     for (struct probe_enabling *e = probe_st.first[probe]; e; e = e->next) {
         struct probe_session *s = e->sess;
-        if (now_ns + slack < e->due || !s->live)
+        if ((e->arg > period && now_ns < e->due) || !s->live)
             continue;
         e->due += e->arg;
         if (e->due <= now_ns)           /* fell behind (long irq-off): skip ahead */
@@ -286,10 +289,10 @@ void probe_tick_frame(u64 now_ns, const struct trap_frame *f)
     probe_timer(ISA_SP_TICK, now_ns, 0, NULL, 0, PROBE_TRAP_FP(f));
 }
 
-/* The sampling timer (profile.c's interrupt): fire profile-N enablings
- * due within half the timer's period, arg0 the interrupted pc. */
+/* The sampling timer (profile.c's interrupt, every period_ns): fire
+ * the profile-N enablings now due, arg0 the interrupted pc. */
 void probe_profile(u64 now_ns, u64 period_ns, const struct trap_frame *f)
 {
     const u64 args[2] = {f->rip, 0};
-    probe_timer(ISA_SP_PROFILE, now_ns, period_ns / 2, args, 2, PROBE_TRAP_FP(f));
+    probe_timer(ISA_SP_PROFILE, now_ns, period_ns, args, 2, PROBE_TRAP_FP(f));
 }
