@@ -15,8 +15,8 @@ writes the sampled stacks:
   * with --json, one object: the run and each stack's frames and count.
 
 Frames are function names from the kernel ELF's symbol table (the pcs
-are symbolized on the host: probes/stacks.py).  A summary line (samples,
-rate, where the output went) goes to stderr.
+are symbolized on the host: probes/stacks.py).  A line when sampling
+starts and a summary (samples, rate, where the output went) go to stderr.
 """
 from __future__ import annotations
 
@@ -95,6 +95,7 @@ def run(ctx, a):
     from probes.compiler import compile_script
     prog = compile_script(script(a.hz, a.depth), "profile", probetable.load(inst.kernel))
     types = TypeDB.from_elf(inst.kernel)
+    a.name = inst.name
     entries, seconds, drops = _sample(ctx, a, prog)
     samples = samples_of(aggprint.decode_agg_entries(entries, prog), types.symbol)
     total = sum(c for _, c in samples)
@@ -129,6 +130,10 @@ def _sample(ctx, a, prog):
         with _Stopper(a.duration) as stopper:
             t0 = time.monotonic()
             session.start()
+            if not a.json:
+                ctx.err.write(f"unik: sampling {a.name or ctx.name(a)} at {a.hz} Hz for "
+                              f"{a.duration:g} s (Ctrl-C ends it early)\n")
+                ctx.err.flush()
             try:
                 while not stopper.done:
                     drops += _drops(session.poll(stopper.timeout()))
