@@ -274,6 +274,8 @@ def run_all(base: Path, app: str = "demo", quick: bool = False) -> list[dict]:
         instance.stop(inst)
     rows += load_rows(base, n=50 if quick else 200)
     rows += probe_rows(base, quick=quick)
+    from . import profilebench          # profile provider: share spent sampling
+    rows += profilebench.rows(base, quick=quick)
     return rows
 
 

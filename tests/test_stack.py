@@ -32,6 +32,12 @@ def compile_d(src):
     return compiler.compile_script(src, "t.d", PROBES)
 
 
+@pytest.fixture(scope="module")
+def lib(tmp_path_factory):
+    """The kernel's VM built for the host, once for the module."""
+    return vmhost.build(tmp_path_factory.mktemp("stackvm"))
+
+
 def test_stack_lowers_to_tpush_kind_2_and_reck():
     p = compile_d("mem:::alloc { @[stack()] = count(); trace(stack(3)); stack(); }")
     text = disasm.disassemble(p.blob)
@@ -53,9 +59,8 @@ def test_interpreter_records_and_keys_capped_stacks():
     assert record_values(p, d1, r1) == [IStack(PCS)]
 
 
-def test_c_vm_matches_the_encoding_and_clamps(tmp_path):
-    L = vmhost.build(tmp_path)
-    vm = vmhost.VM(L)
+def test_c_vm_matches_the_encoding_and_clamps(lib):
+    vm = vmhost.VM(lib)
     try:
         p = compile_d("mem:::alloc { @[stack(2)] = count(); trace(stack(4)); trace(stack()); }")
         assert vm.load(p.blob) is None
@@ -78,10 +83,10 @@ def test_c_vm_matches_the_encoding_and_clamps(tmp_path):
         vm.close()
 
 
-def test_c_vm_record_cap_faults_record(tmp_path):
+def test_c_vm_record_cap_faults_record(lib):
     """A stack that does not fit the record faults RECORD, staging nothing."""
     p = compile_d("mem:::alloc { printf(\"%s\", \"x\"); trace(stack(32)); }")
-    vm = vmhost.VM(vmhost.build(tmp_path), stage=64)
+    vm = vmhost.VM(lib, stage=64)
     try:
         assert vm.load(p.blob) is None
         vm.set_stack(PCS * 6)
@@ -91,12 +96,12 @@ def test_c_vm_record_cap_faults_record(tmp_path):
         vm.close()
 
 
-def test_verifier_refuses_unknown_tpush_kind(tmp_path):
+def test_verifier_refuses_unknown_tpush_kind(lib):
     p = compile_d("mem:::alloc { @[stack()] = count(); }")
     blob = bytearray(p.blob)
     i = bytes(blob).index(bytes((isa.Op.TPUSH, 0, 0, 0)) + struct.pack("<i", 2))
     blob[i + 4] = 3
-    vm = vmhost.VM(vmhost.build(tmp_path))
+    vm = vmhost.VM(lib)
     try:
         pc, msg = vm.load(bytes(blob))
         assert "tuple push of unknown type" in msg
@@ -162,3 +167,50 @@ def test_profile_too_fast_or_bad_unit():
     assert probematch.tick_period("profile-997") is None
     p = compile_d("profile-997 { @[arg0] = count(); trace(probename); }")
     assert p.enablings == [(0, isa.SynthProbe.PROFILE, 10**9 // 997)]
+
+
+# ------------------------------------------------------------ unik profile
+def test_profile_script_and_option_checks():
+    from argparse import Namespace
+    from console.commands import profile
+    from console.registry import UsageError
+    assert profile.script(997) == "profile-997 { @[stack()] = count(); }"
+    assert profile.script(99, 8) == "profile-99 { @[stack(8)] = count(); }"
+    p = compile_d(profile.script(997))
+    assert p.enablings == [(0, isa.SynthProbe.PROFILE, 10**9 // 997)]
+    ok = dict(hz=997, duration=5.0, depth=None)
+    profile.check(Namespace(**ok))
+    for bad, msg in ((dict(hz=0), "--hz 0"), (dict(hz=20001), "1 to 20000"),
+                     (dict(duration=0.0), "--duration 0"), (dict(depth=33), "--depth 33")):
+        with pytest.raises(UsageError, match=msg):
+            profile.check(Namespace(**{**ok, **bad}))
+
+
+def test_profile_samples_fold_and_render():
+    import xml.etree.ElementTree as ET
+    from console.commands import profile
+    entries = [aggprint.AggEntry(0, (stacks.Stack([0x101010, 0x102020, 0x103030]),), (90,)),
+               aggprint.AggEntry(0, (stacks.Stack([0x101050, 0x102020, 0x103030]),), (5,)),
+               aggprint.AggEntry(0, (stacks.Stack([0x102080, 0x103030]),), (5,)),
+               aggprint.AggEntry(0, (stacks.Stack([0x999999]),), (0,))]
+    samples = profile.samples_of(entries, symbolize)
+    # offsets dropped: the first two stacks are one folded line
+    assert profile.output(samples, "folded", "t") == "main;work 5\nmain;work;spin 95\n"
+    svg = profile.output(samples, "svg", "unik profile t", "100 samples")
+    root = ET.fromstring(svg)
+    S = "{http://www.w3.org/2000/svg}"
+    names = [g.find(S + "title").text.split(" (")[0] for g in root.iter(S + "g")
+             if g.get("class") == "frame"]
+    assert sorted(names) == ["all", "main", "spin", "work"]
+    j = profile.to_json(samples, "t", 997, 1.0, 0)
+    assert j["samples"] == 100 and j["stacks"][0] == {"frames": ["main", "work", "spin"],
+                                                      "count": 95}
+
+
+def test_profilebench_math():
+    from introspect import profilebench
+    assert profilebench.share(99.0, 100.0) == pytest.approx(0.01)
+    assert profilebench.share(1.0, 0.0) == 0.0
+    # 1% of a guest second at 1000 samples/s is 10,000 instructions each
+    assert profilebench.per_sample(0.01, 1000.0) == pytest.approx(10_000)
+    assert profilebench.per_sample(0.01, 0.0) == 0.0
