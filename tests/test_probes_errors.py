@@ -168,7 +168,7 @@ def test_limits_the_kernel_would_refuse():
 t.d:1:1: error: timer 'tick-1ns' is faster than the kernel's limit of one per 1 us
     tick-1ns { x = arg0 / 0; }
     ^~~~~~~~
-hint: e.g. tick-1ms, tick-10s or tick-100hz (units: ns us ms s hz; none means hz)
+hint: e.g. tick-1ms, tick-10s, tick-100hz or profile-997 (units: ns us ms s hz; none means hz)
 t.d:1:23: error: division by zero
     tick-1ns { x = arg0 / 0; }
                           ^
