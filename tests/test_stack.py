@@ -209,8 +209,10 @@ def test_profile_samples_fold_and_render():
 
 def test_profilebench_math():
     from introspect import profilebench
-    assert profilebench.share(99.0, 100.0) == pytest.approx(0.01)
-    assert profilebench.share(1.0, 0.0) == 0.0
-    # 1% of a guest second at 1000 samples/s is 10,000 instructions each
-    assert profilebench.per_sample(0.01, 1000.0) == pytest.approx(10_000)
-    assert profilebench.per_sample(0.01, 0.0) == 0.0
+    f = profilebench.figures({"samples": 1000, "cycles": 3_000_000,
+                              "start_tsc": 10**9, "stop_tsc": 2 * 10**9})
+    assert f["share"] == pytest.approx(0.003) and f["per_sample"] == 3000
+    assert f["ran_cycles"] == 10**9
+    assert profilebench.figures({"samples": 0, "cycles": 0, "start_tsc": 5,
+                                 "stop_tsc": 0}) == \
+        {"share": 0.0, "per_sample": 0.0, "samples": 0, "ran_cycles": 0}

@@ -20,12 +20,12 @@
  * Called by the engine's stack callback (engine.c), interrupts off. */
 #include "arch.h"
 #include "kernel.h"
-#include "lib.h"
-#include "mm.h"
 #include "thread.h"
 #include "stack.h"
 
 #define STACK_PROLOGUE_SCAN 32          /* bytes of a function searched for its prologue */
+
+extern const u8 __text_end[];
 
 /* The true return address behind ret, which may be fbt's return
  * trampoline; *k counts trampolines met so far in this walk.  fbt
@@ -46,21 +46,20 @@ __attribute__((weak)) u64 fbt_unwind_ret(struct thread *t, u64 ret, u32 *k)
  * prologue, so only "has none" counts. */
 static u64 stack_leaf_slot(u64 pc, u64 sp, bool exact)
 {
-    static const u8 mov[3] = {0x48, 0x89, 0xe5};        /* mov %rsp,%rbp */
     u64 off, m, p;
-    if (!ksyms_lookup(pc, &off))
+    if (!ksyms_lookup(pc, &off))        /* pc is in .text, after the first symbol */
         return 0;
     const u8 *fn = (const u8 *)(pc - off);
-    if (!mm_readable((u64)fn, STACK_PROLOGUE_SCAN) || (exact && !mm_readable(pc, 1)))
+    if ((u64)fn + STACK_PROLOGUE_SCAN > (u64)__text_end)
         return 0;
     if (exact && fn[off] == 0xc3)       /* at ret: the frame is gone */
         return sp;
-    for (m = 1; m + sizeof mov <= STACK_PROLOGUE_SCAN; m++)
-        if (!memcmp(fn + m, mov, sizeof mov))
+    for (m = 1; m + 3 <= STACK_PROLOGUE_SCAN; m++)          /* mov %rsp,%rbp */
+        if (fn[m] == 0x48 && fn[m + 1] == 0x89 && fn[m + 2] == 0xe5)
             break;
-    for (p = m; p > 0 && fn[p - 1] != 0x55; p--)
+    for (p = m; p > 0 && fn[p - 1] != 0x55; p--)            /* push %rbp */
         ;
-    if (m + sizeof mov > STACK_PROLOGUE_SCAN || p == 0)
+    if (m + 3 > STACK_PROLOGUE_SCAN || p == 0)
         return sp;                      /* frameless */
     if (!exact)
         return 0;
