@@ -370,11 +370,13 @@ def format_end(prog, entries, printed=(), normals=None, symbolize=None) -> str:
     return "".join(out)
 
 
-def entry_json(desc, e, normal: int = 1) -> dict:
-    """One entry as a JSON-able dict: key list and value, or for a
+def entry_json(desc, e, normal: int = 1, symbolize=None) -> dict:
+    """One entry as a JSON-able dict: key list (a stack as its frame names)
+    and value, or for a
     distribution its non-zero buckets as [lower bound, count] (lquantize:
     underflow and overflow apart)."""
-    d = {"key": [list(k) if isinstance(k, stacks.Stack) else k for k in e.key]}
+    d = {"key": [stacks.frame_names(k, symbolize) if isinstance(k, stacks.Stack) else k
+                 for k in e.key]}
     if desc.func == isa.AggFunc.QUANTIZE:
         d["buckets"] = [[v, cdiv(c, normal)] for v, c in _dist(desc, e.words) if c]
     elif desc.func == isa.AggFunc.LQUANTIZE:
@@ -387,8 +389,9 @@ def entry_json(desc, e, normal: int = 1) -> dict:
     return d
 
 
-def agg_json(desc, entries, normal: int = 1) -> dict:
+def agg_json(desc, entries, normal: int = 1, symbolize=None) -> dict:
     """One aggregation as a JSON-able dict (entries sorted like the text)."""
     return {"type": "aggregation", "name": desc.name,
             "func": isa.AggFunc(desc.func).name.lower(),
-            "entries": [entry_json(desc, e, normal) for e in sort_entries(desc, entries)]}
+            "entries": [entry_json(desc, e, normal, symbolize)
+                        for e in sort_entries(desc, entries)]}

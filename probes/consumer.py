@@ -235,7 +235,7 @@ class Consumer:
             return
         normal = self.normals.get(desc.index, 1)
         if self.json:
-            return self._emit(aggprint.agg_json(desc, entries, normal))
+            return self._emit(aggprint.agg_json(desc, entries, normal, self.symbolize))
         self._probe_line(probe, ts)
         if rd.fmt is None:
             self._write("\n" + aggprint.format_agg(desc, entries, normal, self.symbolize))
@@ -394,7 +394,8 @@ class Consumer:
                 if desc.index in self.printed:
                     continue
                 mine = [e for e in entries or [] if e.agg == desc.index]
-                self._emit(aggprint.agg_json(desc, mine, self.normals.get(desc.index, 1)))
+                self._emit(aggprint.agg_json(desc, mine, self.normals.get(desc.index, 1),
+                                             self.symbolize))
             self.out.flush()
             return
         self._write("\n")

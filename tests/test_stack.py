@@ -216,3 +216,10 @@ def test_profilebench_math():
     assert profilebench.figures({"samples": 0, "cycles": 0, "start_tsc": 5,
                                  "stop_tsc": 0}) == \
         {"share": 0.0, "per_sample": 0.0, "samples": 0, "ran_cycles": 0}
+
+
+def test_stack_keys_in_json_are_frame_names():
+    p = compile_d("mem:::alloc { @[stack()] = count(); }")
+    e = aggprint.AggEntry(0, (stacks.Stack(PCS[:2]),), (3,))
+    j = aggprint.agg_json(p.aggs[0], [e], symbolize=symbolize)
+    assert j["entries"] == [{"key": [["spin+0x10", "work+0x20"]], "value": 3}]
