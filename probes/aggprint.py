@@ -371,10 +371,9 @@ def format_end(prog, entries, printed=(), normals=None, symbolize=None) -> str:
 
 
 def entry_json(desc, e, normal: int = 1, symbolize=None) -> dict:
-    """One entry as a JSON-able dict: key list (a stack as its frame names)
-    and value, or for a
-    distribution its non-zero buckets as [lower bound, count] (lquantize:
-    underflow and overflow apart)."""
+    """One entry as a JSON-able dict: key list (a stack as its frame
+    names) and value, or for a distribution its non-zero buckets as
+    [lower bound, count] (lquantize: underflow and overflow apart)."""
     d = {"key": [stacks.frame_names(k, symbolize) if isinstance(k, stacks.Stack) else k
                  for k in e.key]}
     if desc.func == isa.AggFunc.QUANTIZE:
