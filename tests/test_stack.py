@@ -223,3 +223,15 @@ def test_stack_keys_in_json_are_frame_names():
     e = aggprint.AggEntry(0, (stacks.Stack(PCS[:2]),), (3,))
     j = aggprint.agg_json(p.aggs[0], [e], symbolize=symbolize)
     assert j["entries"] == [{"key": [["spin+0x10", "work+0x20"]], "value": 3}]
+
+
+def test_printa_k_prints_a_stack_key():
+    from probes.printf import FormatError, parse_format
+    p = compile_d(r'mem:::alloc { @[stack(), arg0] = count(); printa("%k %d: %@d\n", @); }')
+    desc = p.aggs[0]
+    e = aggprint.AggEntry(0, (stacks.Stack(PCS[:2]), 7), (3,))
+    text = aggprint.format_printa(desc, [e], parse_format("%k %d: %@d\n", printa=True),
+                                  symbolize=symbolize)
+    assert text == "\n              spin+0x10\n              work+0x20\n 7: 3\n"
+    with pytest.raises(FormatError, match="only valid in printa"):
+        parse_format("%k")
