@@ -278,6 +278,8 @@ def run_all(base: Path, app: str = "demo", quick: bool = False) -> list[dict]:
     rows += core_rows(base, quick=quick)
     from . import flightbench                   # the flight recorder's cost (issue 8)
     rows += flightbench.rows(base, quick=quick)
+    from . import profilebench          # profile provider: share spent sampling
+    rows += profilebench.rows(base, quick=quick)
     return rows
 
 

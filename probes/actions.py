@@ -5,6 +5,7 @@ sema.py lowers a call's arguments first, then asks here:
     value_call(ctx, name, args, pos)   -> ir.Expr      strlen strjoin substr
                                                       strstr strchr index
                                                       stringof sym func
+                                                      stack
     action_call(ctx, name, args, pos)  -> [ir stmt]   printf trace printa exit
                                                       clear trunc normalize
                                                       denormalize stack
@@ -16,7 +17,7 @@ error(pos, message, hint="") and recdesc(kind, valtypes, fmt, agg, pos)
 
     kind         values recorded (RECV int / RECS string)     fmt   agg
     printf       one per conversion argument, in order         yes   -
-    trace        the value                                     -     -
+    trace        the value (a stack(): RECK, the STACK encoding) -   -
     printa       none                                          maybe yes
     clear        none                                          -     yes
     trunc        N if given (int)                              -     yes
@@ -31,13 +32,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from probes import ir, isa
-from probes.dtypes import FUNC, I64, STRING, SYM, U64, DType
+from probes.dtypes import FUNC, I64, STACK, STRING, SYM, U64, DType
 from probes.printf import FormatError, parse_format
 from probes.program import Pos, ValType
 
 H = isa.Helper
 VALUE_FUNCS = ("strlen", "strjoin", "substr", "strstr", "strchr", "index", "stringof",
-               "sym", "func")
+               "sym", "func", "stack")
 ACTIONS = ("printf", "trace", "printa", "exit", "clear", "trunc", "normalize",
            "denormalize", "stack")
 AGG_FUNCS = {"count": isa.AggFunc.COUNT, "sum": isa.AggFunc.SUM, "min": isa.AggFunc.MIN,
@@ -56,6 +57,8 @@ def valtype(t: DType) -> ValType:
     """How the consumer decodes a recorded value of type t."""
     if t.is_string:
         return ValType("string", 0, False, "string")
+    if t.kind == "stack":
+        return ValType("stack", 8, False, "stack")
     return ValType("int", t.size if t.kind == "int" else 8, t.signed, t.name)
 
 
@@ -104,6 +107,8 @@ def value_call(ctx, name: str, args: list, pos: Pos):
     """The typed tree of a value-returning function call (None after errors)."""
     if any(a is None for a in args):
         return None
+    if name == "stack":
+        return _stack(ctx, args, pos)
     if name in ("sym", "func"):
         if not _arity(ctx, name, args, pos, 1):
             return None
@@ -134,13 +139,31 @@ def value_call(ctx, name: str, args: list, pos: Pos):
     return ir.Call(rtype, pos, helper=helper, args=out)
 
 
+def _stack(ctx, args, pos):
+    """stack() / stack(N): a Const of type STACK holding the frame cap."""
+    if not _arity(ctx, "stack", args, pos, 0, 1):
+        return None
+    n = isa.STACK_DEFAULT
+    if args:
+        a = args[0]
+        if not (isinstance(a, ir.Const) and a.t.is_int):
+            ctx.error(_pos(a), "the argument of stack() must be an integer constant",
+                      "the number of frames, e.g. stack(5)")
+            return None
+        n = a.value
+        if not 1 <= n <= isa.MAX_STACK_FRAMES:
+            ctx.error(_pos(a), f"stack({n}) asks for {n} frames; the VM records 1 to "
+                               f"{isa.MAX_STACK_FRAMES}")
+            return None
+    return ir.Const(STACK, pos, value=n)
+
+
 # ------------------------------------------------------------------ actions
 def action_call(ctx, name: str, args: list, pos: Pos) -> list:
     """The statements of an action (a list, empty after errors)."""
-    if name == "stack":
-        ctx.error(pos, "stack() is not available yet (comes with function-boundary "
-                       "tracing)", "record func(arg0) or sym(addr) for now")
-        return []
+    if name == "stack":                 # stack(); as a statement traces it
+        v = _stack(ctx, args, pos)
+        return _act_trace(ctx, [v], pos) if v is not None else []
     if any(a is None for a in args):
         return []                       # an argument's error is already reported
     return globals()["_act_" + name](ctx, args, pos)
@@ -209,8 +232,10 @@ def _act_trace(ctx, args, pos) -> list:
     v = args[0]
     if isinstance(v, ir.Expr) and v.t.stringlike:
         v = as_string(ctx, v, "the argument of trace()")
-    elif not (isinstance(v, ir.Expr) and (v.t.is_scalar or v.t.is_string)):
-        ctx.error(_pos(v), f"trace() records an integer or a string, not {_tname(v)}")
+    elif not (isinstance(v, ir.Expr) and (v.t.is_scalar or v.t.is_string or
+                                          v.t.kind == "stack")):
+        ctx.error(_pos(v), f"trace() records an integer, a string or a stack(), "
+                           f"not {_tname(v)}")
         return []
     return [ir.Record(ctx.recdesc("trace", [valtype(v.t)], None, None, pos), [v], pos)]
 

@@ -29,7 +29,7 @@ import struct
 from dataclasses import dataclass
 from fractions import Fraction
 
-from probes import isa
+from probes import isa, stacks
 from probes.printf import FormatError, format_one, symbol_text
 
 ENTRY_HDR = struct.Struct("<HHI")
@@ -73,7 +73,13 @@ def decode_values(data: bytes, off: int, end: int, valtypes) -> tuple:
     encoding): (values tuple, offset after them).  Raises AggDecodeError."""
     out = []
     for i, vt in enumerate(valtypes):
-        if getattr(vt, "is_string", False):
+        if getattr(vt, "kind", "") == "stack":
+            try:
+                st, off = stacks.decode(data, off, end)
+            except ValueError as e:
+                raise AggDecodeError(f"value {i}: {e}") from None
+            out.append(st)
+        elif getattr(vt, "is_string", False):
             if off + 2 > end:
                 raise AggDecodeError(f"value {i}: string length runs past the end")
             n = int.from_bytes(data[off:off + 2], "little")
@@ -199,7 +205,8 @@ def sort_value(desc, words):
 
 
 def _key_order(key: tuple) -> tuple:
-    return tuple((0, k, "") if isinstance(k, int) else (1, 0, str(k)) for k in key)
+    return tuple((2, 0, k) if isinstance(k, stacks.Stack) else
+                 (0, k, ()) if isinstance(k, int) else (1, 0, (str(k),)) for k in key)
 
 
 def sort_entries(desc, entries) -> list:
@@ -222,6 +229,8 @@ def key_text(vt, value, symbolize=None) -> str:
     outside quiet mode)."""
     if getattr(vt, "ctype", "") in SYM_CTYPES and isinstance(value, int):
         return "  %-50s" % symbol_text(value, symbolize, offset=False)
+    if isinstance(value, stacks.Stack):
+        return stacks.stack_text(value, symbolize)
     if isinstance(value, str):
         return "  %-50s" % value
     width = _KEY_WIDTH.get(getattr(vt, "size", 8), 16)
@@ -361,11 +370,12 @@ def format_end(prog, entries, printed=(), normals=None, symbolize=None) -> str:
     return "".join(out)
 
 
-def entry_json(desc, e, normal: int = 1) -> dict:
-    """One entry as a JSON-able dict: key list and value, or for a
-    distribution its non-zero buckets as [lower bound, count] (lquantize:
-    underflow and overflow apart)."""
-    d = {"key": list(e.key)}
+def entry_json(desc, e, normal: int = 1, symbolize=None) -> dict:
+    """One entry as a JSON-able dict: key list (a stack as its frame
+    names) and value, or for a distribution its non-zero buckets as
+    [lower bound, count] (lquantize: underflow and overflow apart)."""
+    d = {"key": [stacks.frame_names(k, symbolize) if isinstance(k, stacks.Stack) else k
+                 for k in e.key]}
     if desc.func == isa.AggFunc.QUANTIZE:
         d["buckets"] = [[v, cdiv(c, normal)] for v, c in _dist(desc, e.words) if c]
     elif desc.func == isa.AggFunc.LQUANTIZE:
@@ -378,8 +388,9 @@ def entry_json(desc, e, normal: int = 1) -> dict:
     return d
 
 
-def agg_json(desc, entries, normal: int = 1) -> dict:
+def agg_json(desc, entries, normal: int = 1, symbolize=None) -> dict:
     """One aggregation as a JSON-able dict (entries sorted like the text)."""
     return {"type": "aggregation", "name": desc.name,
             "func": isa.AggFunc(desc.func).name.lower(),
-            "entries": [entry_json(desc, e, normal) for e in sort_entries(desc, entries)]}
+            "entries": [entry_json(desc, e, normal, symbolize)
+                        for e in sort_entries(desc, entries)]}

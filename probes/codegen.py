@@ -163,7 +163,8 @@ class _ClauseGen:
         for v in s.values:
             r = self.expr(v)
             self.at(v.pos)
-            self.code.emit(Op.RECS if v.t.is_string else Op.RECV, ra=r)
+            self.code.emit(Op.RECS if v.t.is_string else
+                           Op.RECK if v.t.kind == "stack" else Op.RECV, ra=r)
             self.regs.pop()
         self.at(s.pos)
         self.code.emit(Op.RECE)
@@ -193,7 +194,8 @@ class _ClauseGen:
         regs = [self.expr(k) for k in keys]
         self.at(pos)
         for k, r in zip(keys, regs):
-            self.code.emit(Op.TPUSH, ra=r, imm=1 if k.t.is_string else 0)
+            self.code.emit(Op.TPUSH, ra=r, imm=1 if k.t.is_string else
+                           2 if k.t.kind == "stack" else 0)
         self.regs.pop(len(regs))
 
     # ---------------------------------------------------------- expressions

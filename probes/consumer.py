@@ -28,7 +28,7 @@ from __future__ import annotations
 import json as jsonlib
 import sys
 
-from probes import aggprint, isa
+from probes import aggprint, isa, stacks
 from probes.program import Probe
 from probes.aggprint import U64, AggDecodeError, AggEntry
 from probes.printf import FormatError, format_values, parse_format, symbol_text
@@ -203,7 +203,9 @@ class Consumer:
         if self.json:
             return self._json_rec("trace", probe, ts, value=self._sym(vt, v))
         self._probe_line(probe, ts)
-        if self.quiet:
+        if isinstance(v, stacks.Stack):
+            self._write(stacks.stack_text(v, self.symbolize))
+        elif self.quiet:
             self._write(str(self._sym(vt, v)))
         elif isinstance(v, str):
             self._write("  %-33s" % v)
@@ -211,6 +213,8 @@ class Consumer:
             self._write(aggprint.key_text(vt, v, self.symbolize))
 
     def _sym(self, vt, v):
+        if isinstance(v, stacks.Stack):
+            return stacks.frame_names(v, self.symbolize)
         if getattr(vt, "ctype", "") in aggprint.SYM_CTYPES and isinstance(v, int):
             return symbol_text(v, self.symbolize, offset=False)
         return v
@@ -231,7 +235,7 @@ class Consumer:
             return
         normal = self.normals.get(desc.index, 1)
         if self.json:
-            return self._emit(aggprint.agg_json(desc, entries, normal))
+            return self._emit(aggprint.agg_json(desc, entries, normal, self.symbolize))
         self._probe_line(probe, ts)
         if rd.fmt is None:
             self._write("\n" + aggprint.format_agg(desc, entries, normal, self.symbolize))
@@ -390,7 +394,8 @@ class Consumer:
                 if desc.index in self.printed:
                     continue
                 mine = [e for e in entries or [] if e.agg == desc.index]
-                self._emit(aggprint.agg_json(desc, mine, self.normals.get(desc.index, 1)))
+                self._emit(aggprint.agg_json(desc, mine, self.normals.get(desc.index, 1),
+                                             self.symbolize))
             self.out.flush()
             return
         self._write("\n")

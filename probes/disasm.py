@@ -87,12 +87,12 @@ def insn_text(c: Container, pc: int) -> str:
     if o in _VAROPS:
         return f"{n} r{rd if o.name.startswith('LD') else ra}, var {imm}"
     if o == isa.Op.TPUSH:
-        return f"tpush r{ra}, {'str' if imm else 'int'}"
+        return f"tpush r{ra}, {('int', 'str', 'stack')[imm] if 0 <= imm <= 2 else imm}"
     if o == isa.Op.AGG:
         return f"agg {imm}, r{ra}"
     if o == isa.Op.RECB:
         return f"recb {imm}"
-    if o in (isa.Op.RECV, isa.Op.RECS, isa.Op.EXIT):
+    if o in (isa.Op.RECV, isa.Op.RECS, isa.Op.RECK, isa.Op.EXIT):
         return f"{n} r{ra}"
     if o == isa.Op.CALL:
         h = _name(isa.Helper, imm)

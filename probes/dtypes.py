@@ -170,3 +170,8 @@ def int_of_width(t: DType) -> DType:
 # (ValType.ctype "sym": name+offset; "func": the function name alone).
 SYM = INT(8, False, "sym")
 FUNC = INT(8, False, "func")
+
+# stack(N): the kernel stack at the probe.  Not a register value: its IR
+# is a Const holding N (the frame cap), which only an aggregation key
+# (TPUSH kind 2) or a record (RECK) consumes.
+STACK = DType("stack", 8, False, "stack")

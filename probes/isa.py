@@ -100,7 +100,7 @@ class Op(IntEnum):
     LDL = 0x54      # rd = clause-local variable imm (this->), zeroed per firing
     STL = 0x55      # clause-local variable imm = ra
     TCLR = 0x58     # empty the tuple key
-    TPUSH = 0x59    # append ra to the tuple key: imm 0 an integer, 1 a string
+    TPUSH = 0x59    # append ra to the tuple key: imm 0 an integer, 1 a string, 2 the kernel stack at the probe (at most ra frames, 1..MAX_STACK_FRAMES; STACK encoding)
     LDA = 0x5A      # rd = associative array imm [tuple]; 0 if absent; tuple emptied
     STA = 0x5B      # associative array imm [tuple] = ra; 0 deletes; tuple emptied
     AGG = 0x60      # aggregate value ra into aggregation imm [tuple]; tuple emptied
@@ -109,6 +109,7 @@ class Op(IntEnum):
     RECS = 0x6A     # append the string at ra to the record (u16 length, bytes, padded to 8)
     RECE = 0x6B     # end the record (committed when the clause returns)
     EXIT = 0x6C     # record an exit with code ra; the session stops after this clause
+    RECK = 0x6D     # append the kernel stack at the probe (at most ra frames, 1..MAX_STACK_FRAMES) to the record (STACK encoding)
     CALL = 0x70     # rd = helper imm (Helper) of registers ra, ra+1, ...
 
 
@@ -214,6 +215,7 @@ class SynthProbe(IntEnum):
     END = 2         # dtrace:::END, once when it stops
     ERROR = 3       # dtrace:::ERROR, when a clause faults
     TICK = 4        # profile:::tick-N, enabling arg = period in ns
+    PROFILE = 5     # profile:::profile-N, sampling timer (local APIC), enabling arg = period in ns; arg0 = interrupted pc
 
 
 FIRST_STATIC_PROBE = 16
@@ -298,6 +300,13 @@ LAYOUTS = (PROG_HDR, PROG_CLAUSE, PROG_VAR, PROG_AGG, PROBE_DESC, PROBE_SITE, RE
 
 NOP5 = bytes((0x0F, 0x1F, 0x44, 0x00, 0x00))   # the disabled site
 
+# stack() values (TPUSH imm 2, RECK): u16 frame count n, 6 zero bytes, then
+# n u64 program counters, innermost first.  Frame 0 is where the probe
+# fired (a static site: the return address into its out-of-line block;
+# profile/tick: the interrupted pc); the others are return addresses.
+MAX_STACK_FRAMES = 32       # frames a stack() value holds at most
+STACK_DEFAULT = 20          # frames of stack() without an argument (DTrace's stackframes)
+
 ENUMS = (("OP", Op), ("B", Builtin), ("H", Helper), ("F", Fault), ("SC", Scope),
          ("VK", VarKind), ("AGG", AggFunc), ("SP", SynthProbe))
 
@@ -309,6 +318,7 @@ CONSTANTS = {
     "MAX_LQ_LEVELS": MAX_LQ_LEVELS, "MAX_PROG_BYTES": MAX_PROG_BYTES,
     "QUANTIZE_BUCKETS": QUANTIZE_BUCKETS, "REC_ERROR": REC_ERROR,
     "REC_EXIT": REC_EXIT, "REC_MAX": REC_MAX, "FIRST_STATIC_PROBE": FIRST_STATIC_PROBE,
+    "MAX_STACK_FRAMES": MAX_STACK_FRAMES,
 }
 
 

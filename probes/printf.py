@@ -25,6 +25,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from probes import stacks
+
 FLAGS = "-+ #0'"
 LENGTHS = ("hh", "ll", "h", "l", "L", "z", "j", "t")
 KINDS = {
@@ -34,6 +36,7 @@ KINDS = {
     "a": "sym", "A": "sym",
     "e": "float", "E": "float", "f": "float", "F": "float", "g": "float", "G": "float",
     "Y": "time",
+    "k": "stack",
 }
 U64 = 1 << 64
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun",
@@ -65,8 +68,8 @@ class Conv:
     @property
     def arg_kind(self) -> str:
         """What the value must be: int, string, float (an int printed as a
-        double), sym (an address, printed as symbol+offset) or time (ns
-        since the epoch)."""
+        double), sym (an address, printed as symbol+offset), time (ns
+        since the epoch) or stack (printa's %k: a stack() key)."""
         return KINDS[self.conv]
 
     @property
@@ -135,6 +138,8 @@ def _parse_conv(fmt: str, start: int, printa: bool) -> tuple:
         shown = fmt[start:i + 1]
         raise FormatError(f"unknown conversion '{shown}'", start)
     conv = Conv(c, "".join(flags), width, precision, length, agg, start, fmt[start:i + 1])
+    if c == "k" and not printa:
+        raise FormatError("'%k' (a stack) is only valid in printa() formats", start)
     if agg and (width == "*" or precision == "*"):
         raise FormatError("'*' is not allowed in a '%@' conversion", start)
     return conv, i + 1
@@ -219,6 +224,10 @@ def format_one(conv: Conv, value, width=None, precision=None, symbolize=None) ->
     if isinstance(precision, int) and precision < 0:
         precision = None
     c = conv.conv
+    if c == "k" or isinstance(value, stacks.Stack):
+        if not isinstance(value, stacks.Stack):
+            raise FormatError(f"{conv.text} wants a stack() key, not {value!r}", conv.offset)
+        return stacks.stack_text(value, symbolize)
     if c == "s":
         if isinstance(value, int):      # sym()/func() values: the symbol's name
             value = symbol_text(value, symbolize, offset=False)

@@ -121,8 +121,8 @@ class Sema(ExprMixin, VarsMixin):
             try:
                 found = probematch.match(text, self.probes)
             except ValueError as e:
-                self.error(pos, str(e), "e.g. tick-1ms, tick-10s or tick-100hz (units: "
-                                        "ns us ms s hz; none means hz)")
+                self.error(pos, str(e), "e.g. tick-1ms, tick-10s, tick-100hz or "
+                                        "profile-997 (units: ns us ms s hz; none means hz)")
                 continue
             if not found:
                 close = probematch.closest(text, self.probes)
@@ -139,9 +139,10 @@ class Sema(ExprMixin, VarsMixin):
     def builtin(self, name: str, pos):
         if name == "probename":
             names = {p.name for p, _ in getattr(self, "clause_probes", [])
-                     if p.id == isa.SynthProbe.TICK}
+                     if p.id in (isa.SynthProbe.TICK, isa.SynthProbe.PROFILE)}
             if len(names) == 1 and len(self.clause_probes) == 1:
-                # the kernel's tick probe is just "tick": name it as written
+                # the kernel's tick (profile) probe is just "tick"
+                # ("profile"): name it as written
                 return ir.Str(STRING, pos, value=names.pop().encode())
         if name in BUILTINS:
             which, t = BUILTINS[name]

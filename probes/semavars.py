@@ -13,6 +13,11 @@ from probes.dtypes import I64, INT32, STRING, DType
 from probes.semaexpr import const
 
 
+def _kind(t) -> str:
+    """A key's kind as tuples encode it: int, string or stack."""
+    return "string" if t.is_string else "stack" if t.kind == "stack" else "int"
+
+
 class VarsMixin:
     """Variables and assignments (mixed into sema.Sema)."""
 
@@ -54,7 +59,11 @@ class VarsMixin:
                 return None
             if e.t.stringlike:
                 e = self.to_string(e, f"a key of {what}")
-            elif not (e.t.is_scalar or e.t.is_string):
+            elif e.t.kind == "stack" and not what.startswith("@"):
+                self.error(e.pos, f"stack() can key an aggregation, not {what}",
+                           "e.g. @[stack()] = count();")
+                return None
+            elif not (e.t.is_scalar or e.t.is_string or e.t.kind == "stack"):
                 self.error(e.pos, f"a key of {what} must be an integer or a string, "
                                   f"not {self.tdesc(e.t)}")
                 return None
@@ -66,10 +75,10 @@ class VarsMixin:
         return out
 
     def check_keys(self, what, have: list, keys: list, pos, first) -> bool:
-        if len(have) != len(keys) or any(a.is_string != b.t.is_string
+        if len(have) != len(keys) or any(_kind(a) != _kind(b.t)
                                          for a, b in zip(have, keys)):
-            want = ", ".join("string" if t.is_string else "int" for t in have) or "none"
-            got = ", ".join("string" if k.t.is_string else "int" for k in keys) or "none"
+            want = ", ".join(_kind(t) for t in have) or "none"
+            got = ", ".join(_kind(k.t) for k in keys) or "none"
             self.error(pos, f"{what} is keyed by [{want}] but used with [{got}]",
                        self.first_at(first))
             return False

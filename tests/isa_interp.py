@@ -32,7 +32,7 @@ USES = {O.NOP: 0, O.RET: 0, O.TCLR: 0, O.RECE: 0,
         O.LDG: _D | _I, O.LDT: _D | _I, O.LDL: _D | _I, O.LDA: _D | _I,
         O.STG: _A | _I, O.STT: _A | _I, O.STL: _A | _I, O.STA: _A | _I,
         O.TPUSH: _A | _I, O.AGG: _A | _I, O.RECB: _I,
-        O.RECV: _A, O.RECS: _A, O.EXIT: _A, O.CALL: _D | _A | _I}
+        O.RECV: _A, O.RECS: _A, O.RECK: _A, O.EXIT: _A, O.CALL: _D | _A | _I}
 for _op in range(O.ADD, O.SLE + 1):
     USES.setdefault(O(_op), _D | _A | _B)
 _VAR_SCOPE = {O.LDG: isa.Scope.GLOBAL, O.STG: isa.Scope.GLOBAL, O.LDT: isa.Scope.THREAD,
@@ -115,6 +115,8 @@ class Machine:
             raise BadProgram(f"pc {pc}: {O(op).name} of var {imm} (wrong index or scope)")
         if op == O.AGG and imm >= len(self.c.aggs):
             raise BadProgram(f"pc {pc}: aggregation {imm} out of range")
+        if op == O.TPUSH and imm not in (0, 1, 2):
+            raise BadProgram(f"pc {pc}: tuple push of unknown type {imm}")
         if op == O.RECB and imm >= self.c.nrecdescs:
             raise BadProgram(f"pc {pc}: record descriptor {imm} out of range")
         if op == O.STR:
@@ -166,9 +168,12 @@ class Machine:
 
     # ------------------------------------------------------------ run
     def fire(self, clause: int, *, args=(), tid: int = 1, probe: int = 0,
-             builtins: dict | None = None) -> Fired:
-        """Run clause once; return what it committed (or its fault)."""
-        return _Run(self, clause, args, tid, probe, builtins or {}).go()
+             builtins: dict | None = None, stack=()) -> Fired:
+        """Run clause once; return what it committed (or its fault).
+        stack: the pcs stack() walks, innermost first."""
+        run = _Run(self, clause, args, tid, probe, builtins or {})
+        run.stack = tuple(stack)
+        return run.go()
 
     def fire_probe(self, program, probe_id: int, **kw) -> list:
         """Run every clause enabled on probe_id in order, like the kernel."""
@@ -204,6 +209,7 @@ class _Run:
         self.pending: list = []     # (kind, ...) committed at RET
         self.rec: list | None = None
         self.out = Fired()
+        self.stack: tuple = ()
 
     def go(self) -> Fired:
         m = self.m
@@ -283,7 +289,8 @@ class _Run:
         elif op == O.TPUSH:
             if len(self.tuple) >= isa.MAX_TUPLE:
                 raise VMFault(isa.Fault.TUPLE, pc)
-            self.tuple.append(m.string(r[ra], pc) if imm else r[ra])
+            self.tuple.append(self.stack_of(r[ra]) if imm == 2 else
+                              m.string(r[ra], pc) if imm else r[ra])
         elif op == O.LDA:
             r[rd] = m.loaded(imm, m.assoc.get((imm, self.take())), False)
         elif op == O.STA:
@@ -307,6 +314,9 @@ class _Run:
             s = m.string(r[ra], pc)
             raw = len(s).to_bytes(2, "little") + s
             self.rec[1] += raw + bytes(-len(raw) % 8)
+        elif op == O.RECK:
+            st = self.stack_of(r[ra])
+            self.rec[1] += stack_bytes(st)
         elif op == O.RECE:
             self.out.records.append(tuple(self.rec))
             self.rec = None
@@ -316,6 +326,11 @@ class _Run:
             r[rd] = self.helper(isa.Helper(imm), r[ra:ra + 3], pc) & M64
         else:
             raise VMFault(isa.Fault.ILLOP, pc)
+
+    def stack_of(self, n: int) -> "Stack":
+        """stack(n): the firing's frames, n clamped to 1..MAX_STACK_FRAMES."""
+        n = max(1, min(n, isa.MAX_STACK_FRAMES))
+        return Stack(self.stack[:n])
 
     def take(self) -> tuple:
         t, self.tuple = tuple(self.tuple), []
@@ -399,13 +414,26 @@ class _Run:
             w[i] += 1
 
 
+class Stack(tuple):
+    """A stack() value: its pcs, innermost first."""
+
+
+def stack_bytes(pcs) -> bytes:
+    """The STACK encoding (isa.py): u64 count (u16 + zero pad), the pcs."""
+    return struct.pack(f"<Q{len(pcs)}Q", len(pcs), *pcs)
+
+
 def record_values(prog, desc: int, payload: bytes) -> list:
     """The values of a record with descriptor desc, per prog.recdescs (the
     RECV/RECS encoding): ints as the 64-bit word, signed when the source
     type is; strings as their bytes."""
     out, off = [], 0
     for vt in prog.recdescs[desc].args:
-        if vt.is_string:
+        if vt.kind == "stack":
+            n = struct.unpack_from("<H", payload, off)[0]
+            out.append(Stack(struct.unpack_from(f"<{n}Q", payload, off + 8)))
+            off += 8 + 8 * n
+        elif vt.is_string:
             n = struct.unpack_from("<H", payload, off)[0]
             out.append(payload[off + 2:off + 2 + n])
             off += (2 + n + 7) // 8 * 8

@@ -27,7 +27,18 @@ struct vshim {
     u64 ram_addr;
     u32 ram_size;
     u64 loads;                          /* load callbacks made */
+    u64 stack[ISA_MAX_STACK_FRAMES];    /* what stack() walks (vshim_set_stack) */
+    u32 nstack;
 };
+
+/* stack(): the frames vshim_set_stack gave, at most max. */
+static u32 vshim_stack_cb(void *env, u64 *pcs, u32 max)
+{
+    struct vshim *s = env;
+    u32 n = s->nstack < max ? s->nstack : max;
+    memcpy(pcs, s->stack, n * 8);
+    return n;
+}
 
 static bool vshim_load_cb(void *env, u64 addr, u32 size, u64 *out)
 {
@@ -70,6 +81,7 @@ struct vshim *vshim_new(u32 aggsize, u32 dynsize, u32 scratch, u32 stage)
     s->ctx.env = s;
     s->ctx.load = vshim_load_cb;
     s->ctx.builtin = vshim_builtin_cb;
+    s->ctx.stack = vshim_stack_cb;
     s->ctx.agg = &s->agg;
     s->ctx.dyn = &s->dyn;
     strcpy(s->strs[ISA_B_THREAD], "main");
@@ -133,6 +145,11 @@ void vshim_set_str(struct vshim *s, u32 id, const char *v)
 {
     if (id < ISA_B_COUNT_)
         strncpy(s->strs[id], v, sizeof s->strs[id] - 1);
+}
+void vshim_set_stack(struct vshim *s, const u64 *pcs, u32 n)
+{
+    s->nstack = n > ISA_MAX_STACK_FRAMES ? ISA_MAX_STACK_FRAMES : n;
+    memcpy(s->stack, pcs, s->nstack * 8);
 }
 void vshim_set_ram(struct vshim *s, u64 addr, const u8 *ram, u32 size)
 {

@@ -224,7 +224,7 @@ def test_functions_and_symbol_lookup(db, demo_elf):
     sizes = {}
     for line in _run(_need("nm"), "-S", str(demo_elf)).splitlines():
         p = line.split()
-        if len(p) == 4 and p[2] in "tT":
+        if len(p) == 4 and p[2] in "tTwW":     # W: a weak function (fbt_unwind_ret)
             sizes[p[3]] = (int(p[0], 16), int(p[1], 16))
     funcs = db.functions()
     assert len(funcs) > 100 and "thread_spawn" in funcs

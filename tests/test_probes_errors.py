@@ -96,11 +96,16 @@ t.d:1:41: error: unknown aggregation @b
                                             ^~
 hint: an aggregation exists once a clause assigns to it
 """),
-    ("stack", "BEGIN { stack(); }", """\
-t.d:1:9: error: stack() is not available yet (comes with function-boundary tracing)
-    BEGIN { stack(); }
-            ^~~~~~~
-hint: record func(arg0) or sym(addr) for now
+    ("stack depth", "BEGIN { stack(99); }", """\
+t.d:1:15: error: stack(99) asks for 99 frames; the VM records 1 to 32
+    BEGIN { stack(99); }
+                  ^~
+"""),
+    ("stack as an array key", "BEGIN { a[stack()] = 1; }", """\
+t.d:1:11: error: stack() can key an aggregation, not a
+    BEGIN { a[stack()] = 1; }
+              ^~~~~~~
+hint: e.g. @[stack()] = count();
 """),
     ("unknown option", "#pragma D option bufsz=1m\nBEGIN { }", """\
 t.d:1:18: error: unknown option 'bufsz'
@@ -163,7 +168,7 @@ def test_limits_the_kernel_would_refuse():
 t.d:1:1: error: timer 'tick-1ns' is faster than the kernel's limit of one per 1 us
     tick-1ns { x = arg0 / 0; }
     ^~~~~~~~
-hint: e.g. tick-1ms, tick-10s or tick-100hz (units: ns us ms s hz; none means hz)
+hint: e.g. tick-1ms, tick-10s, tick-100hz or profile-997 (units: ns us ms s hz; none means hz)
 t.d:1:23: error: division by zero
     tick-1ns { x = arg0 / 0; }
                           ^

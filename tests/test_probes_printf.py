@@ -41,7 +41,8 @@ def test_length_modifiers_accepted_and_ignored(lm):
 @pytest.mark.parametrize("bad,off,msg", [
     ("abc %", 4, "ends in the middle"),
     ("%5", 0, "ends in the middle"),
-    ("x %k", 2, "unknown conversion '%k'"),
+    ("x %k", 2, "'%k' (a stack) is only valid in printa() formats"),
+    ("x %q", 2, "unknown conversion '%q'"),
     ("%ll", 0, "ends in the middle"),
     ("%@d", 0, "only valid in printa"),
     ("%99999d", 1, "too large"),

@@ -87,9 +87,14 @@ def test_printf_checked_against_format():
          ["use strlen() for its length"])]
 
 
-def test_stack_is_reserved():
-    assert errors("BEGIN { stack(); }")[0][0] == \
-        "stack() is not available yet (comes with function-boundary tracing)"
+def test_stack_keys_aggregations_and_is_traced_not_stored():
+    assert errors("BEGIN { @[stack(), 1] = count(); stack(5); trace(stack()); }") == []
+    assert [m for m, _ in errors("BEGIN { x = stack(); }")] == \
+        ["cannot store 'stack' in a variable"]
+    assert [m for m, _ in errors("BEGIN { stack(0); }")] == \
+        ["stack(0) asks for 0 frames; the VM records 1 to 32"]
+    assert [m for m, _ in errors("BEGIN { stack(arg0); }")] == \
+        ["the argument of stack() must be an integer constant"]
 
 
 def test_compiled_printf_with_typed_args_runs():
@@ -188,7 +193,7 @@ def test_aggregation_misuse_is_an_error():
     assert [m for m, _ in errors("BEGIN { @a = count(); x = @a + 1; y = @a[1]; }")] == \
         ["@a cannot be used as a value", "@a[...] cannot be used as a value"]
     assert [m for m, _ in errors("BEGIN { @a = count(); trace(@a); }")] == \
-        ["trace() records an integer or a string, not an aggregation"]
+        ["trace() records an integer, a string or a stack(), not an aggregation"]
     assert [m for m, _ in errors("BEGIN { @a = strlen(\"x\"); }")] == \
         ["strlen() is not an aggregating function"]
     assert [m for m, _ in errors("BEGIN { x = count(); }")] == \

@@ -176,7 +176,7 @@ CASES = [
     Case("var bad scope", _blob("ret", vars=[(7, VarKind.INT, 0)]), verify="malformed"),
     Case("assoc without keys", _blob("ret", vars=[(Scope.ASSOC, VarKind.INT, 0)]),
          verify="key count"),
-    Case("TPUSH type 2", _raw(raw(Op.TPUSH, 0, 1, 0, 2), raw(Op.RET)), verify="unknown type"),
+    Case("TPUSH type 3", _raw(raw(Op.TPUSH, 0, 1, 0, 3), raw(Op.RET)), verify="unknown type"),
     Case("unknown aggregation", _raw(raw(Op.AGG, 0, 1, 0, 0), raw(Op.RET)),
          verify="unknown aggregation 0"),
     Case("unknown record descriptor", _raw(raw(Op.RECB, 0, 0, 0, 3), raw(Op.RET), nrecdescs=3),

@@ -36,6 +36,7 @@ def build(outdir):
         "vshim_set_builtin": ([P, U32, U64], None),
         "vshim_set_str": ([P, U32, ctypes.c_char_p], None),
         "vshim_set_ram": ([P, U64, ctypes.c_char_p, U32], None),
+        "vshim_set_stack": ([P, ctypes.POINTER(U64), U32], None),
         "vshim_stage": ([P, ctypes.POINTER(U32)], P),
         "vshim_fault": ([P, ctypes.POINTER(U32), ctypes.POINTER(U64)], U32),
         "vshim_exit": ([P], U64),
@@ -79,6 +80,11 @@ class VM:
     def set_ram(self, addr: int, data: bytes):
         self._ram = ctypes.create_string_buffer(data, len(data))
         self.L.vshim_set_ram(self.h, addr, self._ram, len(data))
+
+    def set_stack(self, pcs):
+        """What stack() walks: pcs, innermost first."""
+        a = (ctypes.c_uint64 * max(1, len(pcs)))(*pcs)
+        self.L.vshim_set_stack(self.h, a, len(pcs))
 
     def builtin(self, b, value):
         if isinstance(value, str):

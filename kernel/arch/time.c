@@ -69,9 +69,8 @@ static u64 time_calibrate(void)
 /* The timer interrupt: count, fire due tick-N probes, let the scheduler look. */
 static void time_irq(struct trap_frame *f)
 {
-    (void)f;
     time_tick_count++;
-    probe_tick(time_ns());
+    probe_tick_frame(time_ns(), f);
     sched_tick(time_tick_count);
 }
 

@@ -87,6 +87,12 @@ void panic_halt(void) __attribute__((noreturn));
 /* arch/ksyms.c: function name for an address (from the .ksyms table). */
 const char *ksyms_lookup(u64 addr, u64 *offset);
 
+/* arch/apictimer.c: the local APIC timer as a second, separate periodic
+ * interrupt (the profile provider's; the PIT stays the scheduler tick). */
+void apictimer_start(u64 period_ns, irq_handler fn);    /* (re)program it periodic */
+void apictimer_stop(void);                              /* mask it */
+u64 apictimer_hz(void);                                 /* counts per second, 0 before calibration */
+
 /* isa-debug-exit (iobase 0xf4): QEMU exits with status (code << 1) | 1. */
 #define DEBUG_EXIT_PORT 0xf4
 

@@ -51,6 +51,12 @@ void probe_fire(u32 index, u64 a0, u64 a1, u64 a2, u64 a3, u64 a4, u64 a5);
 void probe_fire_args(u32 index, const u64 *args);
 /* The timer tick (interrupt context): fires due tick-N enablings. */
 void probe_tick(u64 now_ns);
+/* The same with the interrupted frame, where tick-N's stack() starts. */
+struct trap_frame;
+void probe_tick_frame(u64 now_ns, const struct trap_frame *f);
+/* The profile provider's sampling interrupt (probe/profile.c): fires due
+ * profile-N enablings (period_ns: the timer's period), arg0 = f->rip. */
+void probe_profile(u64 now_ns, u64 period_ns, const struct trap_frame *f);
 
 /* ------------------------------------------------------------ sessions */
 struct probe_opts {

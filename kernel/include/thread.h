@@ -58,4 +58,7 @@ u32 thread_count(void);
  * byte in *lo), else NULL; a thread's stack size in bytes. */
 struct thread *thread_guarded(u64 addr, u64 *lo);
 u32 thread_stack_size(struct thread *t);
+
+/* stack() (probe/stack.c): [*lo, *hi) is t's stack; false if it has none. */
+bool thread_stack_bounds(struct thread *t, u64 *lo, u64 *hi);
 #endif

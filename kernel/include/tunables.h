@@ -82,5 +82,8 @@
 #define DEADMAN_WINDOW_MS 1000        /* that window, unless TRACE_DEADMAN sets one */
 #define DEADMAN_MIN_MS 100            /* shortest drain timeout or CPU window TRACE_DEADMAN accepts */
 #define DEADMAN_MAX_MS 3600000        /* longest drain timeout or CPU window TRACE_DEADMAN accepts */
+/* --- profile provider (kernel/probe/profile.c, arch/apictimer.c) --- */
+#define PROFILE_MIN_NS 50000          /* fastest profile-N accepted: 20 kHz (probes/probematch.py agrees) */
+#define APICTIMER_CAL_NS 2000000      /* calibrate the local APIC timer over this long (first profile use) */
 
 #endif

@@ -9,7 +9,9 @@
  * engine has no probe sites and calls nothing that has one.  VM state is
  * static (probe_st.ctx), so probe_fire's stack use stays small. */
 #include "engine.h"
+#include "arch.h"
 #include "kernel.h"
+#include "stack.h"
 #include "lib.h"
 #include "mm.h"
 #include "thread.h"
@@ -21,6 +23,7 @@ struct probe_state probe_st;
 static const char *const probe_synth[][2] = {
     [ISA_SP_BEGIN] = {"dtrace", "BEGIN"}, [ISA_SP_END] = {"dtrace", "END"},
     [ISA_SP_ERROR] = {"dtrace", "ERROR"}, [ISA_SP_TICK] = {"profile", "tick"},
+    [ISA_SP_PROFILE] = {"profile", "profile"},
 };
 
 /* Empty lists, the VM's fixed work areas.  Idempotent; called by the
@@ -83,7 +86,7 @@ static u64 probe_name_of(u32 probe, u32 id)
         return id == ISA_B_PROBEPROV ? d->provider : id == ISA_B_PROBEMOD ? d->module :
                id == ISA_B_PROBEFUNC ? d->function : d->name;
     }
-    if (probe > ISA_SP_TICK)
+    if (probe > ISA_SP_PROFILE)
         return 0;
     const char *s = id == ISA_B_PROBEPROV ? probe_synth[probe][0] :
                     id == ISA_B_PROBENAME ? probe_synth[probe][1] : "";
@@ -148,6 +151,13 @@ bool probe_count_key(const struct probe_enabling *e, struct probe_session *s)
         return false;
     l->w[0]++;
     return true;
+}
+
+/* stack() (vm_ctx.stack): the walk from the firing's origin. */
+static u32 probe_stack_cb(void *env, u64 *pcs, u32 max)
+{
+    (void)env;
+    return stack_walk(probe_st.stack_fp, pcs, max);
 }
 
 /* Append one record to session s's ring, or drop and count it. */
@@ -215,6 +225,7 @@ void probe_bind(struct vm_ctx *c, struct probe_session *s)
     c->env = s;
     c->load = probe_load_cb;
     c->builtin = probe_builtin_cb;
+    c->stack = probe_stack_cb;
 }
 
 /* Run the linked enablings of probe (session sid's only when sid >= 0):
@@ -249,6 +260,7 @@ bool probe_enter(u64 *flags)
         return false;
     }
     probe_st.busy = true;
+    probe_st.stack_fp = 0;
     return true;
 }
 
@@ -258,37 +270,67 @@ void probe_leave(u64 flags)
     irq_restore(flags);
 }
 
-/* A static probe fired with its six arguments in memory (see probe.h). */
+/* A static probe fired with its six arguments in memory (see probe.h);
+ * stack() starts at its caller. */
 void probe_fire_args(u32 index, const u64 *args)
 {
     if (index < PROBE_IDS_MAX - ISA_FIRST_STATIC_PROBE)
         probe_fire_static(ISA_FIRST_STATIC_PROBE + index, args, 6);
 }
 
-/* A static probe fired (see probe.h). */
+/* A static probe fired (see probe.h); stack() starts at its caller. */
 void probe_fire(u32 index, u64 a0, u64 a1, u64 a2, u64 a3, u64 a4, u64 a5)
 {
     const u64 args[6] = {a0, a1, a2, a3, a4, a5};
-    probe_fire_args(index, args);
+    if (index < PROBE_IDS_MAX - ISA_FIRST_STATIC_PROBE)
+        probe_fire_static(ISA_FIRST_STATIC_PROBE + index, args, 6);
+}
+
+/* Fire the enablings of timer probe (TICK or PROFILE) due at now_ns,
+ * with stack() at the interrupted frame.  period: the interrupt's own
+ * period (profile: the timer runs at the fastest enabling's), whose
+ * enablings fire at every interrupt, so their rate is the timer's and
+ * not skewed by the TSC's calibration; 0 for the tick.  Interrupt
+ * context. */
+static void probe_timer(u32 probe, u64 now_ns, u64 period, const u64 *args, u32 nargs,
+                        u64 fp)
+{
+    u64 flags;
+    if (!probe_st.first[probe] || !probe_enter(&flags))
+        return;
+    probe_st.stack_fp = fp;
+    for (struct probe_enabling *e = probe_st.first[probe]; e; e = e->next) {
+        struct probe_session *s = e->sess;
+        if ((e->arg > period && now_ns < e->due) || !s->live)
+            continue;
+        e->due += e->arg;
+        if (e->due <= now_ns)           /* fell behind (long irq-off): skip ahead */
+            e->due = now_ns + e->arg;
+        probe_firing(probe, args, nargs);
+        probe_clause(e, s);
+    }
+    probe_leave(flags);
 }
 
 /* The timer tick (interrupt context): the deadman's checks, then fire
  * tick-N enablings now due. */
 void probe_tick(u64 now_ns)
 {
-    u64 flags;
     probe_deadman_tick(now_ns);
-    if (!probe_st.first[ISA_SP_TICK] || !probe_enter(&flags))
-        return;
-    for (struct probe_enabling *e = probe_st.first[ISA_SP_TICK]; e; e = e->next) {
-        struct probe_session *s = e->sess;
-        if (now_ns < e->due || !s->live)
-            continue;
-        e->due += e->arg;
-        if (e->due <= now_ns)           /* fell behind (long irq-off): skip ahead */
-            e->due = now_ns + e->arg;
-        probe_firing(ISA_SP_TICK, NULL, 0);
-        probe_clause(e, s);
-    }
-    probe_leave(flags);
+    probe_timer(ISA_SP_TICK, now_ns, 0, NULL, 0, 0);
+}
+
+/* The timer tick with the interrupted frame (stack() at the interrupt). */
+void probe_tick_frame(u64 now_ns, const struct trap_frame *f)
+{
+    probe_deadman_tick(now_ns);
+    probe_timer(ISA_SP_TICK, now_ns, 0, NULL, 0, PROBE_TRAP_FP(f));
+}
+
+/* The sampling timer (profile.c's interrupt, every period_ns): fire
+ * the profile-N enablings now due, arg0 the interrupted pc. */
+void probe_profile(u64 now_ns, u64 period_ns, const struct trap_frame *f)
+{
+    const u64 args[2] = {f->rip, 0};
+    probe_timer(ISA_SP_PROFILE, now_ns, period_ns, args, 2, PROBE_TRAP_FP(f));
 }

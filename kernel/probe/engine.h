@@ -5,6 +5,7 @@
  * touches is changed with interrupts off. */
 #ifndef UNIK_PROBE_ENGINE_H
 #define UNIK_PROBE_ENGINE_H
+#include "stack.h"
 #include "vm.h"
 #include "x86.h"
 
@@ -85,6 +86,10 @@ struct probe_state {
     struct probe_enabling *first[PROBE_IDS_MAX];
     u16 refs[PROBE_IDS_MAX];    /* linked enablings per probe id (sites on while > 0) */
     bool busy;                  /* inside the engine: re-entrant firings are skipped */
+    u64 stack_fp;               /* the firing's stack() origin: a {saved rbp, pc}
+                                 * frame record whose pc is frame 0, with
+                                 * stack.h's STACK_ORIGIN_* bits; 0: no stack
+                                 * (BEGIN, END) */
     bool ready;                 /* probe_state_init ran */
     u32 dm_pending;             /* sessions the deadman aborted, not yet finished (bit sid) */
     struct vm_ctx ctx;          /* ctx.probe: the firing probe's id (probe names) */
@@ -115,6 +120,15 @@ void probe_leave(u64 flags);
 bool probe_count_key(const struct probe_enabling *e, struct probe_session *s);
 /* Is [addr, addr+len) engine state (the deny-list's own part)? */
 bool probe_denied(u64 addr, u64 len);
+/* profile.c: (re)program the sampling timer for the linked profile-N
+ * enablings (the fastest one's rate), or stop it when none is left.
+ * Called by session.c after linking or unlinking (thread context). */
+void profile_update(void);
+
+/* The stack() origin of a firing from a trap frame: traps.S pushes the
+ * interrupted rip and rbp just below the frame, as a frame record
+ * (stack.h's origin encoding). */
+#define PROBE_TRAP_FP(f) ((u64)(f) - 16 + STACK_ORIGIN_TRAP)
 
 /* deadman.c: a new session's limits (probe_open); a session starts
  * running now (probe_go: the window and the heartbeat start). */
@@ -209,7 +223,7 @@ probe_clause(struct probe_enabling *e, struct probe_session *s)
  * (then the firing is skipped and counted).  A probe no session enabled
  * has an empty list (NULL), even before the engine's first use. */
 static inline __attribute__((always_inline)) void
-probe_fire_static(u32 probe, const u64 *args, u32 nargs)
+probe_fire_static_at(u32 probe, const u64 *args, u32 nargs, u64 fp)
 {
     struct probe_enabling *e = probe_st.first[probe];
     if (!e)
@@ -221,6 +235,7 @@ probe_fire_static(u32 probe, const u64 *args, u32 nargs)
         return;
     }
     probe_st.busy = true;
+    probe_st.stack_fp = fp;
     probe_firing(probe, args, nargs);
     do {
         struct probe_session *s = e->sess;
@@ -230,4 +245,11 @@ probe_fire_static(u32 probe, const u64 *args, u32 nargs)
     probe_st.busy = false;
     irq_restore(flags);
 }
+
+/* probe_fire_static_at with stack() starting at the caller's frame (the
+ * function this is inlined into: its return address is frame 0).  Firing
+ * paths with frames of their own to hide (site_fire, fbt) pass the
+ * probed code's frame record to probe_fire_static_at instead. */
+#define probe_fire_static(probe, args, nargs) \
+    probe_fire_static_at((probe), (args), (nargs), (u64)__builtin_frame_address(0))
 #endif

@@ -123,7 +123,7 @@ int probe_load(u32 sid, struct probe_verr *e)
 /* Is probe id something the engine can enable? */
 static bool session_probe_ok(u32 id)
 {
-    if (id >= ISA_SP_BEGIN && id <= ISA_SP_TICK)
+    if (id >= ISA_SP_BEGIN && id <= ISA_SP_PROFILE)
         return true;
     return id >= ISA_FIRST_STATIC_PROBE && id < PROBE_IDS_MAX &&
            id - ISA_FIRST_STATIC_PROBE < site_count();
@@ -138,6 +138,7 @@ int probe_enable(u32 sid, u32 clause, u32 probe_id, u64 arg)
     if (!session_probe_ok(probe_id))
         return PROBE_E_NOPROBE;
     if (clause >= s->prog.nclauses || (probe_id == ISA_SP_TICK && arg < 1000) ||
+        (probe_id == ISA_SP_PROFILE && arg < PROFILE_MIN_NS) ||
         s->nenablings >= 0xffff)
         return PROBE_E_RANGE;
     for (u32 i = 0; i < PROBE_ENABLINGS_MAX; i++) {
@@ -187,6 +188,7 @@ static void session_link(u32 sid, bool on)
         if (e->probe >= ISA_FIRST_STATIC_PROBE && refs == (on ? 1 : 0))
             site_set(e->probe - ISA_FIRST_STATIC_PROBE, on);
     }
+    profile_update();
 }
 
 /* Fire the synthetic probe (BEGIN or END) for session sid alone. */

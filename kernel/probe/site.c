@@ -22,6 +22,7 @@
 #include "probe_site.h"
 #include "x86.h"
 #include "engine.h"
+#include "stack.h"
 
 #define SITE_LEN 5
 #define SITE_JMP 0xe9
@@ -244,7 +245,10 @@ static __attribute__((noinline)) void site_call_handler(u32 index, const u64 *fr
  * (probe_fire_static, inline: this is the hot path), unless a test
  * installed its own handler.  The descriptor is one of the table's (the
  * site pushed it), so its index is below site_count(), which site_init
- * checked fits the engine's probe ids. */
+ * checked fits the engine's probe ids.  stack() starts at site_entry's
+ * frame record, just below the pushed words: its pc is in the site's
+ * block (the host names it by the site) and its saved rbp is the probed
+ * function's. */
 void site_fire(const u64 *frame)
 {
     u32 index = site_index(frame[0]);
@@ -252,7 +256,8 @@ void site_fire(const u64 *frame)
     if (__builtin_expect(site_handler != NULL, 0))
         site_call_handler(index, frame);
     else
-        probe_fire_static(ISA_FIRST_STATIC_PROBE + index, frame + 1, 6);
+        probe_fire_static_at(ISA_FIRST_STATIC_PROBE + index, frame + 1, 6,
+                             (u64)(frame - 2) + STACK_ORIGIN_SITE);
 }
 
 /* Replace the firing handler (the self-test's recorder); returns the old

@@ -52,7 +52,7 @@ static const struct verify_op verify_ops[256] = {
     OP(TCLR, 0, VK_NONE), OP(TPUSH, V_RA | V_IMM, VK_TPUSH),
     OP(AGG, V_RA | V_IMM, VK_AGG),
     OP(RECB, V_IMM, VK_RECB), OP(RECV, V_RA, VK_NONE), OP(RECS, V_RA, VK_NONE),
-    OP(RECE, 0, VK_NONE), OP(EXIT, V_RA, VK_NONE),
+    OP(RECE, 0, VK_NONE), OP(EXIT, V_RA, VK_NONE), OP(RECK, V_RA, VK_NONE),
     OP(CALL, V_RD | V_RA | V_IMM, VK_CALL),
 };
 
@@ -251,7 +251,7 @@ static bool verify_imm(const struct vm_prog *p, const struct isa_prog_clause *c,
         return p->vars[imm].scope == op->scope ? true :
                FAILN(pc, "variable % has the wrong scope", (u32)imm);
     case VK_TPUSH:
-        return imm == 0 || imm == 1 ? true : FAIL(pc, "tuple push of unknown type");
+        return imm >= 0 && imm <= 2 ? true : FAIL(pc, "tuple push of unknown type");
     case VK_AGG:
         return imm >= 0 && (u32)imm < p->naggs ? true :
                FAILN(pc, "unknown aggregation %", (u32)imm);

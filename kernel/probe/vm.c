@@ -81,6 +81,36 @@ static __attribute__((noinline)) u32 vm_tpush(struct vm_ctx *c, u64 v, bool str)
     return 0;
 }
 
+/* Write the kernel stack at the firing (at most n frames, n clamped to
+ * 1..MAX_STACK_FRAMES) at p in the STACK encoding: u64 frame count (its
+ * low 16 bits are the u16 count, the rest zero), then the pcs.  Returns
+ * the bytes written, 0 when more than room.  For TPUSH imm 2 and RECK. */
+static __attribute__((noinline)) u32 vm_stack_put(struct vm_ctx *c, u64 n, u8 *p, u32 room)
+{
+    u64 pcs[ISA_MAX_STACK_FRAMES];
+    u32 max = n < 1 ? 1 : n > ISA_MAX_STACK_FRAMES ? ISA_MAX_STACK_FRAMES : (u32)n;
+    u64 got = c->stack ? c->stack(c->env, pcs, max) : 0;
+    u32 need = 8 + 8 * (u32)got;
+    if (need > room)
+        return 0;
+    __builtin_memcpy(p, &got, 8);
+    memcpy(p + 8, pcs, 8 * (u32)got);
+    return need;
+}
+
+/* TPUSH imm 2: append the stack (at most n frames) to the tuple key. */
+static u32 vm_tpush_stack(struct vm_ctx *c, u64 n)
+{
+    if (c->tuple_n >= ISA_MAX_TUPLE)
+        return ISA_F_TUPLE;
+    u32 w = vm_stack_put(c, n, c->tuple + c->tuple_len, PROBE_TUPLE_BYTES - c->tuple_len);
+    if (!w)
+        return ISA_F_TUPLE;
+    c->tuple_len += w;
+    c->tuple_n++;
+    return 0;
+}
+
 /* TPUSH of the newest string (s, len: c->last_str): vm_tpush without the
  * ownership check or a length scan, inline in vm_run.  The padding is
  * zeroed first (a whole word), then the length and the bytes. */
@@ -249,6 +279,19 @@ static u32 vm_recv(struct vm_ctx *c, u64 v, bool str)
     return 0;
 }
 
+/* RECK: append the stack (at most n frames) to the open record. */
+static u32 vm_reck(struct vm_ctx *c, u64 n)
+{
+    if (c->rec_open == VM_NO_REC)
+        return ISA_F_RECORD;
+    u32 room = MIN(ISA_REC_MAX - (c->rec_end - c->rec_open), c->stage_size - c->rec_end);
+    u32 w = vm_stack_put(c, n, c->stage + c->rec_end, room);
+    if (!w)
+        return ISA_F_RECORD;
+    c->rec_end += w;
+    return 0;
+}
+
 /* RECE: close the open record; it is now staged. */
 static u32 vm_rece(struct vm_ctx *c)
 {
@@ -289,6 +332,7 @@ static __attribute__((noinline)) u32 vm_slow(struct vm_ctx *c, const struct isa_
     case ISA_OP_LDT: case ISA_OP_LDA: return vm_dyn(c, (u32)in->imm, false, 0, &r[in->rd]);
     case ISA_OP_STT: case ISA_OP_STA: return vm_dyn(c, (u32)in->imm, true, r[in->ra], NULL);
     case ISA_OP_RECS: return vm_recv(c, r[in->ra], true);
+    case ISA_OP_RECK: return vm_reck(c, r[in->ra]);
     case ISA_OP_EXIT: return vm_exit(c, r[in->ra]);
     case ISA_OP_CALL: r[in->rd] = vm_helper(c, (u32)in->imm, &r[in->ra], &f, addr); return f;
     }
@@ -431,6 +475,8 @@ l_tclr: c->tuple_len = c->tuple_n = 0; NEXT;
 l_tpush:
     if (in->imm == 1 && RA && RA == c->last_str)
         TRY(vm_tpush_last(c, (const u8 *)(uintptr_t)RA, c->last_len));
+    else if (in->imm == 2)
+        TRY(vm_tpush_stack(c, RA));
     else
         TRY(vm_tpush(c, RA, in->imm == 1));
     NEXT;

@@ -233,6 +233,9 @@ struct vm_ctx {
     /* Builtin id's value; for string builtins the address of a trusted
      * NUL-terminated kernel string, which the VM copies into scratch. */
     u64 (*builtin)(void *env, u32 id);
+    /* The kernel stack at the firing: at most max program counters into
+     * pcs (innermost first), returns how many (stack(); NULL: none). */
+    u32 (*stack)(void *env, u64 *pcs, u32 max);
     /* work areas */
     char *scratch;                  /* strings made while the clause runs */
     u32 scratch_size;

@@ -253,6 +253,17 @@ u32 thread_id(struct thread *t)
     return t ? t->tid : 0;
 }
 
+/* The bounds of t's stack, for the probe engine's stack() walk (which
+ * must never leave them); false if t has no stack. */
+bool thread_stack_bounds(struct thread *t, u64 *lo, u64 *hi)
+{
+    if (!t || !t->stack)
+        return false;
+    *lo = (u64)t->stack;
+    *hi = *lo + t->stack_size;
+    return true;
+}
+
 /* CPU time thread t has run, in ns, up to now if it is running (the probe
  * VM's vtimestamp; interrupts off). */
 u64 thread_cpu_ns(struct thread *t)
