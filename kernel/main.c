@@ -8,6 +8,7 @@
 #include "log.h"
 #include "mm.h"
 #include "probe.h"
+#include "fbt.h"
 #include "sched.h"
 #include "selftest.h"
 #include "thread.h"
@@ -121,6 +122,7 @@ void kmain(u32 start_info)
     ioapic_init();
     mm_init();
     site_init();
+    fbt_init();
     time_init();
     sched_init();
     kernel_banner();

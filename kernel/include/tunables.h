@@ -52,4 +52,8 @@
 #define PROBE_ARENA_MIN 4096          /* smallest bufsize / aggsize / dynvarsize accepted */
 #define PROBE_ARENA_MAX (8u << 20)    /* largest bufsize / aggsize / dynvarsize accepted */
 
+/* --- fbt: function-boundary probes (kernel/probe/fbt.c) --- */
+#define FBT_SHADOW_DEPTH 48           /* return probes outstanding per thread (deeper: dropped) */
+#define FBT_ENABLINGS_MAX 128         /* linked fbt enablings (each a run of functions) */
+
 #endif
