@@ -8,7 +8,8 @@
  * stack's depth).  A second thread calls fbt_nap(FBT_NAP_MS), which sleeps
  * (a context switch between its entry and return) and returns its
  * argument + 1.  A thread "fbt-exit" is spawned every round, enters
- * fbt_nap and exits from inside it (return probes outstanding at exit).
+ * fbt_nap and exits from inside it (return probes outstanding at exit)
+ * every 8th round.
  * fbttest_rounds counts rounds. */
 #include "kernel.h"
 #include "kprintf.h"
@@ -96,7 +97,8 @@ void app_main(void *arg)
         u64 f = irq_save();
         fbt_round();
         irq_restore(f);
-        thread_spawn("fbt-exit", fbt_exit_thread, NULL, THREAD_F_APP, 0);
+        if (fbttest_rounds % 8 == 0)
+            thread_spawn("fbt-exit", fbt_exit_thread, NULL, THREAD_F_APP, 0);
         thread_sleep_ms(FBT_ROUND_MS, "round");
     }
 }
