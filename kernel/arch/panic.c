@@ -4,6 +4,7 @@
  * ring, then halts with interrupts off so the host can take a core. */
 #include <stdarg.h>
 #include "arch.h"
+#include "fbt.h"
 #include "kernel.h"
 #include "kprintf.h"
 #include "lib.h"
@@ -98,16 +99,19 @@ static u64 panic_leaf_slot(const struct trap_frame *f)
 /* Walk the rbp chain; every frame is checked with mm_readable first so a
  * corrupt chain ends the walk instead of faulting inside the panic.  For a
  * trap, frame 0 is the faulting instruction (maybe in a frameless leaf);
- * for panic() it is the caller's return address. */
+ * for panic() it is the caller's return address.  A return into an fbt
+ * return trampoline is shown as the original (fbt_unwind_ret). */
 static void panic_backtrace(const struct trap_frame *f, bool trap)
 {
     u64 rbp = f->rbp, slot = trap ? panic_leaf_slot(f) : 0;
+    struct thread *t = thread_current();
+    u32 k = 0;                          /* fbt return trampolines seen */
     int i = 1;
 
     kprintf("backtrace:\n");
     panic_frame(0, f->rip, !trap);
     if (slot && mm_readable(slot, 8))
-        panic_frame(i++, *(u64 *)slot, true);
+        panic_frame(i++, fbt_unwind_ret(t, *(u64 *)slot, &k), true);
     for (; i < PANIC_BT_MAX && rbp; i++) {
         if ((rbp & 7) || !mm_readable(rbp, 16)) {
             kprintf("  (frame pointer 0x%lx not readable)\n", rbp);
@@ -116,7 +120,7 @@ static void panic_backtrace(const struct trap_frame *f, bool trap)
         u64 next = ((u64 *)rbp)[0], ret = ((u64 *)rbp)[1];
         if (!ret)
             return;
-        panic_frame(i, ret, true);
+        panic_frame(i, fbt_unwind_ret(t, ret, &k), true);
         if (next <= rbp)
             return;
         rbp = next;
