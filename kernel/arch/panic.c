@@ -71,6 +71,21 @@ static void panic_frame(int i, u64 pc, bool is_ret)
         kprintf("  #%d 0x%016lx ?\n", i, pc);
 }
 
+/* panic_leaf_slot for a function that starts with its fbt site (the
+ * nop, or the call when enabled): gcc -pg emits push %rbp first and may
+ * schedule instructions between it and mov %rsp,%rbp.  fn is the code
+ * after the site, off the faulting offset into it. */
+static u64 panic_split_slot(const struct trap_frame *f, const u8 *fn, u64 off)
+{
+    static const u8 mov[3] = {0x48, 0x89, 0xe5};
+    if (fn[0] != 0x55 || off == 0)      /* frameless, or before push %rbp */
+        return f->rsp;
+    for (u64 q = 1; q < PANIC_PROLOGUE_SCAN && q < off; q++)
+        if (!memcmp(fn + q, mov, sizeof mov))
+            return 0;                   /* framed: the rbp chain is right */
+    return f->rsp + 8;                  /* pushed %rbp, not yet framed */
+}
+
 /* Where the return address of a trapping function sits when its frame is
  * not (or never) set up: gcc emits no push %rbp/mov %rsp,%rbp in a leaf
  * that uses no stack, and may schedule a few instructions before the
@@ -88,6 +103,8 @@ static u64 panic_leaf_slot(const struct trap_frame *f)
         return 0;
     if (fn[off] == 0xc3)                /* at ret: frame already gone */
         return f->rsp;
+    if (off >= 5 && (fn[0] == 0xe8 || !memcmp(fn, "\x0f\x1f\x44\x00\x00", 5)))
+        return panic_split_slot(f, fn + 5, off - 5);
     for (p = 0; p < scan; p++)
         if (!memcmp(fn + p, prologue, sizeof prologue))
             break;
