@@ -35,6 +35,8 @@
 #define FBT_ON_RETURN 2             /* flag: a return enabling covers it */
 #define FBT_BAD 0x80                /* flag: refused, never patched */
 #define FBT_NONE 0xffffffffu
+#define FBT_GRAIN_SHIFT 4           /* lookup granule: gcc aligns functions to 16 */
+#define FBT_GRAIN_SHARED 0xffffffffu /* granule holding two sites: binary search */
 
 /* One outstanding return probe: the caller's return address fbt_entry
  * replaced, where it was (checked on return) and the function. */
@@ -68,6 +70,9 @@ static struct {
     u64 drops;                      /* return probes lost: shadow stack full */
     u64 *addr;                      /* sorted site addresses (__mcount_loc) */
     u8 *flags;                      /* per function: FBT_ON_* | FBT_BAD */
+    u32 *grain;                     /* per 16 text bytes: 1 + the site there, 0
+                                     * none, or FBT_GRAIN_SHARED */
+    u32 ngrains;
     struct probe_enabling *en[FBT_ENABLINGS_MAX];
     struct fbt_shadow shadow[THREAD_MAX + 1];
 } fbt;
@@ -112,6 +117,26 @@ static void fbt_check(u32 i)
     kprintf("fbt: site %u at 0x%lx %s: never patched\n", i, (unsigned long)a, why);
 }
 
+/* The direct lookup table: each site's granule of .text names it, so
+ * fbt_find is one load and one compare for 16-byte aligned functions.
+ * Without memory for it every lookup is a binary search. */
+static void fbt_grains(void)
+{
+    fbt.ngrains = (u32)(((u64)__text_end - (u64)__text_start) >> FBT_GRAIN_SHIFT) + 1;
+    fbt.grain = kzalloc((u64)fbt.ngrains * sizeof(u32));
+    if (!fbt.grain) {
+        fbt.ngrains = 0;
+        return;
+    }
+    for (u32 i = 0; i < fbt.n; i++) {
+        u64 a = fbt.addr[i];
+        if (a < (u64)__text_start || a >= (u64)__text_end)
+            continue;
+        u32 *g = &fbt.grain[(a - (u64)__text_start) >> FBT_GRAIN_SHIFT];
+        *g = *g ? FBT_GRAIN_SHARED : i + 1;
+    }
+}
+
 /* Sort and check the sites (kmain, after mm_init, before any thread). */
 void fbt_init(void)
 {
@@ -123,12 +148,20 @@ void fbt_init(void)
         panic("fbt: no memory for %u site flags", fbt.n);
     for (u32 i = 0; i < fbt.n; i++)
         fbt_check(i);
+    fbt_grains();
     kprintf("fbt: %u functions%s\n", fbt.n, fbt.nbad ? " (some refused, see above)" : "");
 }
 
-/* Index of the function whose site is at addr, or FBT_NONE. */
+/* Index of the function whose site is at addr, or FBT_NONE: its granule
+ * says, unless it shares one (then a binary search). */
 static inline u32 fbt_find(u64 addr)
 {
+    u64 g = (addr - (u64)__text_start) >> FBT_GRAIN_SHIFT;
+    if (__builtin_expect(g < fbt.ngrains, 1)) {
+        u32 v = fbt.grain[g];
+        if (__builtin_expect(v != FBT_GRAIN_SHARED, 1))
+            return v && fbt.addr[v - 1] == addr ? v - 1 : FBT_NONE;
+    }
     u32 lo = 0, hi = fbt.n;
     while (lo < hi) {
         u32 mid = (lo + hi) / 2;
