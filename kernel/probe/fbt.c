@@ -27,7 +27,8 @@
 #include "probe.h"
 #include "x86.h"
 #include "engine.h"
-#include "../sched/sched_int.h"
+#include "thread.h"
+#include "tunables.h"
 
 #define FBT_LEN 5
 #define FBT_CALL 0xe8
@@ -308,8 +309,8 @@ void fbt_link(struct probe_enabling *e, bool on)
  * hands: a thread that exited with return probes outstanding). */
 static inline struct fbt_shadow *fbt_shadow_of(struct thread *t)
 {
-    struct fbt_shadow *sh = &fbt.shadow[t ? (u32)(t - sched_threads) : THREAD_MAX];
-    u32 tid = t ? t->tid : 0;
+    struct fbt_shadow *sh = &fbt.shadow[t ? thread_index(t) : THREAD_MAX];
+    u32 tid = thread_id(t);
     if (__builtin_expect(sh->tid != tid, 0)) {
         sh->tid = tid;
         sh->depth = 0;
@@ -414,8 +415,8 @@ u64 fbt_unwind_ret(struct thread *t, u64 ret, u32 *k)
 {
     if (ret != (u64)fbt_return_tramp)
         return ret;
-    const struct fbt_shadow *sh = &fbt.shadow[t ? (u32)(t - sched_threads) : THREAD_MAX];
-    if (sh->tid != (t ? t->tid : 0) || *k >= sh->depth)
+    const struct fbt_shadow *sh = &fbt.shadow[t ? thread_index(t) : THREAD_MAX];
+    if (sh->tid != thread_id(t) || *k >= sh->depth)
         return ret;
     return sh->f[sh->depth - 1 - (*k)++].ret;
 }

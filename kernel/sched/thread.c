@@ -214,6 +214,11 @@ FBT_EXCLUDED const char *thread_name(struct thread *t)
     return t ? t->name : "?";
 }
 
+FBT_EXCLUDED u32 thread_index(struct thread *t)
+{
+    return (u32)(t - sched_threads);
+}
+
 FBT_EXCLUDED u32 thread_id(struct thread *t)
 {
     return t ? t->tid : 0;
