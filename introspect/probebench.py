@@ -54,6 +54,7 @@ SCRIPTS = {
     "flood": 'bench:::flood { printf("%d %d %d\\n", arg0, arg1, arg2); }',
     "switch": "sched:::switch { @[thread] = count(); }",
     "fbt_count": "fbt::pb_fbt:entry { @ = count(); }",
+    "fbt_all": "fbt:::entry { @[probefunc] = count(); }",
     "fbt_pair": "fbt::pb_fbt:entry { self->ts = timestamp; } "
                 "fbt::pb_fbt:return /self->ts/ { @ = quantize(timestamp - self->ts); "
                 "self->ts = 0; }",
@@ -186,13 +187,14 @@ def work_rate(ch, db, guest_s: float) -> tuple[float, float]:
     return (r1 - r0) / span if span > 0 else 0.0, span
 
 
-def demo_ratio(ch, elf, guest_s: float) -> dict:
-    """Demo's work rate without and with `sched:::switch { @[thread] =
-    count(); }`, and the switches per guest second it counted."""
+def demo_ratio(ch, elf, guest_s: float, kind: str = "switch") -> dict:
+    """Demo's work rate without and with SCRIPTS[kind] (`sched:::switch {
+    @[thread] = count(); }`, or fbt_all: every kernel function's entry
+    counted), and the firings per guest second it counted."""
     db = TypeDB.from_elf(elf)
     work_rate(ch, db, 1.0)                  # warm-up: the first second after boot
     without, _ = work_rate(ch, db, guest_s)
-    with TraceSession(ch, compile_bench("switch", probetable.load(elf))) as s:
+    with TraceSession(ch, compile_bench(kind, probetable.load(elf))) as s:
         u0 = ch.threads()[0]["uptime_ns"]
         s.start()
         with_, _ = work_rate(ch, db, guest_s)
