@@ -6,7 +6,9 @@ sorts the same table at boot): function i has entry probe
 
 Each probe's module is the kernel subsystem or application of the source
 file (the rule of kernel/Makefile's PROBE_MODULE: the directory under
-kernel/, the app's name for kernel/apps/APP/, `kernel` at the top); entry
+kernel/, the app's name for kernel/apps/APP/, `kernel` at the top), read
+from the `.fbtmods` table the build links in for the kernel's `probemod`
+(so both sides agree), or from DWARF without it; entry
 args[] are the function's formal parameters and return args[1] its return
 type, both from DWARF.  `runs()` folds a program's fbt enablings into
 runs of consecutive functions, the form the kernel links them in (an fbt
@@ -80,6 +82,36 @@ def sites(elf_path) -> list[tuple[int, int, int]]:
     return [(a, tramp, entry_id(i)) for i, a, _ in functions(elf_path)]
 
 
+def mod_table(raw: bytes, base: int) -> list[tuple[int, str]]:
+    """(address, module) entries of a .fbtmods section whose data is raw at
+    address base: {u64 count; {u64 addr; u64 name}[count]; names} (pure)."""
+    if len(raw) < 8:
+        return []
+    n = struct.unpack_from("<Q", raw, 0)[0]
+    out = []
+    for k in range(n):
+        addr, name = struct.unpack_from("<QQ", raw, 8 + 16 * k)
+        off = name - base
+        end = raw.find(b"\0", off) if 0 <= off < len(raw) else -1
+        out.append((addr, raw[off:end].decode() if end >= 0 else ""))
+    return out
+
+
+def module_at(table: list[tuple[int, str]], addr: int) -> str | None:
+    """The module of the last entry at or below addr (pure)."""
+    import bisect
+    k = bisect.bisect_right([a for a, _ in table], addr) - 1
+    return table[k][1] if k >= 0 else None
+
+
+@lru_cache(maxsize=8)
+def _modules(path: str) -> tuple:
+    f, elf = _open(path)
+    with f:
+        sec = elf.get_section_by_name(".fbtmods")
+        return tuple(mod_table(sec.data(), sec["sh_addr"])) if sec is not None else ()
+
+
 def _ctype(t) -> str:
     return str(t) if t is not None else "void"
 
@@ -87,14 +119,15 @@ def _ctype(t) -> str:
 def probes(elf_path, types=None) -> list[Probe]:
     """The entry and return probe of every fbt function, typed from the
     TypeDB `types` (introspect.dwarf) when given."""
-    out = []
+    out, mods = [], list(_modules(str(elf_path)))
     for i, addr, name in functions(elf_path):
-        mod, params, ret = "kernel", [], None
+        mod, params, ret = module_at(mods, addr), [], None
         if types is not None:
-            src = types.source_line(addr)
-            mod = module_of(src[0]) if src else "kernel"
+            src = types.source_line(addr) if mod is None else None
+            mod = mod or (module_of(src[0]) if src else "kernel")
             params = types.function_params(name) or []
             ret = types.function_return(name)
+        mod = mod or "kernel"
         entry = tuple((_ctype(t), n or f"arg{k}") for k, (n, t) in enumerate(params[:6]))
         retargs = (("uint64_t", "offset"),) + (((_ctype(ret), "retval"),) if ret else ())
         base = isa.FIRST_FBT_PROBE + 2 * i

@@ -74,6 +74,32 @@ def test_module_of():
     assert fbt.module_of("lib.c") == "kernel"
 
 
+def test_modules_agree_with_the_kernel_table_and_dwarf(elf):
+    db = TypeDB.from_elf(elf)
+    table = fbt.mod_table(*_section(elf, ".fbtmods"))
+    assert table and table == sorted(table)
+    for _, addr, name in fbt.functions(elf):
+        assert fbt.module_at(table, addr) == fbt.module_of(db.source_line(addr)[0]), name
+
+
+def _section(elf, name):
+    f, e = _open(str(elf))
+    with f:
+        s = e.get_section_by_name(name)
+        return s.data(), s["sh_addr"]
+
+
+def test_mod_table_decodes():
+    base = 0x1000
+    raw = (2).to_bytes(8, "little") + b"".join(
+        a.to_bytes(8, "little") + (base + 40 + o).to_bytes(8, "little")
+        for a, o in ((0x100, 0), (0x200, 3))) + b"mm\0io\0"
+    t = fbt.mod_table(raw, base)
+    assert t == [(0x100, "mm"), (0x200, "io")]
+    assert fbt.module_at(t, 0xff) is None and fbt.module_at(t, 0x150) == "mm"
+    assert fbt.module_at(t, 0x200) == "io" and fbt.mod_table(b"", 0) == []
+
+
 def test_site_table_sorts():
     raw = b"".join(a.to_bytes(8, "little") for a in (0x300, 0x100, 0x200))
     assert fbt.site_table(raw) == [0x100, 0x200, 0x300]

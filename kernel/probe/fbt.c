@@ -59,6 +59,7 @@ struct fbt_shadow {
 static const u8 fbt_nop5[FBT_LEN] = {0x0f, 0x1f, 0x44, 0x00, 0x00};
 
 extern u64 __mcount_loc_start[], __mcount_loc_end[];
+extern const u64 __fbtmods_start[], __fbtmods_end[];
 extern const u8 __text_start[], __text_end[];
 void fbt_entry_tramp(void);
 void fbt_return_tramp(void);
@@ -390,6 +391,27 @@ void fbt_return(u64 *slot, u64 rax)
 
 /* ------------------------------------------------------------ names, unwinding */
 
+/* The module (kernel subsystem or app) of the function at addr, from the
+ * .fbtmods table the build generates ({count; {addr, name}[count]} sorted
+ * by address); "" without it (the first link). */
+static const char *fbt_module(u64 addr)
+{
+    if (__fbtmods_end - __fbtmods_start < 1 || !__fbtmods_start[0])
+        return "";
+    const u64 *e = __fbtmods_start + 1;
+    u64 lo = 0, hi = __fbtmods_start[0] - 1;
+    if (addr < e[0])
+        return "";
+    while (lo < hi) {                   /* the last entry <= addr */
+        u64 mid = (lo + hi + 1) / 2;
+        if (e[2 * mid] <= addr)
+            lo = mid;
+        else
+            hi = mid - 1;
+    }
+    return (const char *)e[2 * lo + 1];
+}
+
 /* Provider, module, function or name of fbt probe `probe` (engine.c's
  * probe_name_of); 0 for an id past the table. */
 u64 fbt_name(u32 probe, u32 which)
@@ -400,7 +422,7 @@ u64 fbt_name(u32 probe, u32 which)
         return 0;
     switch (which) {
     case ISA_B_PROBEPROV: return (u64)"fbt";
-    case ISA_B_PROBEMOD: return (u64)"";
+    case ISA_B_PROBEMOD: return (u64)fbt_module(fbt.addr[fn]);
     case ISA_B_PROBEFUNC: {
         const char *s = ksyms_lookup(fbt.addr[fn], &off);
         return (u64)(s ? s : "");
