@@ -48,6 +48,7 @@ def functions(elf_path) -> list[tuple[int, int, str]]:
     """(index, address, name) of every fbt function: the sites that are a
     function symbol's first byte (a weak definition the link replaced
     leaves a site no symbol names; it keeps its index but is not listed).
+    gcc's clones (`f.constprop.0`, `f.isra.0`) are functions of their own.
     Empty for a kernel built without fbt."""
     return list(_functions(str(elf_path)))
 
@@ -66,7 +67,10 @@ def _functions(path: str) -> tuple:
             for s in tab.iter_symbols():
                 if s["st_info"]["type"] == "STT_FUNC" and s["st_shndx"] != "SHN_UNDEF":
                     names.setdefault(s["st_value"], s.name)
-    return tuple((i, a, names[a]) for i, a in enumerate(addrs) if a in names)
+    # the kernel names functions from .ksyms, which leaves out "__" names
+    # (kernel/Makefile's TEXTSYMS): such a site is refused there, so not listed
+    return tuple((i, a, names[a]) for i, a in enumerate(addrs)
+                 if a in names and not names[a].startswith("__"))
 
 
 def sites(elf_path) -> list[tuple[int, int, int]]:
