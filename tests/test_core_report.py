@@ -160,7 +160,10 @@ def test_core_of_another_kernel(null_core, demo_core):
     inst, core = demo_core
     other, _ = null_core
     r = unik(inst.env, "core", core, "--kernel", other.kernel, check=False)
-    assert r.returncode != 0 and "another kernel" in r.stderr and "Traceback" not in r.stderr
+    # the other build's note may sit at the same address (then the build-ids
+    # differ) or elsewhere (then none is found): either error names it
+    assert r.returncode != 0 and "Traceback" not in r.stderr
+    assert "another kernel" in r.stderr or "is a core of kernel build" in r.stderr
 
 
 PANIC_CALL = """\
