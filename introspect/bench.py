@@ -202,6 +202,37 @@ def _site_bytes(ch, elf) -> str:
     raise UnikError("bench:::fire has no site", "rebuild the probebench app")
 
 
+def _fbt_rows(ch, elf, b) -> list[dict]:
+    """fbt on probebench's pb_fbt (introspect/probebench.py): the disabled
+    site (its bytes checked in the ELF and live), count() at its entry, and
+    an entry+return pair timing the call."""
+    from probes import isa
+    from . import fbt, textcheck
+    from .errors import UnikError
+    addr = next((a for _, a, n in fbt.functions(elf) if n == "pb_fbt"), None)
+    if addr is None:
+        raise UnikError("pb_fbt has no fbt site", "rebuild the probebench app")
+    img = textcheck.text_image(elf)
+    built, live = img.data[addr - img.addr:addr - img.addr + 5], ch.memread(addr, 5)
+    if built != isa.NOP5 or live != isa.NOP5:
+        raise UnikError(f"pb_fbt's fbt site is {built.hex()} in the ELF and {live.hex()} "
+                        "live, not the 5-byte nop", "kernel/Makefile's FBT_CFLAGS changed")
+    off, _ = b.measure_fbt(None)
+    rows = [_row("disabled fbt site", off.probe, "instructions",
+                 f"per call, over the same function without it ({off.empty:g} per "
+                 f"iteration: -pg gives an empty leaf a 3-instruction frame); the site is "
+                 f"`{built.hex(' ')}` in the ELF and live", target="the one 5-byte nop")]
+    for kind, label, target in (
+            ("fbt_count", "enabled `fbt::pb_fbt:entry { @ = count(); }`", "<= 150"),
+            ("fbt_pair", "enabled fbt entry+return `@ = quantize(timestamp - self->ts)`",
+             None)):
+        on, st = b.measure_fbt(kind)
+        rows.append(_row(label, on.probe, "instructions",
+                         f"per call of pb_fbt, trampolines and clauses included "
+                         f"({st['fired']} firings, no drops)", target=target))
+    return rows
+
+
 def probe_rows(base: Path, quick: bool = False) -> list[dict]:
     """What probes cost (introspect/probebench.py): the probebench app
     under -icount shift=0 (guest instructions per call, slopes between two
@@ -229,6 +260,7 @@ def probe_rows(base: Path, quick: bool = False) -> list[dict]:
                 rows.append(_row(label, on.probe, "instructions",
                                  f"per firing on bench:::fire, site to clause and back "
                                  f"({st['fired']} firings, no drops)", target=target))
+            rows += _fbt_rows(ch, elf, b)
             sw, st = b.measure_switch()
             rows.append(_row("enabled `sched:::switch { @[thread] = count(); }`", sw,
                              "instructions", "per firing, on a ping-pong of two threads "
@@ -254,6 +286,15 @@ def probe_rows(base: Path, quick: bool = False) -> list[dict]:
                          f"demo's rounds per guest second {d['with']:.1f} with vs "
                          f"{d['without']:.1f} without; {d['switches_per_s']:.0f} "
                          "switches/s counted; -icount shift=0"))
+        with Channel.for_instance(inst, timeout=30) as ch:
+            f = pb.demo_ratio(ch, elf, 2.0 if quick else 5.0, kind="fbt_all")
+        rows.append(_row("demo throughput with `fbt:::entry { @[probefunc] = count(); }`",
+                         round(f["ratio"], 4), "x",
+                         f"demo's rounds per guest second {f['with']:.1f} with vs "
+                         f"{f['without']:.1f} without; {f['switches_per_s']:.0f} "
+                         "fbt firings/s counted over the whole kernel (demo's own "
+                         "functions are inlined into its worker loop); -icount shift=0",
+                         target=">= 0.95"))
     finally:
         instance.stop(inst)
     return rows

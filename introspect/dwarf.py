@@ -185,6 +185,17 @@ class TypeDB:
             return [(_name(c), self._type_of(c)) for c in die.iter_children()
                     if c.tag == "DW_TAG_formal_parameter"]
 
+    def function_return(self, name: str) -> CType | None:
+        """A function's return type; None if void or unknown (fbt's
+        return probes type arg1/retval by it)."""
+        die = self._func_dies.get(name)
+        if die is None:
+            return None
+        with self._guard():
+            if "DW_AT_abstract_origin" in die.attributes:
+                die = die.get_DIE_from_attribute("DW_AT_abstract_origin")
+            return self._type_of(die) if "DW_AT_type" in die.attributes else None
+
     def symbol(self, addr: int) -> tuple[str, int] | None:
         """(name, offset) of the ELF symbol holding addr."""
         return self.symbols.symbol(addr)

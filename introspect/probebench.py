@@ -53,6 +53,11 @@ SCRIPTS = {
     "printf": 'bench:::fire { printf("%d %d %d\\n", arg0, arg1, arg2); }',
     "flood": 'bench:::flood { printf("%d %d %d\\n", arg0, arg1, arg2); }',
     "switch": "sched:::switch { @[thread] = count(); }",
+    "fbt_count": "fbt::pb_fbt:entry { @ = count(); }",
+    "fbt_all": "fbt:::entry { @[probefunc] = count(); }",
+    "fbt_pair": "fbt::pb_fbt:entry { self->ts = timestamp; } "
+                "fbt::pb_fbt:return /self->ts/ { @ = quantize(timestamp - self->ts); "
+                "self->ts = 0; }",
 }
 RESULT_SYM = "probebench"
 RESULT_STRUCT = "probebench_result"
@@ -63,10 +68,11 @@ def compile_bench(kind: str, probes: list) -> Program:
     """The program of SCRIPTS[kind] for the kernel whose probes are given,
     compiled from its D text by the D compiler."""
     from probes.compiler import compile_script
+    from probes.probematch import match
     src = SCRIPTS[kind]
-    provider, name = src.split(" ", 1)[0].split(":::")
-    if not any(p.provider == provider and p.name == name for p in probes):
-        raise UnikError(f"no probe {provider}:::{name} in this kernel",
+    desc = src.split(" ", 1)[0]
+    if not match(desc, probes):
+        raise UnikError(f"no probe {desc} in this kernel",
                         "boot the probebench app (unik build probebench)")
     # the benchmarks' loops are all probe by design (no CPU deadman), and
     # they wait on guest memory, not on the session (no drain deadman)
@@ -94,6 +100,16 @@ def slopes(r: dict) -> Slopes:
         raise ValueError(f"bad round: n1={r['n1']} n2={r['n2']}")
     return Slopes((r["empty2"] - r["empty1"]) / dn, (r["site2"] - r["site1"]) / dn,
                   bool(r["enabled"]))
+
+
+def fbt_slopes(r: dict) -> Slopes:
+    """The same for pb_fbt against pb_fbt_base (the identical function
+    without its fbt nop): `probe` is 1 disabled, else one firing."""
+    dn = r["n2"] - r["n1"]
+    if dn <= 0:
+        raise ValueError(f"bad round: n1={r['n1']} n2={r['n2']}")
+    return Slopes((r["fbtbase2"] - r["fbtbase1"]) / dn, (r["fbt2"] - r["fbt1"]) / dn,
+                  bool(r["fbt_enabled"]))
 
 
 def pong_slope(r: dict) -> float:
@@ -173,13 +189,14 @@ def work_rate(ch, db, guest_s: float) -> tuple[float, float]:
     return (r1 - r0) / span if span > 0 else 0.0, span
 
 
-def demo_ratio(ch, elf, guest_s: float) -> dict:
-    """Demo's work rate without and with `sched:::switch { @[thread] =
-    count(); }`, and the switches per guest second it counted."""
+def demo_ratio(ch, elf, guest_s: float, kind: str = "switch") -> dict:
+    """Demo's work rate without and with SCRIPTS[kind] (`sched:::switch {
+    @[thread] = count(); }`, or fbt_all: every kernel function's entry
+    counted), and the firings per guest second it counted."""
     db = TypeDB.from_elf(elf)
     work_rate(ch, db, 1.0)                  # warm-up: the first second after boot
     without, _ = work_rate(ch, db, guest_s)
-    with TraceSession(ch, compile_bench("switch", probetable.load(elf))) as s:
+    with TraceSession(ch, compile_bench(kind, probetable.load(elf))) as s:
         u0 = ch.threads()[0]["uptime_ns"]
         s.start()
         with_, _ = work_rate(ch, db, guest_s)
@@ -236,6 +253,22 @@ class Bench:
             raise UnikError(f"probebench {kind}: the session dropped or faulted ({st})",
                             "a bigger bufsize, or fewer calls per round")
         return slopes(r), st
+
+    def measure_fbt(self, kind: str | None) -> tuple[Slopes, dict | None]:
+        """fbt_slopes with no session (kind None) or with SCRIPTS[kind]
+        (an fbt script on pb_fbt) running, and the session's status."""
+        seq = self.result()["seq"]
+        if kind is None:
+            return fbt_slopes(self.round_after(seq, False, field="fbt_enabled")), None
+        with TraceSession(self.ch, compile_bench(kind, self.probes)) as s:
+            s.start()
+            r = self.round_after(self.result()["seq"], True, field="fbt_enabled")
+            s.stop()
+            st = s.status()
+        if st["drops_agg"] or st["drops_dyn"] or st["errors"]:
+            raise UnikError(f"probebench {kind}: the session dropped or faulted ({st})",
+                            "a bigger aggsize or dynvarsize")
+        return fbt_slopes(r), st
 
     def measure_switch(self) -> tuple[float, dict]:
         """What one firing of SCRIPTS["switch"] costs on the ping-pong

@@ -26,6 +26,7 @@ from pathlib import Path
 from probes import isa
 from probes.program import Probe
 
+from . import fbt
 from .elfinfo import _open
 from .errors import UnikError
 
@@ -145,7 +146,16 @@ def _load_cached(path: str, _mtime: int) -> tuple:
         site_funcs.setdefault(_site_index(s, base, len(descs), p), _function_at(funcs, s["addr"]))
     static = tuple(_probe(i, d, img, site_funcs.get(i, ""), p) for i, d in enumerate(descs))
     table = tuple((s["addr"], s["target"], _site_index(s, base, len(descs), p)) for s in sites)
-    return SYNTHETIC + static, table
+    return SYNTHETIC + static + tuple(fbt.probes(p, _types(p))), table
+
+
+def _types(p: Path):
+    """The kernel's TypeDB for typing fbt args, or None without DWARF."""
+    from .dwarf import TypeDB
+    try:
+        return TypeDB.from_elf(p)
+    except UnikError:
+        return None
 
 
 def _key(elf_path) -> tuple[str, int]:
@@ -158,8 +168,9 @@ def _key(elf_path) -> tuple[str, int]:
 
 
 def load(elf_path) -> list[Probe]:
-    """Every probe of the kernel: dtrace:::BEGIN/END/ERROR, then the static
-    probes in table order (cached by path and mtime)."""
+    """Every probe of the kernel: dtrace:::BEGIN/END/ERROR, the static
+    probes in table order, then the fbt probes (introspect/fbt.py) in
+    function order (cached by path and mtime)."""
     return list(_load_cached(*_key(elf_path))[0])
 
 
@@ -211,7 +222,7 @@ def doc_table(probes, desc: dict) -> str:
     """The markdown table of the static probes (pure)."""
     rows = ["| provider | module | function | name | arguments | description |",
             "| --- | --- | --- | --- | --- | --- |"]
-    static = sorted((p for p in probes if p.id >= isa.FIRST_STATIC_PROBE),
+    static = sorted((p for p in probes if isa.FIRST_STATIC_PROBE <= p.id < isa.FIRST_FBT_PROBE),
                     key=lambda p: (p.provider, p.name, p.module, p.function))
     for p in static:
         args = "<br>".join(f"`args[{k}]`: `{t} {n}`" for k, (t, n) in enumerate(p.args)) or "none"

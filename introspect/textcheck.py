@@ -49,20 +49,32 @@ def read_text(mem, img: TextImage, chunk: int = 4096) -> bytes:
 
 def site_states(img: TextImage, live: bytes, sites) -> list[dict]:
     """For each (addr, target, index) site: 'off' (the nop), 'on' (a jmp to
-    its target) or 'corrupt' (anything else).  Pure."""
+    its target; for an fbt site, index an fbt probe id, a call to it) or
+    'corrupt' (anything else).  Pure."""
     out = []
     for addr, target, index in sites:
         off = addr - img.addr
         now = live[off:off + 5]
+        op = b"\xe8" if index >= isa.FIRST_FBT_PROBE else b"\xe9"
         if now == isa.NOP5:
             state = "off"
-        elif now[:1] == b"\xe9" and addr + 5 + int.from_bytes(now[1:], "little", signed=True) == target:
+        elif now[:1] == op and addr + 5 + int.from_bytes(now[1:], "little", signed=True) == target:
             state = "on"
         else:
             state = "corrupt"
         out.append({"addr": addr, "target": target, "index": index, "state": state,
                     "bytes": now.hex()})
     return out
+
+
+def inside_site(diff: tuple[int, int], site_addrs) -> bool:
+    """Does the differing run (addr, length) lie within one enabled site's
+    5 bytes (a patched site differs from the nop in only some of them)?
+    site_addrs: the enabled sites' addresses.  Pure."""
+    from bisect import bisect_right
+    addrs = sorted(site_addrs)
+    k = bisect_right(addrs, diff[0]) - 1
+    return k >= 0 and addrs[k] <= diff[0] and diff[0] + diff[1] <= addrs[k] + 5
 
 
 def diff_ranges(built: bytes, live: bytes, base: int) -> list[tuple[int, int]]:

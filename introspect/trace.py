@@ -40,7 +40,7 @@ from __future__ import annotations
 import time
 from collections import deque
 
-from . import codec
+from . import codec, fbt
 from . import protocol as P
 from .errors import ChannelError, ChannelTimeout, UnikError
 
@@ -130,7 +130,7 @@ class TraceSession:
         self._queues[self.session] = deque()
         try:
             self._load()
-            for pl in codec.trace_enable_requests(self.session, prog.enablings):
+            for pl in codec.trace_enable_requests(self.session, fbt.runs(prog.enablings)):
                 ch.request(P.MsgType.TRACE_ENABLE, pl)
             self._deadman(opts)
             ch.request(P.MsgType.TRACE_GO, codec.trace_session_request(self.session))

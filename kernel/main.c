@@ -10,6 +10,7 @@
 #include "mm.h"
 #include "netdev.h"
 #include "probe.h"
+#include "fbt.h"
 #include "sched.h"
 #include "selftest.h"
 #include "thread.h"
@@ -123,6 +124,7 @@ void kmain(u32 start_info)
     ioapic_init();
     mm_init();
     site_init();
+    fbt_init();
     time_init();
     sched_init();
     flight_init();

@@ -220,6 +220,12 @@ class SynthProbe(IntEnum):
 
 FIRST_STATIC_PROBE = 16
 
+# fbt (function-boundary) probes: function i of the kernel's sorted
+# __mcount_loc table has entry id FIRST_FBT_PROBE + 2*i and return id
+# FIRST_FBT_PROBE + 2*i + 1.  An fbt enabling covers a run of functions:
+# its arg is how many (ids probe, probe + 2, ...; 0 counts as 1).
+FIRST_FBT_PROBE = 0x10000
+
 
 # ---------------------------------------------------------------- container
 # Field types as in introspect/layout.py: u8 u16 u32 u64 i32 i64, char[N].
@@ -319,6 +325,7 @@ CONSTANTS = {
     "QUANTIZE_BUCKETS": QUANTIZE_BUCKETS, "REC_ERROR": REC_ERROR,
     "REC_EXIT": REC_EXIT, "REC_MAX": REC_MAX, "FIRST_STATIC_PROBE": FIRST_STATIC_PROBE,
     "MAX_STACK_FRAMES": MAX_STACK_FRAMES,
+    "FIRST_FBT_PROBE": FIRST_FBT_PROBE,
 }
 
 

@@ -151,7 +151,23 @@ class Sema(ExprMixin, VarsMixin):
             return ir.BuiltinVar(t, pos, which=which)
         if len(name) == 4 and name.startswith("arg") and name[3].isdigit():
             return ir.Arg(U64, pos, n=int(name[3]))
+        if name == "retval":
+            return self.retval(pos)
         return None
+
+    def retval(self, pos):
+        """retval: an fbt return probe's value (arg1), typed by the
+        function's return type as args[1] is."""
+        probes = [p for p, _ in getattr(self, "clause_probes", [])]
+        if not probes or any(p.provider != "fbt" or p.name != "return" for p in probes):
+            self.error(pos, "retval exists only at fbt return probes",
+                       "enable the clause on fbt::FUNC:return only")
+            return None
+        if any(len(p.args) < 2 for p in probes):
+            self.error(pos, "retval of a function that returns void",
+                       "arg1 is the raw rax, if you want it")
+            return None
+        return self.typed_arg(1, pos)
 
     def ctype_quiet(self, name: str):
         try:

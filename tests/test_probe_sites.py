@@ -55,7 +55,7 @@ def _text(elf_path):
 
 
 def _static(elf):
-    return [p for p in probetable.load(elf) if p.id >= isa.FIRST_STATIC_PROBE]
+    return [p for p in probetable.load(elf) if isa.FIRST_STATIC_PROBE <= p.id < isa.FIRST_FBT_PROBE]
 
 
 def test_every_site_is_nop5_in_the_elf(demo_elf):

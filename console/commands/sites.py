@@ -1,6 +1,6 @@
 """`unik sites`: which static probe sites are enabled right now, and
 (--verify) whether the kernel's text is byte-identical to its ELF."""
-from introspect import probetable, textcheck
+from introspect import fbt, probetable, textcheck
 from introspect.errors import UnikError
 
 from ..registry import Command
@@ -16,15 +16,19 @@ def run(ctx, args):
     inst = ctx.find(args)
     img = textcheck.text_image(inst.kernel)
     probes = {p.id - probetable.isa.FIRST_STATIC_PROBE: p
-              for p in probetable.load(inst.kernel) if p.id >= probetable.isa.FIRST_STATIC_PROBE}
+              for p in probetable.load(inst.kernel) if probetable.isa.FIRST_STATIC_PROBE <= p.id < probetable.isa.FIRST_FBT_PROBE}
     with ctx.channel(args) as ch:
         live = textcheck.read_text(ch, img)
-    states = textcheck.site_states(img, live, probetable.sites(inst.kernel))
+    states = textcheck.site_states(img, live, probetable.sites(inst.kernel) +
+                                   fbt.sites(inst.kernel))
+    fbtnames = {fbt.entry_id(i): f"fbt::{name}:entry/return"
+                for i, _, name in fbt.functions(inst.kernel)}
     for s in states:
-        s["probe"] = probes[s["index"]].fullname if s["index"] in probes else "?"
+        s["probe"] = fbtnames.get(s["index"]) or \
+            (probes[s["index"]].fullname if s["index"] in probes else "?")
     diffs = textcheck.diff_ranges(img.data, live, img.addr)
-    on_sites = {(s["addr"], 5) for s in states if s["state"] == "on"}
-    foreign = [d for d in diffs if d not in on_sites]
+    on_sites = [s["addr"] for s in states if s["state"] == "on"]
+    foreign = [d for d in diffs if not textcheck.inside_site(d, on_sites)]
     shown = states if args.all else [s for s in states if s["state"] != "off"]
     if args.json:
         ctx.json({"instance": inst.name, "sites": len(states),

@@ -7,6 +7,11 @@ pushed: r15 r14 r13 r12 rbx rbp, then the return address into its caller.
 The current thread of a core unwinds from the CPU's registers in the
 core's notes.  An interrupt or exception frame is crossed through the
 link trap_common (traps.S) pushes: the interrupted rip and rbp.
+
+A function with an fbt return probe outstanding returns to
+fbt_return_tramp (kernel/probe/fbt.c); the original return address is on
+its thread's shadow stack (fbt.shadow[slot]), innermost last, and the
+unwinder puts it back as the kernel's fbt_unwind_ret does.
 """
 from __future__ import annotations
 
@@ -15,6 +20,7 @@ from ..errors import UnikError
 MAX_FRAMES = 64
 _SWITCH_RBP, _SWITCH_RET = 40, 48        # offsets in sched_switch's frame
 _TRAP_ENTRY = "trap_common"              # whose link frame holds an exact rip
+_FBT_TRAMP = "fbt_return_tramp"          # an fbt return probe's stand-in return address
 
 
 class Frame:
@@ -67,6 +73,7 @@ class Thread:
         self.rsp = int(obj.rsp)
         self.stack = int(obj.stack)
         self.stack_size = int(obj.stack_size)
+        self.slot = (obj.address_ - prog["sched_threads"].address_) // obj.type_.size
 
     def __repr__(self) -> str:
         cur = " current" if self.is_current else ""
@@ -81,28 +88,50 @@ class Thread:
                 raise UnikError(f"thread {self.name} (tid {self.tid}) is running: a live "
                                 f"instance has no saved context for it",
                                 "take a core (unik dump) to see the running thread's stack")
-            return unwind(self.prog, regs["rip"], regs["rbp"], exact=True, sp=regs["rsp"])
+            return unwind(self.prog, regs["rip"], regs["rbp"], exact=True, sp=regs["rsp"],
+                          shadow=fbt_shadow(self.prog, self.slot, self.tid))
         if self.state_name == "dead":
             return StackTrace()
         ret = self.prog.read_u64(self.rsp + _SWITCH_RET)
         rbp = self.prog.read_u64(self.rsp + _SWITCH_RBP)
-        return unwind(self.prog, ret, rbp, exact=False)
+        return unwind(self.prog, ret, rbp, exact=False,
+                      shadow=fbt_shadow(self.prog, self.slot, self.tid))
 
 
-def unwind(prog, pc: int, fp: int, *, exact: bool, sp: int | None = None) -> StackTrace:
+def fbt_shadow(prog, slot: int, tid: int) -> list[int]:
+    """The original return addresses on thread slot's fbt shadow stack,
+    innermost first ([] for a kernel without fbt, or a stack that belongs
+    to an earlier thread of the slot)."""
+    try:
+        sh = prog["fbt"].shadow[slot]
+        if int(sh.tid) != tid:
+            return []
+        return [int(sh.f[i].ret) for i in reversed(range(int(sh.depth)))]
+    except (UnikError, KeyError, AttributeError, IndexError):
+        return []
+
+
+def unwind(prog, pc: int, fp: int, *, exact: bool, sp: int | None = None,
+           shadow=()) -> StackTrace:
     """Follow the rbp chain from (pc, fp); stops at a zero or non-growing
     frame pointer, an unreadable frame or MAX_FRAMES.  An exact pc with a
     known sp (the CPU's, or an interrupted context's) may be in a C
     function that has not pushed its frame (a leaf, a prologue, a ret):
-    its return address is then on the stack at sp."""
+    its return address is then on the stack at sp.  shadow: the thread's
+    fbt shadow stack (fbt_shadow), which stands in for each return into
+    fbt_return_tramp, innermost first."""
     out, prev = StackTrace(), 0
     cfuncs = prog.db.functions()
+    tramp = prog.db.address(_FBT_TRAMP) if shadow else None
+    shadow = list(shadow)
     while len(out) < MAX_FRAMES:
         fr = Frame(prog, pc, fp, exact)
         out.append(fr)
         if exact and sp is not None and fr.function in cfuncs:
             ret = _frameless_return(prog, fr, sp)
             if ret is not None:
+                if tramp is not None and ret == tramp and shadow:
+                    ret = shadow.pop(0)
                 pc, exact, sp = ret, False, None      # fp is still the caller's
                 continue
         if not fp or fp % 8 or fp <= prev:
@@ -113,6 +142,8 @@ def unwind(prog, pc: int, fp: int, *, exact: bool, sp: int | None = None) -> Sta
             break
         if ret == 0:
             break
+        if tramp is not None and ret == tramp and shadow:
+            ret = shadow.pop(0)
         exact, sp = False, None
         if fr.function == _TRAP_ENTRY:
             # trap_common's link frame: the interrupted rip and rbp, then

@@ -8,6 +8,7 @@
 #include "arch.h"
 #include "crash.h"
 #include "flight.h"
+#include "fbt.h"
 #include "kernel.h"
 #include "kprintf.h"
 #include "lib.h"
@@ -76,6 +77,21 @@ static void panic_frame(int i, u64 pc, bool is_ret)
         kprintf("  #%d 0x%016lx ?\n", i, pc);
 }
 
+/* panic_leaf_slot for a function that starts with its fbt site (the
+ * nop, or the call when enabled): gcc -pg emits push %rbp first and may
+ * schedule instructions between it and mov %rsp,%rbp.  fn is the code
+ * after the site, off the faulting offset into it. */
+static u64 panic_split_slot(const struct trap_frame *f, const u8 *fn, u64 off)
+{
+    static const u8 mov[3] = {0x48, 0x89, 0xe5};
+    if (fn[0] != 0x55 || off == 0)      /* frameless, or before push %rbp */
+        return f->rsp;
+    for (u64 q = 1; q < PANIC_PROLOGUE_SCAN && q < off; q++)
+        if (!memcmp(fn + q, mov, sizeof mov))
+            return 0;                   /* framed: the rbp chain is right */
+    return f->rsp + 8;                  /* pushed %rbp, not yet framed */
+}
+
 /* Where the return address of a trapping function sits when its frame is
  * not (or never) set up: gcc emits no push %rbp/mov %rsp,%rbp in a leaf
  * that uses no stack, and may schedule a few instructions before the
@@ -93,6 +109,8 @@ static u64 panic_leaf_slot(const struct trap_frame *f)
         return 0;
     if (fn[off] == 0xc3)                /* at ret: frame already gone */
         return f->rsp;
+    if (off >= 5 && (fn[0] == 0xe8 || !memcmp(fn, "\x0f\x1f\x44\x00\x00", 5)))
+        return panic_split_slot(f, fn + 5, off - 5);
     for (p = 0; p < scan; p++)
         if (!memcmp(fn + p, prologue, sizeof prologue))
             break;
@@ -104,16 +122,19 @@ static u64 panic_leaf_slot(const struct trap_frame *f)
 /* Walk the rbp chain; every frame is checked with mm_readable first so a
  * corrupt chain ends the walk instead of faulting inside the panic.  For a
  * trap, frame 0 is the faulting instruction (maybe in a frameless leaf);
- * for panic() it is the caller's return address. */
+ * for panic() it is the caller's return address.  A return into an fbt
+ * return trampoline is shown as the original (fbt_unwind_ret). */
 static void panic_backtrace(const struct trap_frame *f, bool trap)
 {
     u64 rbp = f->rbp, slot = trap ? panic_leaf_slot(f) : 0;
+    struct thread *t = thread_current();
+    u32 k = 0;                          /* fbt return trampolines seen */
     int i = 1;
 
     kprintf("backtrace:\n");
     panic_frame(0, f->rip, !trap);
     if (slot && mm_readable(slot, 8))
-        panic_frame(i++, *(u64 *)slot, true);
+        panic_frame(i++, fbt_unwind_ret(t, *(u64 *)slot, &k), true);
     for (; i < PANIC_BT_MAX && rbp; i++) {
         if ((rbp & 7) || !mm_readable(rbp, 16)) {
             kprintf("  (frame pointer 0x%lx not readable)\n", rbp);
@@ -122,7 +143,7 @@ static void panic_backtrace(const struct trap_frame *f, bool trap)
         u64 next = ((u64 *)rbp)[0], ret = ((u64 *)rbp)[1];
         if (!ret)
             return;
-        panic_frame(i, ret, true);
+        panic_frame(i, fbt_unwind_ret(t, ret, &k), true);
         if (next <= rbp)
             return;
         rbp = next;

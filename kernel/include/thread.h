@@ -49,6 +49,8 @@ void thread_exit(void) __attribute__((noreturn));
 struct thread *thread_current(void);
 const char *thread_name(struct thread *t);
 u32 thread_id(struct thread *t);
+/* t's slot in the thread table (0 .. THREAD_MAX-1): fbt's shadow stacks. */
+u32 thread_index(struct thread *t);
 /* CPU time t has run in ns, the current slice included (interrupts off). */
 u64 thread_cpu_ns(struct thread *t);
 /* Fill up to max records; *total gets the number of threads. */

@@ -85,5 +85,8 @@
 /* --- profile provider (kernel/probe/profile.c, arch/apictimer.c) --- */
 #define PROFILE_MIN_NS 50000          /* fastest profile-N accepted: 20 kHz (probes/probematch.py agrees) */
 #define APICTIMER_CAL_NS 2000000      /* calibrate the local APIC timer over this long (first profile use) */
+/* --- fbt: function-boundary probes (kernel/probe/fbt.c) --- */
+#define FBT_SHADOW_DEPTH 48           /* return probes outstanding per thread (deeper: dropped) */
+#define FBT_ENABLINGS_MAX 128         /* linked fbt enablings (each a run of functions) */
 
 #endif

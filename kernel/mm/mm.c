@@ -3,6 +3,7 @@
  * the firmware gave none, from "mem=" on the command line, else 32 MiB --
  * then starts the page allocator and the heap.  mm_readable guards every
  * read of an address that came from outside (MEMREAD, panic backtraces). */
+#include "fbt.h"
 #include "kernel.h"
 #include "kprintf.h"
 #include "lib.h"
@@ -95,7 +96,7 @@ u64 mm_total_bytes(void)
 }
 
 /* The RAM region holding addr, or NULL. */
-static const struct pvh_region *mm_region(u64 addr)
+FBT_EXCLUDED static const struct pvh_region *mm_region(u64 addr)
 {
     for (u32 i = 0; i < mm_nram; i++)
         if (addr >= mm_ram[i].addr && addr - mm_ram[i].addr < mm_ram[i].size)
@@ -105,7 +106,7 @@ static const struct pvh_region *mm_region(u64 addr)
 
 /* True when every byte of [addr, addr+len) is mapped RAM other than page
  * 0.  Before mm_init only the kernel image itself counts. */
-bool mm_readable(u64 addr, u64 len)
+FBT_EXCLUDED bool mm_readable(u64 addr, u64 len)
 {
     if (addr < PAGE_SIZE || addr >= MM_LIMIT || len > MM_LIMIT - addr)
         return false;

@@ -10,6 +10,7 @@
  * static (probe_st.ctx), so probe_fire's stack use stays small. */
 #include "engine.h"
 #include "arch.h"
+#include "fbt.h"
 #include "kernel.h"
 #include "stack.h"
 #include "lib.h"
@@ -79,6 +80,8 @@ static bool probe_load_cb(void *env, u64 addr, u32 size, u64 *out)
 /* Probe description strings of the firing probe (kernel addresses). */
 static u64 probe_name_of(u32 probe, u32 id)
 {
+    if (probe >= ISA_FIRST_FBT_PROBE)
+        return fbt_name(probe, id);
     if (probe >= ISA_FIRST_STATIC_PROBE) {
         const struct isa_probe_desc *d = site_desc(probe - ISA_FIRST_STATIC_PROBE);
         if (!d)

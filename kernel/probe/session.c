@@ -7,6 +7,7 @@
  * restore the sites) -> close.  Called from the channel thread (and the
  * self-test); what the probe path reads is changed with interrupts off. */
 #include "engine.h"
+#include "fbt.h"
 #include "kernel.h"
 #include "lib.h"
 #include "mm.h"
@@ -121,8 +122,10 @@ int probe_load(u32 sid, struct probe_verr *e)
 }
 
 /* Is probe id something the engine can enable? */
-static bool session_probe_ok(u32 id)
+static bool session_probe_ok(u32 id, u64 arg)
 {
+    if (id >= ISA_FIRST_FBT_PROBE)
+        return fbt_probe_ok(id, arg);
     if (id >= ISA_SP_BEGIN && id <= ISA_SP_PROFILE)
         return true;
     return id >= ISA_FIRST_STATIC_PROBE && id < PROBE_IDS_MAX &&
@@ -135,7 +138,7 @@ int probe_enable(u32 sid, u32 clause, u32 probe_id, u64 arg)
     struct probe_session *s = session_get(sid, PS_LOADED, PS_LOADED);
     if (!s)
         return PROBE_E_NOSESSION;
-    if (!session_probe_ok(probe_id))
+    if (!session_probe_ok(probe_id, arg))
         return PROBE_E_NOPROBE;
     if (clause >= s->prog.nclauses || (probe_id == ISA_SP_TICK && arg < 1000) ||
         (probe_id == ISA_SP_PROFILE && arg < PROFILE_MIN_NS) ||
@@ -171,6 +174,11 @@ static void session_link(u32 sid, bool on)
         struct probe_enabling *e = &probe_st.en[i];
         if (!e->used || e->sid != sid || e->linked == on)
             continue;
+        if (e->probe >= ISA_FIRST_FBT_PROBE) {    /* fbt keeps its own lists */
+            fbt_link(e, on);
+            e->linked = on;
+            continue;
+        }
         u64 f = irq_save();
         struct probe_enabling **link = &probe_st.first[e->probe];
         while (*link && *link != e)

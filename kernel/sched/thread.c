@@ -3,6 +3,7 @@
  * slot is needed (THREAD_MAX bounds the table); their stacks are freed by
  * the next thread_spawn. */
 #include "arch.h"
+#include "fbt.h"
 #include "kernel.h"
 #include "flight.h"
 #include "lib.h"
@@ -238,17 +239,22 @@ void thread_exit(void)
     panic("thread %u: resumed after exit", t->tid);
 }
 
-struct thread *thread_current(void)
+FBT_EXCLUDED struct thread *thread_current(void)
 {
     return sched_cur;
 }
 
-const char *thread_name(struct thread *t)
+FBT_EXCLUDED const char *thread_name(struct thread *t)
 {
     return t ? t->name : "?";
 }
 
-u32 thread_id(struct thread *t)
+FBT_EXCLUDED u32 thread_index(struct thread *t)
+{
+    return (u32)(t - sched_threads);
+}
+
+FBT_EXCLUDED u32 thread_id(struct thread *t)
 {
     return t ? t->tid : 0;
 }
@@ -266,7 +272,7 @@ bool thread_stack_bounds(struct thread *t, u64 *lo, u64 *hi)
 
 /* CPU time thread t has run, in ns, up to now if it is running (the probe
  * VM's vtimestamp; interrupts off). */
-u64 thread_cpu_ns(struct thread *t)
+FBT_EXCLUDED u64 thread_cpu_ns(struct thread *t)
 {
     if (!t)
         return 0;

@@ -25,7 +25,14 @@
  * Flooding: while the host enables bench:::flood, the app thread fires it
  * in a tight loop with interrupts on (the channel drains the records as it
  * would in production), counting firings and instructions; the host
- * measures records per second of its own wall time. */
+ * measures records per second of its own wall time.
+ *
+ * fbt: pb_empty and pb_site have no fbt site (FBT_EXCLUDED), so the
+ * static numbers above are unchanged; pb_fbt is pb_fbt_base (an empty
+ * function with the frame -pg forces) plus its fbt entry nop, both timed
+ * the same way (fbt1, fbt2; fbtbase1, fbtbase2), with `fbt_enabled` saying
+ * whether that site held the call to fbt_entry_tramp for the whole round. */
+#include "fbt.h"
 #include "kernel.h"
 #include "kprintf.h"
 #include "lib.h"
@@ -61,21 +68,44 @@ struct probebench_result {
     u64 pong1, pong2;           /* instructions: n1 and n2 ping-pong iterations */
     u64 switch_enabled;         /* sched:::switch was on for the whole round */
     u64 switch_index;           /* static probe index of sched:::switch */
+    u64 fbt1, fbt2;             /* instructions: loops calling pb_fbt */
+    u64 fbtbase1, fbtbase2;     /* ... and pb_fbt_base (pb_fbt without the nop) */
+    u64 fbt_enabled;            /* pb_fbt's fbt site was on for the whole round */
 };
 
 struct probebench_result probebench;
 
 /* What the loop calls when there is no probe: nothing. */
-static __attribute__((noinline)) void pb_empty(u64 i)
+static FBT_EXCLUDED __attribute__((noinline)) void pb_empty(u64 i)
 {
     __asm__ volatile("" : : "r"(i));
 }
 
 /* pb_empty plus the site of bench:::fire (disabled: one 5-byte nop). */
-static __attribute__((noinline)) void pb_site(u64 i)
+static FBT_EXCLUDED __attribute__((noinline)) void pb_site(u64 i)
 {
     __asm__ volatile("" : : "r"(i));
     PROBE_FIRE(bench, fire, i, i + 1, i + 2);
+}
+
+/* pb_fbt without its fbt site: the frame -pg gives every instrumented
+ * function (push %rbp; mov %rsp,%rbp; pop %rbp), which an empty leaf
+ * otherwise goes without, and nothing else. */
+static FBT_EXCLUDED __attribute__((noinline)) void pb_fbt_base(u64 i)
+{
+    __asm__ volatile("" : : "r"(i), "r"(__builtin_frame_address(0)));
+}
+
+/* pb_fbt_base plus its fbt entry site (disabled: one 5-byte nop). */
+static __attribute__((noinline)) void pb_fbt(u64 i)
+{
+    __asm__ volatile("" : : "r"(i), "r"(__builtin_frame_address(0)));
+}
+
+/* Is pb_fbt's fbt site patched on (a call, not the nop)? */
+static bool pb_fbt_on(void)
+{
+    return *(volatile const u8 *)pb_fbt == 0xe8;
 }
 
 /* The flood's site. */
@@ -175,6 +205,12 @@ static void pb_round(void)
     r->empty2 = pb_time(pb_empty, PB_N2);
     r->site2 = pb_time(pb_site, PB_N2);
     r->enabled = on && site_enabled(fire) > 0;
+    bool fon = pb_fbt_on();
+    r->fbtbase1 = pb_time(pb_fbt_base, PB_N1);
+    r->fbt1 = pb_time(pb_fbt, PB_N1);
+    r->fbtbase2 = pb_time(pb_fbt_base, PB_N2);
+    r->fbt2 = pb_time(pb_fbt, PB_N2);
+    r->fbt_enabled = fon && pb_fbt_on();
     if (pb_pong_thread)
         pb_pong(r);
     barrier();
