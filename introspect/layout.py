@@ -116,6 +116,9 @@ def write_header(render, argv=None) -> int:
     if not argv:
         sys.stdout.write(text)
         return 0
+    if argv[0].startswith("-") or len(argv) > 1:
+        sys.stderr.write("usage: python -m MODULE [OUTPUT.h]  (no OUTPUT: the header on stdout)\n")
+        return 0 if argv[0] in ("-h", "--help") else 2
     try:
         with open(argv[0]) as f:
             if f.read() == text:
