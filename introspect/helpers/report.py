@@ -255,7 +255,14 @@ def summarize(prog, stacks: bool = False) -> dict:
            "log_tail": log.splitlines()[-LOG_TAIL:], "heap": prog.heap(),
            "pages": _pages(prog), "heap_block": _heap_block(prog, p)}
     rep["events"] = _events(prog)
+    rep["sockets"] = _sockets(prog)
     return rep
+
+
+def _sockets(prog) -> list[dict] | None:
+    """lwIP's socket table (helpers/sockets.py; None: a kernel without lwIP)."""
+    from .sockets import has_stack, sockets
+    return sockets(prog) if has_stack(prog) else None
 
 
 def _heap_block(prog, p: dict | None) -> dict | None:
@@ -355,6 +362,9 @@ def render(rep: dict) -> str:
         from .flight import line
         out += ["", f"flight recorder (last {len(rep['events'])} events):",
                 *("  " + line(e) for e in rep["events"])]
+    if rep.get("sockets") is not None:
+        from .sockets import table
+        out += ["", f"sockets ({len(rep['sockets'])}):", *("  " + ln for ln in table(rep["sockets"]))]
     out += ["", *_render_mem(rep["heap"], rep["pages"]), "",
             f"log (last {len(rep['log_tail'])} lines):",
             *("  " + ln for ln in rep["log_tail"])]

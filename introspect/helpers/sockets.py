@@ -1,0 +1,136 @@
+"""Sockets: lwIP's protocol control blocks (kernel/net/lwip), read from
+its own globals through a Program, live or from a core:
+
+  tcp_listen_pcbs.listen_pcbs   LISTEN (struct tcp_pcb_listen: backlog)
+  tcp_bound_pcbs                bound, not yet listening or connected
+  tcp_active_pcbs               SYN_SENT .. LAST_ACK
+  tcp_tw_pcbs                   TIME_WAIT
+  udp_pcbs                      UDP
+
+Each is a singly linked list through `next`.  lwIP keeps an IPv4 address
+as a u32 `addr` in network byte order (so its first byte in memory is the
+first octet), ports in host order.  Its TCP timers count slow-timer
+ticks of TCP_SLOW_INTERVAL ms: rto is in ticks, sa is the smoothed RTT in
+ticks scaled by 8 (lwIP's tcp_in.c: rto = (sa >> 3) + sv).  The state
+name is the enumerator of lwIP's enum tcp_state, from DWARF.
+"""
+from __future__ import annotations
+
+from ..errors import UnikError
+
+TCP_SLOW_INTERVAL_MS = 500     # lwip/priv/tcp_priv.h: 2 * TCP_TMR_INTERVAL (250 ms)
+MAX_PCBS = 4096                # a list longer than this is a corrupt chain
+NO_STACK = "no network stack in this kernel (it has no lwIP: tcp_active_pcbs is missing)"
+
+_TCP_LISTS = (("bound", "tcp_bound_pcbs"), ("active", "tcp_active_pcbs"),
+              ("time-wait", "tcp_tw_pcbs"))
+
+
+def has_stack(prog) -> bool:
+    """Does the kernel prog is open on have lwIP's TCP globals?"""
+    try:
+        prog["tcp_active_pcbs"]
+        return True
+    except KeyError:
+        return False
+
+
+def sockets(prog) -> list[dict]:
+    """Every TCP and UDP pcb, listeners first, as dicts: proto, list,
+    state, local, remote ('a.b.c.d:port'), local_port, remote_port,
+    address (the pcb's), and for TCP connections snd_queuelen, snd_wnd,
+    rcv_wnd, rtt_ms, rto_ms, nrtx; for listeners backlog and
+    accepts_pending.  [] for a kernel without lwIP (see has_stack)."""
+    if not has_stack(prog):
+        return []
+    out = [_listener(p) for p in _chain(prog["tcp_listen_pcbs"].listen_pcbs)]
+    for lst, name in _TCP_LISTS:
+        out += [_tcp(p, lst) for p in _chain(prog[name])]
+    out += [_udp(p) for p in _chain(prog["udp_pcbs"])]
+    return out
+
+
+def _chain(head):
+    """The objects of a `next`-linked list from pointer head; stops at NULL,
+    a cycle, MAX_PCBS or memory that cannot be read."""
+    seen, p = set(), head
+    while len(seen) < MAX_PCBS:
+        try:
+            addr = int(p)
+            if addr == 0 or addr in seen:
+                return
+            seen.add(addr)
+            obj = p.deref()
+            nxt = obj.next
+            int(nxt)
+        except UnikError:
+            return
+        yield obj
+        p = nxt
+
+
+def ip4(addr_u32: int) -> str:
+    """lwIP's u32 addr (network byte order, read as a little-endian u32)
+    as dotted quad."""
+    return ".".join(str(b) for b in addr_u32.to_bytes(4, "little"))
+
+
+def _ends(pcb, remote: bool) -> dict:
+    lport = int(pcb.local_port)
+    row = {"address": pcb.address_, "local_addr": ip4(int(pcb.local_ip.addr)),
+           "local_port": lport}
+    row["local"] = f"{row['local_addr']}:{lport}"
+    if remote:
+        rport = int(pcb.remote_port)
+        row.update(remote_addr=ip4(int(pcb.remote_ip.addr)), remote_port=rport)
+        row["remote"] = f"{row['remote_addr']}:{rport}"
+    else:
+        row.update(remote_addr="0.0.0.0", remote_port=0, remote="0.0.0.0:*")
+    return row
+
+
+def _state(pcb) -> str:
+    st = pcb.state
+    return st.enumerator_() or f"?{int(st)}"
+
+
+def _listener(pcb) -> dict:
+    row = {"proto": "tcp", "list": "listen", "state": _state(pcb), **_ends(pcb, False)}
+    t = pcb.type_
+    row["backlog"] = int(pcb.backlog) if t.member("backlog") else None
+    row["accepts_pending"] = int(pcb.accepts_pending) if t.member("accepts_pending") else None
+    return row
+
+
+def _tcp(pcb, lst: str) -> dict:
+    row = {"proto": "tcp", "list": lst, "state": _state(pcb), **_ends(pcb, True)}
+    sa, rto = int(pcb.sa), int(pcb.rto)
+    row.update(snd_queuelen=int(pcb.snd_queuelen), snd_wnd=int(pcb.snd_wnd),
+               rcv_wnd=int(pcb.rcv_wnd), rtt_ms=max(sa >> 3, 0) * TCP_SLOW_INTERVAL_MS,
+               rto_ms=rto * TCP_SLOW_INTERVAL_MS, nrtx=int(pcb.nrtx))
+    return row
+
+
+def _udp(pcb) -> dict:
+    row = {"proto": "udp", "list": "udp", "state": "", **_ends(pcb, True)}
+    if row["remote_port"] == 0:
+        row["remote"] = "0.0.0.0:*"
+    return row
+
+
+def table(rows: list[dict]) -> list[str]:
+    """The socket table as text lines (unik core, examples)."""
+    out = [f"{'proto':<5} {'local':<21} {'remote':<21} {'state':<12} "
+           f"{'sndq':>4} {'sndwnd':>6} {'rcvwnd':>6} {'rtt':>6} {'rto':>6} {'nrtx':>4}"]
+    for r in rows:
+        if r["list"] == "listen":
+            extra = f"backlog {r['accepts_pending']}/{r['backlog']}" \
+                if r.get("backlog") is not None else ""
+        elif r["proto"] == "tcp":
+            extra = (f"{r['snd_queuelen']:>4} {r['snd_wnd']:>6} {r['rcv_wnd']:>6} "
+                     f"{r['rtt_ms']:>4}ms {r['rto_ms']:>4}ms {r['nrtx']:>4}")
+        else:
+            extra = ""
+        out.append(f"{r['proto']:<5} {r['local']:<21} {r['remote']:<21} "
+                   f"{r['state']:<12} {extra}".rstrip())
+    return out
