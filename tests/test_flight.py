@@ -130,7 +130,8 @@ def test_crash_core_events_end_in_panic(null_core):
     rep = json.loads(unik(inst.env, "core", core, "--json").stdout)
     assert rep["events"][-1]["kind"] == "PANIC"
     text = unik(inst.env, "core", core).stdout
-    assert "flight recorder (last 20 events):" in text and " kernel panic vector 14 " in text
+    assert "flight recorder (last 20 events):" in text, text
+    assert " kernel panic vector 14 " in text, text
 
 
 # ------------------------------------------------------------------ unik trace --core

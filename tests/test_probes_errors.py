@@ -111,7 +111,7 @@ hint: e.g. @[stack()] = count();
 t.d:1:18: error: unknown option 'bufsz'
     #pragma D option bufsz=1m
                      ^~~~~~~~
-hint: valid options: aggsize, bufsize, dynvarsize, quiet, strsize, switchrate
+hint: valid options: aggsize, bufsize, cpubudget, cpuwindow, deadman, dynvarsize, quiet, strsize, switchrate
 """),
     ("bad option value", "#pragma D option bufsize=lots\nBEGIN { }", """\
 t.d:1:18: error: bad size 'lots' for option bufsize
@@ -140,7 +140,7 @@ def test_golden_error_text(what, src, text):
 def test_unknown_x_option_has_no_place():
     assert rendered("BEGIN {}", options={"bufsz": "1"}) == (
         "error: -x bufsz: unknown option 'bufsz'\n"
-        "hint: valid options: aggsize, bufsize, dynvarsize, quiet, strsize, switchrate\n")
+        "hint: valid options: aggsize, bufsize, cpubudget, cpuwindow, deadman, dynvarsize, quiet, strsize, switchrate\n")
 
 
 @pytest.fixture(scope="module")

@@ -399,7 +399,16 @@ static void trace_abort_send(u32 sid)
                                   .used_ns = ab.used_ns, .window_ns = ab.window_ns };
     memcpy(pl, &r, sizeof(r));
     t->abort_sent = chan_reply(WIRE_MSG_TRACE_ABORT, 0, sizeof(r));
-    if (t->abort_sent)
+}
+
+/* Finish the deadman's abort of session sid (its sites restored now) and
+ * say so in the kernel log, whether or not the host hears of it by
+ * TRACE_ABORT or by TRACE_STATUS first.  Called by chan_trace_run. */
+static void trace_abort_finish(u32 sid)
+{
+    struct probe_abort ab;
+    probe_abort_finish(sid);
+    if (probe_aborted(sid, &ab) == 1)
         kprintf("probe: deadman aborted trace session %u (%s)\n", sid,
                 ab.reason == PROBE_DM_CPU ? "CPU budget" : "host not draining");
 }
@@ -413,7 +422,7 @@ void chan_trace_run(u64 now)
     for (u32 sid = 0; sid < TRACE_MAX; sid++) {
         struct chan_trace *t = &chan_traces[sid];
         if (aborted & (1u << sid))
-            probe_abort_finish(sid);
+            trace_abort_finish(sid);
         if (!t->active || now < t->due_ns)
             continue;
         t->due_ns = now + t->period_ns;
