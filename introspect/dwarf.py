@@ -174,26 +174,30 @@ class TypeDB:
         """name -> (low_pc, high_pc) of every function with code."""
         return dict(self._funcs)
 
+    def _func_die(self, name: str):
+        """The DIE describing function `name` (an inlined or out-of-line
+        copy's abstract origin), or None; call inside self._guard()."""
+        die = self._func_dies.get(name)
+        if die is not None and "DW_AT_abstract_origin" in die.attributes:
+            die = die.get_DIE_from_attribute("DW_AT_abstract_origin")
+        return die
+
     def function_params(self, name: str) -> list[tuple[str | None, CType]] | None:
         """A function's parameters as (name, type), or None if unknown."""
-        die = self._func_dies.get(name)
-        if die is None:
-            return None
         with self._guard():
-            if "DW_AT_abstract_origin" in die.attributes:
-                die = die.get_DIE_from_attribute("DW_AT_abstract_origin")
+            die = self._func_die(name)
+            if die is None:
+                return None
             return [(_name(c), self._type_of(c)) for c in die.iter_children()
                     if c.tag == "DW_TAG_formal_parameter"]
 
     def function_return(self, name: str) -> CType | None:
         """A function's return type; None if void or unknown (fbt's
         return probes type arg1/retval by it)."""
-        die = self._func_dies.get(name)
-        if die is None:
-            return None
         with self._guard():
-            if "DW_AT_abstract_origin" in die.attributes:
-                die = die.get_DIE_from_attribute("DW_AT_abstract_origin")
+            die = self._func_die(name)
+            if die is None:
+                return None
             return self._type_of(die) if "DW_AT_type" in die.attributes else None
 
     def symbol(self, addr: int) -> tuple[str, int] | None:
