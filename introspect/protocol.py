@@ -574,8 +574,9 @@ REQUESTS.update({
                                     feature=Feature.NET),
     MsgType.NET_PING_STOP: Request(NET_PING_REQ, "net_ping_stop_rep", feature=Feature.NET),
 })
-STREAMS[MsgType.NET_PING_EVENT] = (NET_PING_EVENT_HDR, "net_ping_event; the mux routes "
-                                   "it to the client that started the ping", Feature.NET)
+STREAMS[MsgType.NET_PING_EVENT] = (NET_PING_EVENT_HDR, "net_ping_event; to the clients that "
+                                   "subscribe (one ping runs at a time: its `ping` id "
+                                   "tells them apart)", Feature.NET)
 
 FEATURES_ALL = 0
 for _f in Feature:

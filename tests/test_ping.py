@@ -1,0 +1,86 @@
+"""`unik ping` over QEMU: the guest pings the user network's gateway
+(10.0.2.2) and the host prints three replies with icmp_seq, ttl and the
+guest's RTT, then ping's summary with 0% loss; an address nobody has
+times out with 100% loss and exit 1; the netstat counters see the ICMP
+traffic; a kernel without lwIP and bad arguments give one line."""
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from instances import booted, unik
+
+REPLY = re.compile(r"^64 bytes from 10\.0\.2\.2: icmp_seq=(\d+) ttl=(\d+) time=([\d.]+) ms$")
+
+
+@pytest.fixture(scope="module")
+def web(tmp_path_factory):
+    with booted("http", state=tmp_path_factory.mktemp("state"), name="pg",
+                boot_args=["--mem", "8M"]) as inst:
+        yield inst
+
+
+def test_ping_gateway(web):
+    before = json.loads(unik(web.env, "netstat", "pg", "-s", "--json").stdout)["statistics"]
+    r = unik(web.env, "ping", "pg", "10.0.2.2", "-c", "3", "-i", "0.2")
+    lines = r.stdout.splitlines()
+    assert lines[0] == "PING 10.0.2.2 (10.0.2.2) 56(84) bytes of data.", r.stdout
+    replies = [REPLY.match(x) for x in lines[1:4]]
+    assert all(replies), r.stdout
+    assert [int(m[1]) for m in replies] == [1, 2, 3]
+    assert all(int(m[2]) > 0 for m in replies)
+    rtts = [float(m[3]) for m in replies]
+    assert lines[4:6] == ["", "--- 10.0.2.2 ping statistics ---"], r.stdout
+    assert re.fullmatch(r"3 packets transmitted, 3 received, 0% packet loss, time \d+ms",
+                        lines[6]), lines[6]
+    m = re.fullmatch(r"rtt min/avg/max/mdev = ([\d.]+)/([\d.]+)/([\d.]+)/([\d.]+) ms", lines[7])
+    assert m, lines[7]
+    lo, avg, hi = float(m[1]), float(m[2]), float(m[3])
+    assert lo <= avg <= hi and lo <= min(rtts) + 0.01 and hi >= max(rtts) - 0.01
+    assert len(lines) == 8 and r.returncode == 0
+    after = json.loads(unik(web.env, "netstat", "pg", "-s", "--json").stdout)["statistics"]
+    # raw PCBs send and take these before lwIP's icmp.c: they count in ip
+    assert after["ip"]["xmit"] >= before["ip"]["xmit"] + 3
+    assert after["ip"]["recv"] >= before["ip"]["recv"] + 3
+
+
+def test_ping_size(web):
+    r = unik(web.env, "ping", "pg", "10.0.2.2", "-c", "1", "-s", "1472")
+    assert r.stdout.startswith("PING 10.0.2.2 (10.0.2.2) 1472(1500) bytes of data.\n"
+                               "1480 bytes from 10.0.2.2: icmp_seq=1 "), r.stdout
+
+
+def test_ping_unreachable_times_out(web):
+    r = unik(web.env, "ping", "pg", "10.0.2.99", "-c", "2", "-i", "0.2", "-W", "1",
+             check=False)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "bytes from" not in r.stdout
+    assert re.search(r"^2 packets transmitted, 0 received, 100% packet loss, time \d+ms$",
+                     r.stdout, re.M), r.stdout
+    assert "rtt min" not in r.stdout
+    # the ping ended: another one may start at once
+    unik(web.env, "ping", "pg", "10.0.2.2", "-c", "1")
+
+
+@pytest.mark.parametrize("argv, what", [
+    (["pg", "10.0.2.2", "-c", "0"], "-c 0: the count must be at least 1"),
+    (["pg", "10.0.2.2", "-s", "2000"], "-s 2000: the size must be 0..1472"),
+    (["pg", "10.0.2.2", "-i", "0.001"], "-i 0.001: the interval must be"),
+    (["pg", "10.0.2.2", "-W", "0"], "-W 0: the timeout must be"),
+    (["pg", "example.org"], "example.org: not an IPv4 address"),
+    (["pg", "10.0.2.2", "extra"], "too many arguments"),
+])
+def test_bad_arguments(web, argv, what):
+    r = unik(web.env, "ping", *argv, check=False)
+    assert r.returncode == 2 and what in r.stderr, (argv, r.stderr)
+    assert len(r.stderr.splitlines()) == 2 and "Traceback" not in r.stderr   # error + hint
+
+
+def test_kernel_without_lwip(tmp_path):
+    with booted("demo", state=tmp_path, name="plain") as inst:
+        r = unik(inst.env, "ping", "plain", "10.0.2.2", "-c", "1", check=False)
+        assert r.returncode == 2 and r.stdout == ""
+        assert "no network stack in this kernel" in r.stderr, r.stderr
+        assert len(r.stderr.splitlines()) == 2 and "Traceback" not in r.stderr
