@@ -84,3 +84,26 @@ def test_kernel_without_lwip(tmp_path):
         assert r.returncode == 2 and r.stdout == ""
         assert "no network stack in this kernel" in r.stderr, r.stderr
         assert len(r.stderr.splitlines()) == 2 and "Traceback" not in r.stderr
+
+
+def test_ctrl_c_and_killed_client(web):
+    """Ctrl-C ends an endless ping with the summary; a ping whose client
+    is killed is stopped by the mux, so the next one starts."""
+    import signal
+    from instances import UNIK, Child, wait_until
+    c = Child([UNIK, "ping", "pg", "10.0.2.2", "-i", "0.1"], web.env)
+    try:
+        wait_until(lambda: c.out.count("bytes from") >= 2, 30, "two replies")
+        assert c.finish(signal.SIGINT) == 0
+    finally:
+        c.kill()
+    m = re.search(r"^(\d+) packets transmitted, (\d+) received", c.out, re.M)
+    assert m and int(m[2]) >= 2 and int(m[1]) >= int(m[2]), c.out
+    c = Child([UNIK, "ping", "pg", "10.0.2.2", "-i", "0.1"], web.env)
+    try:
+        wait_until(lambda: "bytes from" in c.out, 30, "a reply")
+    finally:
+        c.kill()
+    wait_until(lambda: unik(web.env, "ping", "pg", "10.0.2.2", "-c", "1",
+                            check=False).returncode == 0, 20,
+               "the killed client's ping to be stopped by the mux")
