@@ -107,3 +107,22 @@ def test_ctrl_c_and_killed_client(web):
     wait_until(lambda: unik(web.env, "ping", "pg", "10.0.2.2", "-c", "1",
                             check=False).returncode == 0, 20,
                "the killed client's ping to be stopped by the mux")
+
+
+def test_format_like_iputils():
+    """The pure formatting (introspect/ping.py): iputils' precision and summary."""
+    from introspect.ping import ms, reply_line, summary
+    assert [ms(n) for n in (123_456, 1_234_567, 12_345_678, 123_456_789)] == \
+        ["0.123", "1.23", "12.3", "123"]
+    ev = {"bytes": 64, "from_addr": int.from_bytes(bytes([10, 0, 2, 2]), "little"),
+          "seq": 7, "ttl": 255, "rtt_ns": 345_678}
+    assert reply_line(ev) == "64 bytes from 10.0.2.2: icmp_seq=7 ttl=255 time=0.345 ms"
+    t = {"transmitted": 3, "received": 2, "errors": 0, "elapsed_ns": 2_003_000_000,
+         "rtt_min_ns": 1_000_000, "rtt_max_ns": 3_000_000, "rtt_sum_ns": 4_000_000,
+         "rtt_sum2_us": 1000 ** 2 + 3000 ** 2}
+    assert summary("h", t) == ["", "--- h ping statistics ---",
+                               "3 packets transmitted, 2 received, 33% packet loss, time 2003ms",
+                               "rtt min/avg/max/mdev = 1.000/2.000/3.000/1.000 ms"]
+    t.update(received=0, errors=1)
+    assert summary("h", t)[2:] == ["3 packets transmitted, 0 received, +1 errors, "
+                                   "100% packet loss, time 2003ms"]
