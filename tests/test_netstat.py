@@ -139,3 +139,22 @@ def test_kernel_without_lwip(tmp_path):
         assert r.returncode == 1 and r.stdout == ""
         assert r.stderr.startswith("unik netstat: no network stack in this kernel"), r.stderr
         assert "Traceback" not in r.stderr and len(r.stderr.splitlines()) == 2   # + hint
+
+
+def test_select_like_netstat():
+    """-t -u -l -a choose sockets as netstat does (pure)."""
+    from types import SimpleNamespace as NS
+    from console.commands.netstat import select
+    rows = [{"proto": "tcp", "state": "LISTEN", "remote_port": 0},
+            {"proto": "tcp", "state": "ESTABLISHED", "remote_port": 5},
+            {"proto": "udp", "state": "", "remote_port": 0},
+            {"proto": "udp", "state": "", "remote_port": 53}]
+
+    def pick(**kw):
+        a = NS(**{"tcp": False, "udp": False, "listening": False, "all": False, **kw})
+        return [rows.index(r) for r in select(rows, a)]
+    assert pick() == [1, 3]
+    assert pick(listening=True) == [0, 2]
+    assert pick(all=True) == [0, 1, 2, 3]
+    assert pick(tcp=True, all=True) == [0, 1]
+    assert pick(udp=True, listening=True) == [2]

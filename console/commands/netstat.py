@@ -68,6 +68,9 @@ def render_sockets(rows: list[dict], a) -> list[str]:
 def run(ctx, a):
     from introspect.helpers import netstat as N
     from introspect.helpers import sockets as S
+    if a.listening and a.all:
+        raise UsageError("unik netstat: -l and -a exclude each other",
+                         "-l: listening sockets only; -a: every socket")
     prog = open_core(a)
     who = {"core": a.core} if prog is not None else None
     if prog is None:
@@ -106,19 +109,8 @@ def run(ctx, a):
     return 0
 
 
-def _check(a):
-    if a.listening and a.all:
-        raise UsageError("unik netstat: -l and -a exclude each other",
-                         "-l: listening sockets only; -a: every socket")
-
-
-def _run(ctx, a):
-    _check(a)
-    return run(ctx, a)
-
-
 COMMAND = Command("netstat", "sockets, interfaces, statistics and routes (lwIP's tables)",
-                  _run, args, instance="optional",
+                  run, args, instance="optional",
                   epilog="examples:\n  unik netstat web -a        every TCP/UDP socket\n"
                          "  unik netstat web -i        interface counters and drops\n"
                          "  unik netstat web -s        per-protocol statistics\n"
