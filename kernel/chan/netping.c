@@ -9,6 +9,10 @@
 #include "net.h"
 #include "tunables.h"
 
+_Static_assert(NET_PING_REPLY == WIRE_PING_REPLY && NET_PING_TIMEOUT == WIRE_PING_TIMEOUT &&
+               NET_PING_SEND_ERROR == WIRE_PING_SEND_ERROR && NET_PING_DONE == WIRE_PING_DONE,
+               "net.h's ping events are the wire's NetPingEvent");
+
 static u32 chan_ping_id;                /* the current ping's id (0: none yet) */
 static u64 chan_ping_due;               /* when chan_net_run next drains */
 

@@ -48,8 +48,12 @@ void capture_tap(int dir, const void *frame, u32 len) __attribute__((weak));
  * (tcpip thread) times each reply.  Events queue in a small ring that the
  * probe-chan thread drains with net_ping_next.  Weak: a kernel without
  * lwIP has none of these (the channel then says so). */
+#define NET_PING_REPLY 0               /* event kinds: chan/netping.c checks them */
+#define NET_PING_TIMEOUT 1             /* against the wire's NetPingEvent */
+#define NET_PING_SEND_ERROR 2
+#define NET_PING_DONE 3
 struct net_ping_ev {
-    u32 kind;                          /* WIRE_PING_* (NetPingEvent) */
+    u32 kind;                          /* NET_PING_* */
     u32 seq, ttl, bytes, from;         /* from: network byte order */
     u64 rtt_ns;
 };

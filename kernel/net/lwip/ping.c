@@ -23,7 +23,6 @@
 #include "sync.h"
 #include "thread.h"
 #include "tunables.h"
-#include "wire.h"
 #include "x86.h"
 
 struct ping_slot {
@@ -104,7 +103,7 @@ static u8_t ping_recv(void *arg, struct raw_pcb *pcb, struct pbuf *p, const ip_a
     irq_restore(f);
     if (!mine)
         return 0;                       /* late or duplicate: lwIP drops it */
-    ping_event(WIRE_PING_REPLY, seq, IPH_TTL(iph), p->tot_len - hlen,
+    ping_event(NET_PING_REPLY, seq, IPH_TTL(iph), p->tot_len - hlen,
                ip4_addr_get_u32(ip_2_ip4(addr)), rtt);
     sem_signal(&ping_wake);             /* the thread may be waiting for this last reply */
     pbuf_free(p);
@@ -132,7 +131,7 @@ static bool ping_send(u32 seq)
     struct ping_slot *s = &ping.slots[seq % PING_SLOTS];
     u64 f = irq_save();
     if (s->seq)                         /* a request PING_SLOTS back still waits: it lost */
-        ping_event(WIRE_PING_TIMEOUT, s->seq, 0, 0, 0, 0);
+        ping_event(NET_PING_TIMEOUT, s->seq, 0, 0, 0, 0);
     s->seq = seq;
     s->sent_ns = time_ns();
     ping.tot.transmitted++;
@@ -168,7 +167,7 @@ static u64 ping_expire(u64 now)
             next = MIN(next, s->sent_ns + tmo - now);
         irq_restore(f);
         if (late)
-            ping_event(WIRE_PING_TIMEOUT, seq, 0, 0, 0, 0);
+            ping_event(NET_PING_TIMEOUT, seq, 0, 0, 0, 0);
     }
     return next;
 }
@@ -186,7 +185,7 @@ static void ping_main(void *arg)
         bool more = ping.count == 0 || seq < ping.count;
         if (more && now >= next_send) {
             if (!ping_send(++seq))
-                ping_event(WIRE_PING_SEND_ERROR, seq, 0, 0, 0, 0);
+                ping_event(NET_PING_SEND_ERROR, seq, 0, 0, 0, 0);
             next_send += (u64)ping.interval_ms * 1000000;
             continue;
         }
@@ -204,7 +203,7 @@ static void ping_main(void *arg)
     ping.tot.elapsed_ns = time_ns() - ping.start_ns;
     ping.running = false;
     irq_restore(f);
-    ping_event(WIRE_PING_DONE, seq, 0, 0, 0, 0);
+    ping_event(NET_PING_DONE, seq, 0, 0, 0, 0);
     sem_signal(&ping_done);
     thread_exit();
 }
