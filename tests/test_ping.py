@@ -70,7 +70,7 @@ def test_ping_unreachable_times_out(web):
     (["pg", "10.0.2.2", "-i", "0.001"], "-i 0.001: the interval must be"),
     (["pg", "10.0.2.2", "-W", "0"], "-W 0: the timeout must be"),
     (["pg", "example.org"], "example.org: not an IPv4 address"),
-    (["pg", "10.0.2.2", "extra"], "too many arguments"),
+    (["pg", "10.0.2.2", "extra"], "unrecognized arguments: extra"),
 ])
 def test_bad_arguments(web, argv, what):
     r = unik(web.env, "ping", *argv, check=False)
@@ -126,3 +126,13 @@ def test_format_like_iputils():
     t.update(received=0, errors=1)
     assert summary("h", t)[2:] == ["3 packets transmitted, 0 received, +1 errors, "
                                    "100% packet loss, time 2003ms"]
+
+
+def test_ping_json(web):
+    r = unik(web.env, "ping", "pg", "10.0.2.2", "-c", "2", "-i", "0.1", "--json")
+    objs = [json.loads(x) for x in r.stdout.splitlines()]
+    assert [o["kind"] for o in objs[:-1]] == ["reply", "reply", "done"], objs
+    assert [o["seq"] for o in objs[:2]] == [1, 2] and all(o["rtt_ns"] > 0 for o in objs[:2])
+    t = objs[-1]
+    assert t["summary"] and (t["transmitted"], t["received"]) == (2, 2)
+    assert t["rtt_min_ns"] <= t["rtt_max_ns"] and t["rtt_sum_ns"] >= 2 * t["rtt_min_ns"]

@@ -6,10 +6,13 @@ The kernel sends the ICMP echo requests with lwIP's raw API and times the
 replies with its own clock (kernel/net/lwip/ping.c); each reply prints as
 iputils' ping prints it, and the summary (transmitted, received, loss,
 min/avg/max/mdev) comes from the kernel's totals.  Ctrl-C or -c ends it.
-Exit 0 when a reply came, 1 when none did (as ping).  With QEMU's user
+Exit 0 when a reply came, 1 when none did (as ping).  --json: one JSON
+object per event (reply, timeout, send_error, done), then the totals.  With QEMU's user
 networking the gateway 10.0.2.2 answers.
 """
 from __future__ import annotations
+
+import json
 
 from ..registry import Command, UsageError
 
@@ -17,8 +20,9 @@ EXIT_NO_REPLY = 1
 
 
 def args(p):
-    p.add_argument("words", nargs="+", metavar="[NAME] HOST",
-                   help="instance name (optional), then the IPv4 address to ping")
+    p.add_argument("first", metavar="NAME|HOST",
+                   help="the instance (optional: the only running one), then HOST")
+    p.add_argument("host", nargs="?", metavar="HOST", help="the IPv4 address to ping")
     p.add_argument("-c", dest="count", type=int, default=None, metavar="COUNT",
                    help="stop after COUNT requests (default: until Ctrl-C)")
     p.add_argument("-i", dest="interval", type=float, default=1.0, metavar="INTERVAL",
@@ -32,10 +36,7 @@ def args(p):
 def check(a) -> tuple[str | None, str]:
     """(instance, host) from the words; bad values raise UsageError."""
     from introspect import protocol as P
-    if len(a.words) > 2:
-        raise UsageError(f"unik ping: too many arguments ({' '.join(a.words)})",
-                         "unik ping [NAME] HOST")
-    name, host = (a.words[0], a.words[1]) if len(a.words) == 2 else (None, a.words[0])
+    name, host = (a.first, a.host) if a.host is not None else (None, a.first)
     if a.count is not None and a.count <= 0:
         raise UsageError(f"unik ping: -c {a.count}: the count must be at least 1",
                          "e.g. -c 3")
@@ -69,23 +70,30 @@ def run(ctx, a):
             raise UsageError(f"unik ping: {ch.name}: {e.message}",
                              "ping needs an app built with lwIP (e.g. --app http)"
                              if "network" in e.message else "see: unik ping --help") from None
-        ctx.write(header(host, a.size))
+        if not a.json:
+            ctx.write(header(host, a.size))
         done = False
         with _Stopper(None) as stopper:
             while not stopper.done and not done:
                 for ev in ping.events(0.2):
-                    done |= _show(ctx, ev)
+                    done |= _show(ctx, ev, a.json)
             totals, late = ping.stop()
         for ev in late:
-            _show(ctx, ev)
-    ctx.write("\n".join(summary(host, totals)))
+            _show(ctx, ev, a.json)
+    if a.json:
+        ctx.write(json.dumps({"host": host, "summary": True, **totals}))
+    else:
+        ctx.write("\n".join(summary(host, totals)))
     return 0 if totals["received"] else EXIT_NO_REPLY
 
 
-def _show(ctx, ev) -> bool:
-    """Print a reply (timeouts print nothing, as in ping); True at DONE."""
+def _show(ctx, ev, as_json: bool = False) -> bool:
+    """Print a reply (timeouts print nothing, as in ping; --json: every
+    event as one JSON line); True at DONE."""
     from introspect import protocol as P
-    if ev["kind"] == P.NetPingEvent.REPLY:
+    if as_json:
+        ctx.write(json.dumps({**ev, "kind": P.NetPingEvent(ev["kind"]).name.lower()}))
+    elif ev["kind"] == P.NetPingEvent.REPLY:
         from introspect.ping import reply_line
         ctx.write(reply_line(ev))
     elif ev["kind"] == P.NetPingEvent.SEND_ERROR:
