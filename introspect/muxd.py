@@ -70,6 +70,7 @@ class Mux:
         self.log_on = False             # LOG_SUBSCRIBE sent (someone wants LOG_DATA)
         self.sessions = Sessions()      # trace session -> the client that opened it
         self.captures = Sessions()      # packet capture -> the client that opened it
+        self.pings = Sessions()         # guest ping (unik ping) -> the client that started it
         self.t0 = time.monotonic()
         self.kdec = codec.Decoder(max_payload=P.MAX_PAYLOAD)
         self.kr: asyncio.StreamReader | None = None
@@ -188,6 +189,8 @@ class Mux:
             self.opened(p.client, fr)
         if fr.type == P.MsgType.CAPTURE_OPEN | P.REPLY:
             self.capture_opened(p.client, fr)
+        if fr.type == P.MsgType.NET_PING_START | P.REPLY and len(fr.payload) >= 4:
+            self.ping_started(p.client, codec.trace_data_session(fr.payload))
         if p.client == SELF:
             if fr.type == P.MsgType.HELLO | P.REPLY:
                 self.hello = fr.payload
@@ -241,6 +244,8 @@ class Mux:
                 self.close_session(sid)
             for cap in self.captures.drop_client(cid):
                 self.close_capture(cap)
+            for pid in self.pings.drop_client(cid):
+                self.stop_ping(pid)
             writer.close()
 
     def serve_local(self, cid: int, fr: codec.Frame) -> None:
@@ -316,6 +321,19 @@ class Mux:
         self.send_kernel(P.MsgType.CAPTURE_CLOSE, rid, P.CAPTURE_REQ.pack(capture=cap, pad=0))
         log.info("closing capture %d: its client left", cap)
 
+    # Guest pings (unik ping): a client that leaves without NET_PING_STOP
+    # (killed) must not leave the guest pinging forever.
+    def ping_started(self, client, pid: int) -> None:
+        if client in self.clients:
+            self.pings.add(pid, client)
+        else:
+            self.stop_ping(pid)
+
+    def stop_ping(self, pid: int) -> None:
+        rid = self.router.outbound(SELF, 0, P.MsgType.NET_PING_STOP, time.monotonic())
+        self.send_kernel(P.MsgType.NET_PING_STOP, rid, P.NET_PING_REQ.pack(ping=pid, pad=0))
+        log.info("stopping ping %d: its client left", pid)
+
     def forward(self, cid: int, fr: codec.Frame) -> None:
         """A client's request on its way to the kernel (a TRACE_CLOSE also
         ends the session's ownership)."""
@@ -323,6 +341,8 @@ class Mux:
             self.sessions.remove(codec.trace_data_session(fr.payload))
         if fr.type == P.MsgType.CAPTURE_CLOSE and len(fr.payload) >= 4:
             self.captures.remove(codec.trace_data_session(fr.payload))
+        if fr.type == P.MsgType.NET_PING_STOP and len(fr.payload) >= 4:
+            self.pings.remove(codec.trace_data_session(fr.payload))
         mid = self.router.outbound(cid, fr.id, fr.type, time.monotonic())
         self.kw.write(codec.reframe(fr, mid))
         self.stats["frames_up"] += 1

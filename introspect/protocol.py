@@ -63,10 +63,14 @@ class MsgType(IntEnum):
     CAPTURE_STOP = 0x0034   # stop capturing, flush what is buffered, then the final counters
     CAPTURE_CLOSE = 0x0035  # free the capture
     CAPTURE_INJECT = 0x0036  # debug: run one Ethernet frame through the capture tap
+    # network (unik ping)
+    NET_PING_START = 0x0040  # the guest starts pinging an IPv4 address -> ping id
+    NET_PING_STOP = 0x0041   # stop the ping; its final counters
     LOG_DATA = 0x0200   # unsolicited (id 0): new log bytes while subscribed
     TRACE_DATA = 0x0201  # unsolicited (id 0): a batch of a session's records
     TRACE_ABORT = 0x0202  # unsolicited (id 0): the deadman aborted a session, and why
     CAPTURE_DATA = 0x0210  # unsolicited (id 0): a batch of a capture's packets
+    NET_PING_EVENT = 0x0220  # unsolicited (id 0): a ping's reply, timeout or end
     CRASH = 0x0230      # unsolicited (id 0): the kernel panicked; its crash record
     ERROR = 0xFFFF      # reply only: the request failed (payload: error)
 
@@ -79,6 +83,7 @@ class Feature(IntFlag):
     LOG_STREAM = 1 << 0     # LOG_SUBSCRIBE and the LOG_DATA stream
     TRACE = 1 << 1          # TRACE_*, AGG_* and the TRACE_DATA stream
     CAPTURE = 1 << 3        # CAPTURE_* and the CAPTURE_DATA stream
+    NET = 1 << 6            # NET_PING_* and the NET_PING_EVENT stream
     CRASH = 1 << 7          # crash_record in memory and the CRASH frame on panic
 
 
@@ -511,6 +516,68 @@ STREAMS[MsgType.CAPTURE_DATA] = (CAPTURE_DATA_HDR, "capture_data + npkt packets;
                                  "routes it to the client that opened the capture",
                                  Feature.CAPTURE)
 
+# ---------------------------------------------------------------- network
+# unik ping: the guest sends ICMP echo requests with lwIP's raw API
+# (kernel/net/lwip/ping.c) and measures each reply's round trip itself;
+# events stream in NET_PING_EVENT frames (docs/netstat.md).
+NET_PING_START_REQ = L("net_ping_start_req", "NET_PING_START request",
+                       ("dst", "u32", "IPv4 address, network byte order (first octet first)"),
+                       ("count", "u32", "echo requests to send; 0: until NET_PING_STOP"),
+                       ("interval_ms", "u32", "between requests (NET_PING_INTERVAL_MIN..)"),
+                       ("size", "u32", "data bytes after the 8-byte ICMP header "
+                        "(..NET_PING_SIZE_MAX)"),
+                       ("timeout_ms", "u32", "how long each request waits for its reply"),
+                       ("pad", "u32", "0"))
+NET_PING_START_REP = L("net_ping_start_rep", "NET_PING_START reply",
+                       ("ping", "u32", "ping id (names the ping's events)"),
+                       ("ident", "u32", "the ICMP identifier the requests carry"),
+                       ("src", "u32", "the guest's address, network byte order"),
+                       ("pad", "u32", "0"))
+NET_PING_REQ = L("net_ping_req", "NET_PING_STOP request",
+                 ("ping", "u32", "ping id"),
+                 ("pad", "u32", "0"))
+NET_PING_STOP_REP = L("net_ping_stop_rep", "NET_PING_STOP reply: the ping's final "
+                      "counters, kept by the kernel (exact even if events were dropped)",
+                      ("transmitted", "u32", "echo requests sent"),
+                      ("received", "u32", "replies matched to a request"),
+                      ("errors", "u32", "requests lwIP refused to send"),
+                      ("dropped", "u32", "events the kernel could not queue or send"),
+                      ("rtt_min_ns", "u64", "fastest reply"),
+                      ("rtt_max_ns", "u64", "slowest reply"),
+                      ("rtt_sum_ns", "u64", "sum of the replies' round trips"),
+                      ("rtt_sum2_us", "u64", "sum of their squares in us^2 (for mdev)"),
+                      ("elapsed_ns", "u64", "first request to the end"))
+NET_PING_EVENT_HDR = L("net_ping_event", "NET_PING_EVENT frame: one event of a ping",
+                       ("ping", "u32", "ping id"),
+                       ("kind", "u32", "NetPingEvent"),
+                       ("seq", "u32", "icmp_seq of the request (from 1)"),
+                       ("ttl", "u32", "REPLY: the reply's IP TTL"),
+                       ("bytes", "u32", "REPLY: ICMP bytes received"),
+                       ("from_addr", "u32", "REPLY: the sender, network byte order"),
+                       ("rtt_ns", "u64", "REPLY: round trip as the guest measured it"))
+LAYOUTS += (NET_PING_START_REQ, NET_PING_START_REP, NET_PING_REQ, NET_PING_STOP_REP,
+            NET_PING_EVENT_HDR)
+
+
+class NetPingEvent(IntEnum):
+    """What a NET_PING_EVENT reports."""
+    REPLY = 0           # an echo reply to request `seq`
+    TIMEOUT = 1         # request `seq` got no reply within timeout_ms
+    SEND_ERROR = 2      # lwIP refused to send request `seq`
+    DONE = 3            # the last request was answered or timed out: NET_PING_STOP next
+
+
+NET_PING_INTERVAL_MIN = 10              # ms
+NET_PING_SIZE_MAX = 1472                # one Ethernet frame: 1500 - IP 20 - ICMP 8
+REQUESTS.update({
+    MsgType.NET_PING_START: Request(NET_PING_START_REQ, "net_ping_start_rep",
+                                    feature=Feature.NET),
+    MsgType.NET_PING_STOP: Request(NET_PING_REQ, "net_ping_stop_rep", feature=Feature.NET),
+})
+STREAMS[MsgType.NET_PING_EVENT] = (NET_PING_EVENT_HDR, "net_ping_event; to the clients that "
+                                   "subscribe (one ping runs at a time: its `ping` id "
+                                   "tells them apart)", Feature.NET)
+
 FEATURES_ALL = 0
 for _f in Feature:
     FEATURES_ALL |= int(_f)
@@ -532,6 +599,9 @@ CONSTANTS = {
 
 ENUMS = (("MSG", MsgType), ("REJ", Reject), ("ERR", ErrCode), ("TS", ThreadState),
          ("F", Feature), ("DEADMAN", Deadman))
+ENUMS += (("PING", NetPingEvent),)
+CONSTANTS.update(NET_PING_INTERVAL_MIN=NET_PING_INTERVAL_MIN,
+                 NET_PING_SIZE_MAX=NET_PING_SIZE_MAX)
 
 
 # ================================================================ mux-local

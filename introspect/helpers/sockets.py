@@ -99,6 +99,8 @@ def _listener(pcb) -> dict:
     t = pcb.type_
     row["backlog"] = int(pcb.backlog) if t.member("backlog") else None
     row["accepts_pending"] = int(pcb.accepts_pending) if t.member("accepts_pending") else None
+    # as ss: a listener's Recv-Q is its accept queue, its Send-Q the backlog
+    row.update(recv_q=row["accepts_pending"] or 0, send_q=row["backlog"] or 0)
     return row
 
 
@@ -108,14 +110,60 @@ def _tcp(pcb, lst: str) -> dict:
     row.update(snd_queuelen=int(pcb.snd_queuelen), snd_wnd=int(pcb.snd_wnd),
                rcv_wnd=int(pcb.rcv_wnd), rtt_ms=max(sa >> 3, 0) * TCP_SLOW_INTERVAL_MS,
                rto_ms=rto * TCP_SLOW_INTERVAL_MS, nrtx=int(pcb.nrtx))
+    if lst == "time-wait":
+        row.update(recv_q=0, send_q=0)
+    else:
+        # Send-Q: bytes the application gave TCP that the peer has not acked
+        # (snd_lbb: next byte to buffer); Recv-Q: bytes received in order
+        # that the application has not read (lwIP reopens the window only
+        # when it does: tcp_recved), so the window's shortfall.
+        row["send_q"] = (int(pcb.snd_lbb) - int(pcb.lastack)) & 0xFFFFFFFF
+        wnd = _tcp_wnd(pcb.prog_)
+        row["recv_q"] = max(wnd - row["rcv_wnd"], 0) if wnd else 0
+    row.update(rttvar_ms=max(int(pcb.sv) >> 2, 0) * TCP_SLOW_INTERVAL_MS,
+               cwnd=int(pcb.cwnd), ssthresh=int(pcb.ssthresh), mss=int(pcb.mss))
     return row
+
+
+def _tcp_wnd(prog) -> int:
+    """TCP_WND as the kernel was built with it (netif.c's net_tcp_wnd),
+    0 when the kernel does not say."""
+    try:
+        return int(prog["net_tcp_wnd"])
+    except (KeyError, UnikError):
+        return 0
 
 
 def _udp(pcb) -> dict:
     row = {"proto": "udp", "list": "udp", "state": "", **_ends(pcb, True)}
     if row["remote_port"] == 0:
         row["remote"] = "0.0.0.0:*"
+    row.update(recv_q=_udp_queued(pcb), send_q=0)
     return row
+
+
+def _udp_queued(pcb) -> int:
+    """Bytes waiting in a UDP socket's receive mailbox (netbufs posted by
+    lwIP's recv_udp; the socket layer's netconn is the pcb's recv_arg).
+    0 when the pcb has no netconn or the mailbox cannot be read."""
+    try:
+        if int(pcb.recv_arg) == 0:
+            return 0
+        conn = pcb.prog_.object("struct netconn", int(pcb.recv_arg))
+        mb = conn.recvmbox
+        if not int(mb.valid):
+            return 0
+        b = mb.b
+        cap, head, count = int(b.cap), int(b.head), int(b.count)
+        total = 0
+        for i in range(min(count, cap)):
+            nb = b.slots[(head + i) % cap]
+            if int(nb):
+                buf = pcb.prog_.object("struct netbuf", int(nb))
+                total += int(buf.p.tot_len) if int(buf.p) else 0
+        return total
+    except (UnikError, KeyError, AttributeError):
+        return 0
 
 
 def table(rows: list[dict]) -> list[str]:

@@ -52,6 +52,13 @@ void chan_capture_run(u64 now);
 u64 chan_capture_wait_ns(u64 now);
 void chan_capture_host_left(void);
 
+/* netping.c: the network requests (chan_serve_net_*) and NET_PING_EVENT */
+void chan_serve_net_ping_start(u16 type, u32 id, const u8 *p, u32 len);
+void chan_serve_net_ping_stop(u16 type, u32 id, const u8 *p, u32 len);
+void chan_net_run(u64 now);
+u64 chan_net_wait_ns(u64 now);
+void chan_net_host_left(void);
+
 /* stream.c */
 void chan_serve_log_subscribe(u16 type, u32 id, const u8 *p, u32 len);
 /* Push the stream frames that are due; called by the probe-chan loop. */

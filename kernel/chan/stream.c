@@ -79,6 +79,7 @@ void chan_stream_run(void)
     u64 now = time_ns();
     chan_trace_run(now);
     chan_capture_run(now);
+    chan_net_run(now);
     if (!stream_log_on || now < stream_due_ns)
         return;
     stream_due_ns = now + (u64)CHAN_STREAM_MS * 1000000;
@@ -93,6 +94,7 @@ u32 chan_stream_wait_ms(void)
     u64 now = time_ns();
     u64 ns = chan_trace_wait_ns(now);
     ns = MIN(ns, chan_capture_wait_ns(now));
+    ns = MIN(ns, chan_net_wait_ns(now));
     if (stream_log_on)
         ns = MIN(ns, stream_due_ns > now ? stream_due_ns - now : 0);
     if (ns == ~0ull)
@@ -108,4 +110,5 @@ void chan_stream_host_left(void)
     stream_log_on = false;
     chan_trace_host_left();
     chan_capture_host_left();
+    chan_net_host_left();
 }

@@ -42,4 +42,33 @@ void net_if_get_stats(struct net_if_stats *out);
 #define CAPTURE_DIR_IN 0
 #define CAPTURE_DIR_OUT 1
 void capture_tap(int dir, const void *frame, u32 len) __attribute__((weak));
+/* --- ping (net/lwip/ping.c; unik ping through chan/netping.c) ---
+ * One ping at a time: a "ping" thread sends `count` ICMP echo requests
+ * (0: until net_ping_stop) with lwIP's raw API, and the reply callback
+ * (tcpip thread) times each reply.  Events queue in a small ring that the
+ * probe-chan thread drains with net_ping_next.  Weak: a kernel without
+ * lwIP has none of these (the channel then says so). */
+#define NET_PING_REPLY 0               /* event kinds: chan/netping.c checks them */
+#define NET_PING_TIMEOUT 1             /* against the wire's NetPingEvent */
+#define NET_PING_SEND_ERROR 2
+#define NET_PING_DONE 3
+struct net_ping_ev {
+    u32 kind;                          /* NET_PING_* */
+    u32 seq, ttl, bytes, from;         /* from: network byte order */
+    u64 rtt_ns;
+};
+struct net_ping_totals {
+    u32 transmitted, received, errors, dropped;
+    u64 rtt_min_ns, rtt_max_ns, rtt_sum_ns, rtt_sum2_us, elapsed_ns;
+};
+/* Start pinging dst (network byte order); 0, or -1 busy, -2 no interface,
+ * -3 out of memory.  *ident and *src: the ICMP id and our address. */
+int net_ping_start(u32 dst, u32 count, u32 interval_ms, u32 size, u32 timeout_ms,
+                   u32 *ident, u32 *src) __attribute__((weak));
+/* Pop the oldest event; false when none. */
+bool net_ping_next(struct net_ping_ev *ev) __attribute__((weak));
+/* Is a ping running, or are events waiting? */
+bool net_ping_busy(void) __attribute__((weak));
+/* Stop the ping (waits for its thread to finish) and give its totals. */
+void net_ping_stop(struct net_ping_totals *t) __attribute__((weak));
 #endif

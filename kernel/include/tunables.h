@@ -89,4 +89,9 @@
 #define FBT_SHADOW_DEPTH 48           /* return probes outstanding per thread (deeper: dropped) */
 #define FBT_ENABLINGS_MAX 128         /* linked fbt enablings (each a run of functions) */
 
+/* --- ping (net/lwip/ping.c, chan/netping.c) --- */
+#define PING_SLOTS 64                 /* requests awaiting a reply at once (older ones time out) */
+#define PING_EVENTS 64                /* events queued for the channel (more: counted drops) */
+#define PING_DRAIN_MS 10              /* how often the channel sends a running ping's events */
+#define PING_STOP_WAIT_MS 2000        /* how long NET_PING_STOP waits for the ping thread */
 #endif

@@ -29,6 +29,9 @@
 static struct netif net_if;
 static struct net_if_stats net_stats;
 static bool net_is_up;
+/* TCP's receive window when nothing waits for the application: netstat's
+ * Recv-Q is net_tcp_wnd - pcb->rcv_wnd (introspect/helpers/sockets.py). */
+const u32 net_tcp_wnd = TCP_WND;
 
 /* The netdev receive callback (interrupt context): tap, copy into a pool
  * pbuf, queue for the tcpip thread. */
@@ -50,6 +53,7 @@ static void net_rx(void *arg, const u8 *frame, u32 len)
         return;
     }
     net_stats.rx_frames++;
+    LINK_STATS_INC(link.recv);
 }
 
 /* lwIP's linkoutput: one frame out (core lock held; a thread, never the
