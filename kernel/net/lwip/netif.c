@@ -33,20 +33,31 @@ static bool net_is_up;
  * Recv-Q is net_tcp_wnd - pcb->rcv_wnd (introspect/helpers/sockets.py). */
 const u32 net_tcp_wnd = TCP_WND;
 
+/* Ethernet's shortest frame without the FCS.  Shorter ones are padded
+ * with zeros to it (a NIC on a wire never delivers them): lwIP 2.1.3's
+ * etharp_input reads an ARP packet's 28 bytes whatever the frame's
+ * length, and in a reused pool pbuf the bytes past a short frame are the
+ * previous frame's: a 22-byte ARP "request" was answered with addresses
+ * taken from the one before (tests/test_net_adversarial.py). */
+#define NET_ETH_MIN 60
+
 /* The netdev receive callback (interrupt context): tap, copy into a pool
- * pbuf, queue for the tcpip thread. */
+ * pbuf (padded to NET_ETH_MIN), queue for the tcpip thread. */
 static void net_rx(void *arg, const u8 *frame, u32 len)
 {
     struct netif *nif = arg;
     /* ---- CAPTURE TAP (in): every frame the driver receives, before lwIP ---- */
     if (capture_tap)
         capture_tap(CAPTURE_DIR_IN, frame, len);
-    struct pbuf *p = pbuf_alloc(PBUF_RAW, (u16_t)len, PBUF_POOL);
+    u16_t plen = len < NET_ETH_MIN ? NET_ETH_MIN : (u16_t)len;
+    struct pbuf *p = pbuf_alloc(PBUF_RAW, plen, PBUF_POOL);
     if (!p) {
         net_stats.rx_drop_nopbuf++;
         return;
     }
     pbuf_take(p, frame, (u16_t)len);
+    if (plen > len)                   /* one pool pbuf holds a whole frame: contiguous */
+        memset((u8 *)p->payload + len, 0, plen - len);
     if (nif->input(p, nif) != ERR_OK) {
         pbuf_free(p);
         net_stats.rx_drop_nombox++;
