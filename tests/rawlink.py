@@ -71,6 +71,7 @@ class Link:
         self.sent = 0
         self.seen: dict[str, int] = {}
         self.replies: list[bytes] = []       # ICMP echo replies (not barriers)
+        self.arp_replies: list[tuple] = []   # (hwdst, pdst) of the guest's ARP replies
         self._barrier_seq = 0
         self._barriers_done: set[int] = set()
         self._conns: dict[tuple[int, int], "Tcp"] = {}
@@ -182,6 +183,10 @@ class Link:
     def _arp(self, f: bytes) -> None:
         """Answer a request for any address but the guest's own."""
         a = ARP(f[14:])
+        if a.op == 2:
+            with self._cv:
+                self.arp_replies.append((a.hwdst, a.pdst))
+                self._cv.notify_all()
         if a.op != 1 or a.pdst == GUEST_IP:
             self._count("arp")
             return
