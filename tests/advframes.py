@@ -28,7 +28,7 @@ from scapy.layers.l2 import ARP, Ether
 from scapy.packet import Raw
 
 ETH = 14                              # Ethernet header bytes
-RX_FRAME_MAX = 2048 - 12              # the driver's buffer less virtio_net_hdr: longer ones QEMU drops
+RX_FRAME_MAX = 2048 - 12              # driver buffer less virtio_net_hdr; QEMU drops longer
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,8 @@ def test_csum_matches_scapy():
     rng = random.Random(1)
     for _ in range(200):
         p = Ether() / IP(src="10.0.2.2", dst="10.0.2.15", id=rng.randrange(65536)) / \
-            TCP(sport=rng.randrange(1, 65536), seq=rng.getrandbits(32)) / rng.randbytes(rng.randrange(40))
+            TCP(sport=rng.randrange(1, 65536), seq=rng.getrandbits(32)) / \
+            rng.randbytes(rng.randrange(40))
         f = bytes(p)
         assert A.l4_csum(f, 6, 16) == Ether(f)[TCP].chksum
         assert A.csum(f[14:34]) == 0                  # a valid header sums to zero
@@ -60,7 +61,8 @@ def test_bad_checksum_classes_are_bad_and_the_rest_is_well_formed():
 def test_flood_is_deterministic_and_fits_the_link():
     one = A.flood(seed=5, scale=0.02)
     two = A.flood(seed=5, scale=0.02)
-    assert [(b.name, b.frames, b.expect) for b in one] == [(b.name, b.frames, b.expect) for b in two]
+    assert [(b.name, b.frames, b.expect) for b in one] == \
+        [(b.name, b.frames, b.expect) for b in two]
     assert [b.frames for b in A.flood(seed=6, scale=0.02)] != [b.frames for b in one]
     for b in one:
         assert b.frames, b.name
