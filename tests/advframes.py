@@ -242,7 +242,7 @@ def lying_lengths(env: Env, rng: random.Random, reps: int) -> list[Batch]:
                 f[ETH] = 0x40 | ihl
                 emit(f, "ip.lenerr")
             if proto in (6, 17):
-                for l4 in range(1 if proto == 6 else 1, 20 if proto == 6 else 8):
+                for l4 in range(1, 20 if proto == 6 else 8):
                     f = bytearray(base)
                     f[ETH + 2:ETH + 4] = struct.pack("!H", 20 + l4)
                     emit(f, "tcp.lenerr" if proto == 6 else "udp.lenerr")
