@@ -7,6 +7,7 @@
  * finds the listener (the peer's SYN retransmission would take seconds).
  * Called by tcp_input (tcpip thread, core locked) for every segment that
  * matched a PCB. */
+#include <string.h>
 #include "lwip/opt.h"
 #include "lwip/tcp.h"
 #include "lwip/priv/tcp_priv.h"
@@ -20,21 +21,34 @@
 
 u64_t net_tw_recycled;                  /* TIME_WAIT PCBs freed for a new SYN (netstat -s) */
 
-/* Queue a copy of the IP packet being input (a SYN: one contiguous
- * header, no data) for lwIP's input again; a failure only loses the SYN,
- * which the peer retransmits. */
-static void timewait_requeue(void)
+/* Queue a copy of the IP packet being input (a SYN) for lwIP's input
+ * again, put together from its parts as tcp_input left them: the IP
+ * header, the TCP header with the first part of its options (hdr), the
+ * rest of the options (opt2, when they straddle two pbufs) and the data
+ * (p).  Not one memcpy from the IP header: a SYN that came in IP
+ * fragments is a pbuf chain, and the bytes after the first fragment in
+ * its pool buffer are stale (the copy then failed its checksum and the
+ * SYN was lost: tests/test_net_adversarial.py).  A failure here only
+ * loses the SYN, which the peer retransmits. */
+static void timewait_requeue(struct tcp_hdr *hdr, u16_t optlen, u16_t opt1len, u8_t *opt2,
+                             struct pbuf *p)
 {
     const struct ip_hdr *iph = ip4_current_header();
+    u16_t iphl = IPH_HL_BYTES(iph), tcphl = TCP_HLEN + optlen;
     u16_t len = lwip_ntohs(IPH_LEN(iph));
-    if (len < IPH_HL_BYTES(iph) + TCP_HLEN || len > 1500)
+    if (len != iphl + tcphl + p->tot_len || len > 1500)
         return;
     struct pbuf *q = pbuf_alloc(PBUF_RAW, len, PBUF_RAM);
     if (!q)
         return;
-    pbuf_take(q, iph, len);
+    u8_t *d = q->payload;
+    MEMCPY(d, iph, iphl);
+    MEMCPY(d + iphl, hdr, TCP_HLEN + opt1len);
+    if (optlen > opt1len)
+        MEMCPY(d + iphl + TCP_HLEN + opt1len, opt2, optlen - opt1len);
+    pbuf_copy_partial(p, d + iphl + tcphl, p->tot_len, 0);
     /* tcp_input turned these header fields to host order in place. */
-    struct tcp_hdr *t = (struct tcp_hdr *)((u8_t *)q->payload + IPH_HL_BYTES(iph));
+    struct tcp_hdr *t = (struct tcp_hdr *)(d + iphl);
     t->src = lwip_htons(t->src);
     t->dest = lwip_htons(t->dest);
     t->seqno = lwip_htonl(t->seqno);
@@ -48,10 +62,6 @@ static void timewait_requeue(void)
 err_t net_tcp_inpacket(struct tcp_pcb *pcb, struct tcp_hdr *hdr, u16_t optlen, u16_t opt1len,
                        u8_t *opt2, struct pbuf *p)
 {
-    (void)optlen;
-    (void)opt1len;
-    (void)opt2;
-    (void)p;
     if (pcb->state != TIME_WAIT)
         return ERR_OK;
     if ((TCPH_FLAGS(hdr) & (TCP_SYN | TCP_ACK | TCP_RST | TCP_FIN)) != TCP_SYN)
@@ -61,6 +71,6 @@ err_t net_tcp_inpacket(struct tcp_pcb *pcb, struct tcp_hdr *hdr, u16_t optlen, u
     tcp_pcb_remove(&tcp_tw_pcbs, pcb);
     tcp_free(pcb);
     net_tw_recycled++;
-    timewait_requeue();
+    timewait_requeue(hdr, optlen, opt1len, opt2, p);
     return ERR_ABRT;                    /* tcp_input drops this copy and touches the PCB no more */
 }
