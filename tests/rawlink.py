@@ -202,9 +202,9 @@ class Tcp:
     HTTP to the guest and to aim crafted segments at a live connection
     (`seg` builds one with this connection's addresses)."""
 
-    def __init__(self, link: Link, dport: int, sport: int) -> None:
+    def __init__(self, link: Link, dport: int, sport: int, iss: int | None = None) -> None:
         self.link, self.dport, self.sport = link, dport, sport
-        self.iss = random.Random().getrandbits(32)
+        self.iss = random.Random().getrandbits(32) if iss is None else iss & 0xFFFFFFFF
         self.snd_nxt = self.iss
         self.rcv_nxt = None
         self.irs = None
@@ -223,12 +223,19 @@ class Tcp:
                          ack=(self.rcv_nxt or 0) if ack is None else ack & 0xFFFFFFFF,
                          window=65535, **tcp) / payload)
 
-    def connect(self, timeout: float = 10.0) -> None:
-        syn = self.seg("S", ack=0, options=[("MSS", 1460)])
+    def connect(self, timeout: float = 10.0, syn: list | None = None) -> None:
+        """Handshake.  syn: the frames to send as the SYN (e.g. IP
+        fragments), sent once; by default one plain SYN, resent every
+        second."""
+        frames = syn or [self.seg("S", ack=0, options=[("MSS", 1460)])]
         self.snd_nxt += 1
         end = time.monotonic() + timeout
+        sent = False
         while self.rcv_nxt is None:
-            self.link.send(syn)
+            if not (sent and syn):
+                for f in frames:
+                    self.link.send(f)
+                sent = True
             with self.cv:
                 self.cv.wait_for(lambda: self.rcv_nxt is not None or self.rst, 1.0)
             if self.rst:
