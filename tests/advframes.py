@@ -338,7 +338,7 @@ def syn_flood(env: Env, rng: random.Random, n: int) -> list[Batch]:
         f[ETH + 15] = 1 + i % 16
         f[ETH + 4:ETH + 6] = struct.pack("!H", i & 0xFFFF)
         off = l4_offset(f)
-        f[off:off + 2] = struct.pack("!H", 1024 + i // 16 % 60000)
+        f[off:off + 2] = struct.pack("!H", 1024 + i % 60000)
         f[off + 4:off + 8] = struct.pack("!I", rng.getrandbits(32))
         fix_ip(f)
         set_l4(f, 6, 16)
