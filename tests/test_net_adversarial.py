@@ -207,7 +207,7 @@ def test_fragmented_syn_recycles_time_wait(rig):
     inst, link = rig
     c = link.tcp(80)
     c.send(b"GET / HTTP/1.1\r\nHost: adv\r\nConnection: close\r\n\r\n")
-    c.recv_until(lambda d: False if not c.fin else True, 15)   # the server closes first
+    c.recv_until(lambda d: c.fin, 15)                          # the server closes first
     c.close()                                                  # our FIN: the guest in TIME_WAIT
     wait_until(lambda: any(s["state"] == "TIME_WAIT" and s.get("remote_port") == c.sport
                            for s in tcp_sockets(inst.env)), 10, "TIME_WAIT")
