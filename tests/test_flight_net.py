@@ -107,3 +107,17 @@ def test_from_a_core(web, tmp_path):
     assert [(o, n) for o, n, _ in _conn_states(dead, pcb)][-1] == ("LAST_ACK", "CLOSED")
     text = unik(web.env, "events", "--core", core, "-n", "0").stdout
     assert f"net tcp-state pcb {pcb:#x} SYN_RCVD -> ESTABLISHED" in text
+
+
+def test_pcbwatch_bench_rows(tmp_path):
+    """`unik bench`'s PCB watch rows (introspect/pcbwatchbench.py, under
+    -icount): the watch's cost per request is measured, grows with idle
+    connections, and stays a small share of what a request costs."""
+    from introspect import pcbwatchbench
+    alone, idle = pcbwatchbench.rows(tmp_path, quick=True)
+    assert alone["name"].endswith("its listener only") and alone["unit"] == "instructions"
+    assert 0 < alone["value"] < idle["value"], (alone, idle)
+    for r in (alone, idle):
+        share = float(r["detail"].split(" %", 1)[0])
+        assert 0 < share < 10, r
+        assert "TCP_STATE events a request" in r["detail"]

@@ -84,6 +84,14 @@ struct net_pcb_owner {
     u32 unused;
 };
 extern struct net_pcb_owner net_pcb_owners[];
+/* The watch's own counters (a benchmark reads them from memory). */
+struct net_pcbwatch_stats {
+    u64 releases;                      /* core-lock releases, each one walk of the lists */
+    u64 pcbs;                          /* PCBs compared over all walks */
+    u64 tsc;                           /* TSC ticks in the walks (instructions under -icount shift=0) */
+    u64 transitions;                   /* TCP_STATE events recorded */
+};
+extern struct net_pcbwatch_stats net_pcbwatch;
 void net_pcb_set_owner(struct tcp_pcb *pcb, u32 tid);
 bool net_pcb_note_owner(const void *pcb, u32 tid);
 #endif

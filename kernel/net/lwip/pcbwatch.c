@@ -15,13 +15,14 @@
  * (UNLOCK_TCPIP_CORE, redefined in lwipopts.h to net_core_unlock).  lwIP
  * changes PCB state only with the core held: in the tcpip thread (a frame,
  * a timer) or in an application thread's API call (listen, connect,
- * close).  So each unit of lwIP work ends with a walk of the bound,
- * listen, active and TIME_WAIT lists that compares each PCB's state with
- * the one last seen.  Consequence: two transitions inside one unit (e.g.
- * SYN_SENT -> ESTABLISHED -> CLOSE_WAIT when one segment carries the
- * SYN-ACK and a FIN) show as one, from the first to the last state; the
- * event's thread is the one that did the work (tcpip for frames and
- * timers, the application for its calls).
+ * close).  So each unit of lwIP work ends with a look at the lists: the
+ * active list whole when TCP segments came or went since the last look,
+ * the bound, listen and TIME_WAIT lists up to their first settled PCB.
+ * Consequence: two transitions inside one unit (e.g. SYN_SENT ->
+ * ESTABLISHED -> CLOSE_WAIT when one segment carries the SYN-ACK and a
+ * FIN) show as one, from the first to the last state; the event's thread
+ * is the one that did the work (tcpip for frames and timers, the
+ * application for its calls).  net_pcbwatch counts what it costs.
  *
  * Owner: a PCB first seen at the end of a thread's lwIP call belongs to
  * that thread (the socket layer creates PCBs in the caller's API call),
@@ -33,17 +34,21 @@
 #include "lwip/tcp.h"
 #include "lwip/tcpip.h"
 #include "lwip/priv/tcp_priv.h"
+#include "lwip/stats.h"
 #include "flight.h"
 #include "lib.h"
 #include "net.h"
 #include "thread.h"
+#include "x86.h"
 #include "tunables.h"
 
 #define NET_PCB_EXT 0                   /* our ext arg slot (lwipopts.h: 1 slot) */
 
 /* Side table of raw/UDP PCB owners (pcb 0: free slot). */
 struct net_pcb_owner net_pcb_owners[NET_PCB_OWNERS];
-u64 net_pcb_transitions;                /* TCP state transitions seen (FLIGHT_TCP_STATE events) */
+/* What the watch does and costs (introspect/pcbwatchbench.py reads it;
+ * under -icount shift=0 the TSC counts guest instructions). */
+struct net_pcbwatch_stats net_pcbwatch;
 
 static const struct tcp_ext_arg_callbacks pcbwatch_cb;
 
@@ -70,7 +75,7 @@ static void pcbwatch_transition(struct tcp_pcb *pcb, u64 w, u32 now)
 {
     flight_record(FLIGHT_TCP_STATE, (u64)(uintptr_t)pcb, w & 0xff, now);
     pcbwatch_set_word(pcb, (w & ~0xffull) | now);
-    net_pcb_transitions++;
+    net_pcbwatch.transitions++;
 }
 
 /* Adopt pcb: our callbacks, its address in the word, and an owner (the
@@ -86,29 +91,71 @@ static void pcbwatch_adopt(struct tcp_pcb *pcb, u32 tid)
     pcbwatch_set_word(pcb, (u64)(uintptr_t)pcb << 32 | w);
 }
 
-/* One list's PCBs against their last seen state (pcbwatch_adopt first). */
-static void pcbwatch_list(struct tcp_pcb *pcb, u32 tid)
+/* A PCB whose state differs from the one last seen (or that was never
+ * seen): adopt it if new, record the transition. */
+static void pcbwatch_changed(struct tcp_pcb *pcb)
 {
-    for (; pcb; pcb = pcb->next) {
-        u64 w = pcbwatch_word(pcb);
-        if ((w >> 32) != (u64)(uintptr_t)pcb) {
-            pcbwatch_adopt(pcb, tid);
-            w = pcbwatch_word(pcb);
-        }
-        if ((w & 0xff) != pcb->state)
-            pcbwatch_transition(pcb, w, pcb->state);
+    u64 w = pcbwatch_word(pcb);
+    if ((w >> 32) != (u64)(uintptr_t)pcb) {
+        pcbwatch_adopt(pcb, pcbwatch_tid());
+        w = pcbwatch_word(pcb);
     }
+    if ((w & 0xff) != pcb->state)
+        pcbwatch_transition(pcb, w, pcb->state);
+}
+
+/* The active list, whole: a state changes in place there.  An unseen PCB
+ * (word 0, i.e. CLOSED) is never CLOSED in this list, so the state test
+ * alone finds it.  How many PCBs were compared. */
+static u32 pcbwatch_active(void)
+{
+    u32 n = 0;
+    for (struct tcp_pcb *pcb = tcp_active_pcbs; pcb; pcb = pcb->next, n++)
+        if ((u8)pcbwatch_word(pcb) != pcb->state)
+            pcbwatch_changed(pcb);
+    return n;
+}
+
+/* The bound, listen or TIME_WAIT list: a PCB there never changes state in
+ * place (it changes lists, or is freed) and lwIP adds PCBs at the head
+ * (TCP_REG), so the walk ends at the first PCB already seen in its state:
+ * everything behind it was settled by an earlier walk.  (A bound PCB is
+ * CLOSED like an unseen word, hence the address test too.) */
+static u32 pcbwatch_settled(struct tcp_pcb *pcb)
+{
+    u32 n = 0;
+    for (; pcb; pcb = pcb->next) {
+        n++;
+        u64 w = pcbwatch_word(pcb);
+        if ((w >> 32) == (u64)(uintptr_t)pcb && (w & 0xff) == pcb->state)
+            break;
+        pcbwatch_changed(pcb);
+    }
+    return n;
 }
 
 /* UNLOCK_TCPIP_CORE (lwipopts.h): every thread's release of the core
- * lock, tcpip thread or API caller; the core is still held here. */
+ * lock, tcpip thread or API caller; the core is still held here.  The
+ * active list is walked only when TCP segments came in or went out since
+ * the last walk (lwIP's own tcp.recv and tcp.xmit counters): every state
+ * change in place comes with a segment (tcp_input's; close's FIN,
+ * connect's SYN) except a FIN that waits behind a full window, seen when
+ * the segment that opens the window comes. */
 void net_core_unlock(void)
 {
-    u32 tid = pcbwatch_tid();
-    pcbwatch_list(tcp_bound_pcbs, tid);
-    pcbwatch_list(tcp_listen_pcbs.pcbs, tid);
-    pcbwatch_list(tcp_active_pcbs, tid);
-    pcbwatch_list(tcp_tw_pcbs, tid);
+    static u32 seen_segs;
+    u64 t0 = rdtsc();
+    u32 n = 0, segs = lwip_stats.tcp.recv + lwip_stats.tcp.xmit;
+    if (segs != seen_segs) {
+        seen_segs = segs;
+        n = pcbwatch_active();
+    }
+    n += pcbwatch_settled(tcp_bound_pcbs);
+    n += pcbwatch_settled(tcp_listen_pcbs.pcbs);
+    n += pcbwatch_settled(tcp_tw_pcbs);
+    net_pcbwatch.releases++;
+    net_pcbwatch.pcbs += n;
+    net_pcbwatch.tsc += rdtsc() - t0;
     sys_mutex_unlock(&lock_tcpip_core);
 }
 
@@ -120,7 +167,7 @@ static void pcbwatch_destroy(u8_t id, void *data)
     u64 w = (u64)(uintptr_t)data;
     if ((w & 0xff) != CLOSED && (w >> 32)) {
         flight_record(FLIGHT_TCP_STATE, w >> 32, w & 0xff, CLOSED);
-        net_pcb_transitions++;
+        net_pcbwatch.transitions++;
     }
 }
 
