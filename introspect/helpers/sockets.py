@@ -231,7 +231,7 @@ def _udp_queued(pcb) -> int:
 
 def table(rows: list[dict]) -> list[str]:
     """The socket table as text lines (unik core, examples)."""
-    out = [f"{'proto':<5} {'local':<21} {'remote':<21} {'state':<12} "
+    out = [f"{'proto':<5} {'local':<21} {'remote':<21} {'state':<12} {'thread':<16} "
            f"{'sndq':>4} {'sndwnd':>6} {'rcvwnd':>6} {'rtt':>6} {'rto':>6} {'nrtx':>4}"]
     for r in rows:
         if r["list"] == "listen":
@@ -243,5 +243,5 @@ def table(rows: list[dict]) -> list[str]:
         else:
             extra = ""
         out.append(f"{r['proto']:<5} {r['local']:<21} {r['remote']:<21} "
-                   f"{r['state']:<12} {extra}".rstrip())
+                   f"{r['state']:<12} {owner_text(r):<16} {extra}".rstrip())
     return out
