@@ -4,7 +4,8 @@ captures at the netif (kernel/net/lwip/netif.c's tap), nothing injected.
 
 * `-w FILE` during a PUT and a GET: `tshark -r` dissects the handshake,
   the HTTP requests (method, URI, Host) and the responses' status;
-* three captures at once, `tcp port 80`, `icmp` and `not tcp`, and an
+* three captures at once (first, so that the guest's ARP for the gateway
+  falls in them), `tcp port 80`, `icmp` and `not tcp`, and an
   unfiltered `-w` capture of the same period, while curl, `unik ping` to
   the gateway 10.0.2.2 and whatever ARP lwIP does run: each filtered
   capture's lines equal, exactly, what the real `tcpdump -n -r` prints
@@ -80,37 +81,6 @@ def tshark(path, *fields, display=None) -> list[list[str]]:
     return [ln.split("\t") for ln in r.stdout.splitlines()]
 
 
-def test_pcap_of_curl_requests_tshark_dissects(web, tmp_path):
-    path = tmp_path / "http.pcap"
-    cap = popen_unik(web.env, "tcpdump", "live", "-w", path)
-    try:
-        listening(cap)
-        assert curl(web, "-X", "PUT", "--data-binary", "real traffic",
-                    f"http://{web.host}/kv/pcap") == b"created\n"
-        assert curl(web, f"http://{web.host}/kv/pcap") == b"real traffic"
-        quiet([cap])
-        assert cap.finish(signal.SIGINT) == 0, cap.err
-    finally:
-        cap.kill()
-    reqs = tshark(path, "http.request.method", "http.request.uri", "http.host",
-                  display="http.request")
-    assert reqs == [["PUT", "/kv/pcap", web.host], ["GET", "/kv/pcap", web.host]]
-    assert tshark(path, "http.response.code", "http.response.phrase",
-                  display="http.response") == [["201", "Created"], ["200", "OK"]]
-    # each connection's three-way handshake: SYN in, SYN-ACK out, ACK in
-    rows = tshark(path, "tcp.stream", "ip.src", "tcp.flags.syn", "tcp.flags.ack",
-                  display="tcp")
-    for stream in ("0", "1"):
-        first = [r[1:] for r in rows if r[0] == stream][:3]
-        assert first == [["10.0.2.2", "1", "0"], ["10.0.2.15", "1", "1"],
-                         ["10.0.2.2", "0", "1"]], (stream, first)
-    # the body crossed in the PUT and came back in the GET's response
-    assert tshark(path, "http.file_data", display='http.request.method == "PUT"') \
-        == [["real traffic"]]
-    n = len(tshark(path, "frame.number"))
-    assert cap.err.endswith(summary(n, n, 0)), cap.err
-
-
 def test_three_filters_at_once_equal_tcpdumps(web, tmp_path):
     exprs = ["tcp port 80", "icmp", "not tcp"]
     whole = tmp_path / "all.pcap"
@@ -140,10 +110,45 @@ def test_three_filters_at_once_equal_tcpdumps(web, tmp_path):
     icmp = tcpdump_r(whole, "icmp")
     assert sum("ICMP echo request" in ln for ln in icmp) == 3
     assert sum("ICMP echo reply" in ln for ln in icmp) == 3
-    # not tcp: the pings and any ARP, never a TCP segment; plus nothing else
+    # not tcp: the pings and the ARP exchange for the gateway (the guest's
+    # first frame to it, when this test runs first on the instance), never
+    # a TCP segment; and the two filters cover everything
     nontcp = tcpdump_r(whole, "not tcp")
+    assert nontcp[:2] == ["ARP, Request who-has 10.0.2.2 tell 10.0.2.15, length 28",
+                          "ARP, Reply 10.0.2.2 is-at 52:55:0a:00:02:02, length 50"], nontcp
     assert all(re.match(r"(IP 10\.0\.2\.\d+ > 10\.0\.2\.\d+: ICMP|ARP, )", ln) for ln in nontcp)
     assert len(tcpdump_r(whole)) == len(tcpdump_r(whole, "tcp port 80")) + len(nontcp)
+
+
+def test_pcap_of_curl_requests_tshark_dissects(web, tmp_path):
+    path = tmp_path / "http.pcap"
+    cap = popen_unik(web.env, "tcpdump", "live", "-w", path)
+    try:
+        listening(cap)
+        assert curl(web, "-X", "PUT", "--data-binary", "real traffic",
+                    f"http://{web.host}/kv/pcap") == b"created\n"
+        assert curl(web, f"http://{web.host}/kv/pcap") == b"real traffic"
+        quiet([cap])
+        assert cap.finish(signal.SIGINT) == 0, cap.err
+    finally:
+        cap.kill()
+    reqs = tshark(path, "http.request.method", "http.request.uri", "http.host",
+                  display="http.request")
+    assert reqs == [["PUT", "/kv/pcap", web.host], ["GET", "/kv/pcap", web.host]]
+    assert tshark(path, "http.response.code", "http.response.phrase",
+                  display="http.response") == [["201", "Created"], ["200", "OK"]]
+    # each connection's three-way handshake: SYN in, SYN-ACK out, ACK in
+    rows = tshark(path, "tcp.stream", "ip.src", "tcp.flags.syn", "tcp.flags.ack",
+                  display="tcp")
+    for stream in ("0", "1"):
+        first = [r[1:] for r in rows if r[0] == stream][:3]
+        assert first == [["10.0.2.2", "1", "0"], ["10.0.2.15", "1", "1"],
+                         ["10.0.2.2", "0", "1"]], (stream, first)
+    # the body crossed in the PUT and came back in the GET's response
+    assert tshark(path, "http.file_data", display='http.request.method == "PUT"') \
+        == [["real traffic"]]
+    n = len(tshark(path, "frame.number"))
+    assert cap.err.endswith(summary(n, n, 0)), cap.err
 
 
 def test_text_line_of_the_http_request_is_tcpdumps(web, tmp_path):
