@@ -78,7 +78,8 @@ def rows(base: Path, quick: bool = False) -> list[dict]:
     per_event = (s["on"] - s["off"]) / 2
     d = demo_rates(base, 2.0 if quick else 5.0)
     ratio = d["on"] / d["off"] if d["off"] else 0.0
-    return [
+    from . import pcbwatchbench         # the network's TCP_STATE watch (pcbwatch.c)
+    return pcbwatchbench.rows(base, quick=quick) + [
         _row("flight recorder: one event", round(per_event, 1), "instructions",
              f"per flight_record (a scheduler switch), from probebench's ping-pong with "
              f"the recorder on vs `{OFF}` ({s['on']:g} vs {s['off']:g} instructions per "

@@ -77,7 +77,7 @@ class Formatter:
         if etype == 0x86DD:
             return self.ipv6(p)
         if etype == 0x0806:
-            return self.arp(p)
+            return self.arp(p, wirelen - (len(f) - len(p)))
         return f"ethertype Unknown (0x{etype:04x}), length {wirelen}"
 
     def ipv4(self, p: bytes) -> str:
@@ -149,17 +149,20 @@ class Formatter:
             return f"ICMP6, {kind}, id {ident}, seq {seq}, length {length}"
         return f"ICMP6, type {t}, length {length}"
 
-    def arp(self, p: bytes) -> str:
+    def arp(self, p: bytes, length: int) -> str:
+        """length: the bytes after the link header on the wire, padding
+        included (what tcpdump prints: 28 for a bare ARP packet, 46 or 50
+        for one padded to Ethernet's minimum frame)."""
         if len(p) < 28:
             return "ARP, [|ARP]"
         op = struct.unpack_from(">H", p, 6)[0]
         sha, spa, tpa = p[8:14], socket.inet_ntoa(p[14:18]), socket.inet_ntoa(p[24:28])
         if op == 1:
-            return f"ARP, Request who-has {tpa} tell {spa}, length 28"
+            return f"ARP, Request who-has {tpa} tell {spa}, length {length}"
         if op == 2:
             mac = ":".join(f"{b:02x}" for b in sha)
-            return f"ARP, Reply {spa} is-at {mac}, length 28"
-        return f"ARP, op {op}, length 28"
+            return f"ARP, Reply {spa} is-at {mac}, length {length}"
+        return f"ARP, op {op}, length {length}"
 
     # ------------------------------------------------------------ TCP
     def tcp(self, src: str, dst: str, s: bytes, length: int, addrs: bytes) -> str:

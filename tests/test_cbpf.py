@@ -86,7 +86,7 @@ def test_known_selections(lib):
                                    "ipopts", "trunctcp"}
     assert sel("icmp") == {"ping", "pong"}
     assert "arpreq" in sel("not tcp") and "syn" not in sel("not tcp")
-    assert sel("arp") == {"arpreq", "arprep"}
+    assert sel("arp") == {"arpreq", "arprep", "arppad"}
 
 
 def test_snaplen_is_the_verdict(lib):

@@ -123,6 +123,64 @@ def test_core_gives_the_same_table(web, tmp_path):
     assert _ns(web, "--core", str(core), "-r")["routes"] == _ns(web, "web", "-r")["routes"]
 
 
+def _tid(inst, name: str) -> int:
+    ps = json.loads(unik(inst.env, "ps", "web", "--json").stdout)["threads"]
+    [t] = [t for t in ps if t["name"] == name and t["state_name"] != "dead"]
+    return t["tid"]
+
+
+def test_owner_column(web):
+    """-p: the owning thread as tid/name, netstat -p's PID/Program name; the
+    listener is the http app's (its one event-loop thread made it), the
+    held connection too (lwIP made it from the listener; the app accepted
+    it); --json has owner {tid, name} always; a core says the same."""
+    wait_until(lambda: _established(web), 10, "the held connection")
+    app = _tid(web, "app")
+    rows = _ns(web, "web", "-a")["sockets"]
+    assert {r["state"]: r["owner"] for r in rows if r["state"] != "TIME_WAIT"} == {
+        "LISTEN": {"tid": app, "name": "app"}, "ESTABLISHED": {"tid": app, "name": "app"}}
+    text = unik(web.env, "netstat", "web", "-a", "-p").stdout
+    lines = text.splitlines()
+    assert re.match(r"Proto Recv-Q Send-Q Local Address +Foreign Address +State +Thread +rtt ",
+                    lines[1]), lines[1]
+    assert re.search(rf"^tcp +0 +32 0\.0\.0\.0:80 +0\.0\.0\.0:\* +LISTEN +{app}/app$",
+                     text, re.M), text
+    assert re.search(rf":{web.client_port} +ESTABLISHED {app}/app +\d+/\d+ms ", text), text
+    assert "Thread" not in unik(web.env, "netstat", "web", "-a").stdout
+
+
+def test_owner_from_a_core(web, tmp_path):
+    wait_until(lambda: _established(web), 10, "the held connection")
+    core = tmp_path / "own.core"
+    unik(web.env, "dump", "web", "-o", str(core))
+    dead = {r["state"]: r["owner"] for r in _ns(web, "--core", str(core), "-a")["sockets"]
+            if r["state"] != "TIME_WAIT"}       # an earlier test's closed connection
+    app = _tid(web, "app")
+    assert dead == {"LISTEN": {"tid": app, "name": "app"},
+                    "ESTABLISHED": {"tid": app, "name": "app"}}
+
+
+def test_raw_socket_owned_by_ping(web):
+    """While `unik ping` runs, its raw ICMP pcb is listed (-w, netstat's
+    raw sockets: protocol 1 in the port column) as the ping thread's; it
+    is gone when the ping ends."""
+    from instances import popen_unik
+    import signal
+    child = popen_unik(web.env, "ping", "web", "10.0.2.2", "-c", "600", "-i", "0.1")
+    try:
+        child.wait_for("icmp_seq=1 ", 30)
+        pid = _tid(web, "ping")
+        raw = [r for r in _ns(web, "web", "-w", "-a")["sockets"]]
+        assert raw and [(r["proto"], r["local"], r["protocol"], r["owner"]) for r in raw] == \
+            [("raw", "0.0.0.0:1", 1, {"tid": pid, "name": "ping"})]
+        text = unik(web.env, "netstat", "web", "-w", "-l", "-p").stdout
+        assert re.search(rf"^raw +0 +0 0\.0\.0\.0:1 +0\.0\.0\.0:\* +{pid}/ping$", text, re.M), text
+        assert child.finish(signal.SIGINT, timeout=30) == 0, child.err
+    finally:
+        child.kill()
+    wait_until(lambda: _ns(web, "web", "-w", "-a")["sockets"] == [], 10, "the raw pcb to go")
+
+
 def test_bad_arguments(web):
     for argv, what in ((["web", "-l", "-a"], "-l and -a exclude each other"),
                        (["web", "--kernel", "x.elf"], "--kernel goes with --core"),

@@ -66,8 +66,11 @@ def test_sockets_live_and_from_core(web, tmp_path):
     rep = json.loads(unik(web.env, "core", str(core), "--json").stdout)
     _check(rep["sockets"], web.client_port)
     text = unik(web.env, "core", str(core)).stdout
-    assert re.search(rf"tcp +\S+:80 +\S+:{web.client_port} +ESTABLISHED", text), text
-    assert re.search(r"tcp +0\.0\.0\.0:80 +0\.0\.0\.0:\* +LISTEN +backlog 0/32", text), text
+    assert re.search(rf"tcp +\S+:80 +\S+:{web.client_port} +ESTABLISHED +\d+/app ", text), text
+    assert re.search(r"tcp +0\.0\.0\.0:80 +0\.0\.0\.0:\* +LISTEN +\d+/app +backlog 0/32", text), text
+    # the owning thread, in the report's JSON as in netstat's
+    assert {r["state"]: r["owner"]["name"] for r in rep["sockets"]
+            if r["state"] in ("LISTEN", "ESTABLISHED")} == {"LISTEN": "app", "ESTABLISHED": "app"}
 
 
 def test_close_wait_example(web):

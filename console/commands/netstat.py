@@ -1,11 +1,13 @@
 """`unik netstat`: the instance's sockets, interfaces, statistics and routes,
 read from lwIP's own tables (introspect/helpers/sockets.py, netstat.py).
 
-    unik netstat [NAME] [-t] [-u] [-l] [-a] [-i] [-s] [-r] [--core CORE] [--json]
+    unik netstat [NAME] [-t] [-u] [-w] [-l] [-a] [-p] [-i] [-s] [-r] [--core CORE] [--json]
 
-Without -i/-s/-r, the socket table as `netstat -tun` prints it (-l: the
+Without -i/-s/-r, the socket table as `netstat -tunw` prints it (-l: the
 listening sockets only, -a: all), with ss -ti's TCP details on each line
-(rtt, rto, retransmissions, windows, cwnd, mss).  A listener's Recv-Q
+(rtt, rto, retransmissions, windows, cwnd, mss); -p adds the owning
+thread as `tid/name` (netstat -p's PID/Program name; --json always has
+it as owner: {tid, name}).  A listener's Recv-Q
 and Send-Q are its accept queue and backlog, as in ss.  -i: interface
 counters; -s: lwIP's per-protocol statistics; -r: routes and the ARP cache.
 Live, the tables are read with MEMREAD while the stack runs (a chain that
@@ -23,6 +25,9 @@ EXIT_NO_STACK = 1
 def args(p):
     p.add_argument("-t", "--tcp", action="store_true", help="TCP sockets")
     p.add_argument("-u", "--udp", action="store_true", help="UDP sockets")
+    p.add_argument("-w", "--raw", action="store_true", help="raw sockets (ping's ICMP socket)")
+    p.add_argument("-p", "--program", action="store_true",
+                   help="the owning thread of each socket (tid/name)")
     p.add_argument("-l", "--listening", action="store_true", help="listening sockets only")
     p.add_argument("-a", "--all", action="store_true", help="listening and connected sockets")
     p.add_argument("-i", "--interfaces", action="store_true", help="interface counters")
@@ -33,12 +38,13 @@ def args(p):
 
 
 def _listening(r: dict) -> bool:
-    return r["state"] == "LISTEN" or (r["proto"] == "udp" and r["remote_port"] == 0)
+    return r["state"] == "LISTEN" or (r["proto"] in ("udp", "raw") and r["remote_port"] == 0)
 
 
 def select(rows: list[dict], a) -> list[dict]:
-    """The sockets netstat's -t -u -l -a keep."""
-    protos = {p for p, on in (("tcp", a.tcp), ("udp", a.udp)) if on} or {"tcp", "udp"}
+    """The sockets netstat's -t -u -w -l -a keep."""
+    protos = {p for p, on in (("tcp", a.tcp), ("udp", a.udp), ("raw", getattr(a, "raw", False)))
+              if on} or {"tcp", "udp", "raw"}
     rows = [r for r in rows if r["proto"] in protos]
     if a.all:
         return rows
@@ -46,16 +52,25 @@ def select(rows: list[dict], a) -> list[dict]:
 
 
 def render_sockets(rows: list[dict], a) -> list[str]:
-    """netstat -tun's columns, then ss -ti's details for TCP connections."""
+    """netstat -tun's columns (with -p the owning thread after State, where
+    netstat -p has PID/Program name), then ss -ti's details for TCP
+    connections."""
+    from introspect.helpers.sockets import owner_text
     what = ("servers and established" if a.all else
             "only servers" if a.listening else "w/o servers")
+    prog_col = getattr(a, "program", False)
+    head = (f"{'Proto':<5} {'Recv-Q':>6} {'Send-Q':>6} {'Local Address':<21} "
+            f"{'Foreign Address':<21} {'State':<11} ")
+    if prog_col:
+        head += f"{'Thread':<16} "
     out = [f"Active Internet connections ({what})",
-           f"{'Proto':<5} {'Recv-Q':>6} {'Send-Q':>6} {'Local Address':<21} "
-           f"{'Foreign Address':<21} {'State':<11} {'rtt':>10} {'rto':>6} {'retr':>4} "
+           head + f"{'rtt':>10} {'rto':>6} {'retr':>4} "
            f"{'snd_wnd':>7} {'rcv_wnd':>7} {'cwnd':>6} {'mss':>5}"]
     for r in rows:
         line = (f"{r['proto']:<5} {r.get('recv_q', 0):>6} {r.get('send_q', 0):>6} "
                 f"{r['local']:<21} {r['remote']:<21} {r['state']:<11}")
+        if prog_col:
+            line += f" {owner_text(r):<16}"
         if r["proto"] == "tcp" and "rto_ms" in r:
             rtt = f"{r['rtt_ms']}/{r.get('rttvar_ms', 0)}ms"
             line += (f" {rtt:>10} {str(r['rto_ms']) + 'ms':>6} {r['nrtx']:>4} "

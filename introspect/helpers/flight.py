@@ -42,10 +42,31 @@ def _reject(r: int) -> str:
         return str(r)
 
 
-def _tcp_state(s: int) -> str:
-    names = ("CLOSED LISTEN SYN_SENT SYN_RCVD ESTABLISHED FIN_WAIT_1 FIN_WAIT_2 "
-             "CLOSE_WAIT CLOSING LAST_ACK TIME_WAIT").split()
-    return names[s] if 0 <= s < len(names) else str(s)
+_TCP_STATES = ("CLOSED LISTEN SYN_SENT SYN_RCVD ESTABLISHED FIN_WAIT_1 FIN_WAIT_2 "
+               "CLOSE_WAIT CLOSING LAST_ACK TIME_WAIT").split()   # lwIP 2.1.3's, when no DWARF
+_ETHERTYPES = {0x0800: "IPv4", 0x0806: "ARP", 0x86dd: "IPv6", 0x8100: "802.1Q"}
+
+
+def _tcp_state(s: int, names: dict[int, str] | None = None) -> str:
+    if names and s in names:
+        return names[s]
+    return _TCP_STATES[s] if 0 <= s < len(_TCP_STATES) else str(s)
+
+
+def tcp_states(prog) -> dict[int, str]:
+    """value -> name of lwIP's enum tcp_state, from the kernel's DWARF
+    ({} for a kernel without lwIP)."""
+    try:
+        t = prog.type("enum tcp_state")
+    except (KeyError, ValueError, UnikError):
+        return {}
+    return {v: k for k, v in t.enumerators.items()}
+
+
+def _frame(e: dict) -> str:
+    """NET_RX/NET_TX text: length and ethertype."""
+    et = _ETHERTYPES.get(e["b"], f"type {e['b']:#06x}")
+    return f"{e['a']} bytes {et}"
 
 
 # kind (enumerator without FLIGHT_) -> (subsystem, event, text(ev, who))
@@ -70,10 +91,10 @@ DECODERS = {
                     f"{_reject(e['a'])} type {e['b']:#06x} len {e['c']}"),
     "CHAN_CONNECT": ("chan", "connect" , lambda e, who:
                      "host connected" if e["a"] else "host left"),
-    "NET_RX": ("net", "rx", lambda e, who: f"{e['a']} bytes type {e['b']:#06x}"),
-    "NET_TX": ("net", "tx", lambda e, who: f"{e['a']} bytes type {e['b']:#06x}"),
+    "NET_RX": ("net", "rx", lambda e, who: _frame(e)),
+    "NET_TX": ("net", "tx", lambda e, who: _frame(e)),
     "TCP_STATE": ("net", "tcp-state", lambda e, who:
-                  f"pcb {e['a']:#x} {_tcp_state(e['b'])} -> {_tcp_state(e['c'])}"),
+                  f"pcb {e['a']:#x} {e['old']} -> {e['new']}"),
     "PANIC": ("kernel", "panic", lambda e, who:
               (f"vector {e['a']} " if e["a"] != (1 << 64) - 1 else "")
               + _text16(e["b"], e["c"])),
@@ -141,6 +162,7 @@ def events(prog, since: int | None = None, limit: int | None = None) -> list[dic
         raw = raw[-limit:] if limit > 0 else []
     tnames = _thread_names(prog, raw, names)
     states = _thread_states(prog)
+    tstates = tcp_states(prog) if "TCP_STATE" in names.values() else {}
     who = lambda tid: f"tid {tid} ({tnames.get(tid, '?')})"   # noqa: E731
     out = []
     for seq, (tsc, kind, _flags, tid, a, b, c) in raw:
@@ -151,6 +173,8 @@ def events(prog, since: int | None = None, limit: int | None = None) -> list[dic
              "a": a, "b": b, "c": c}
         if kname == "SCHED_SWITCH":
             e["state"] = states.get(c, "")
+        elif kname == "TCP_STATE":
+            e["old"], e["new"] = _tcp_state(b, tstates), _tcp_state(c, tstates)
         e["text"] = fmt(e, who)
         out.append(e)
     return out

@@ -6,6 +6,7 @@ its own globals through a Program, live or from a core:
   tcp_active_pcbs               SYN_SENT .. LAST_ACK
   tcp_tw_pcbs                   TIME_WAIT
   udp_pcbs                      UDP
+  raw_pcbs                      raw IP (ping's ICMP socket)
 
 Each is a singly linked list through `next`.  lwIP keeps an IPv4 address
 as a u32 `addr` in network byte order (so its first byte in memory is the
@@ -13,6 +14,12 @@ first octet), ports in host order.  Its TCP timers count slow-timer
 ticks of TCP_SLOW_INTERVAL ms: rto is in ticks, sa is the smoothed RTT in
 ticks scaled by 8 (lwIP's tcp_in.c: rto = (sa >> 3) + sv).  The state
 name is the enumerator of lwIP's enum tcp_state, from DWARF.
+
+The owning thread (netstat -p's column) is the kernel's own bookkeeping
+(kernel/net/lwip/pcbwatch.c): a TCP pcb's one ext arg holds
+pcb << 32 | tid << 8 | state (the address proves the word was written for
+this pcb, not copied or stale); raw and UDP pcbs are in the side table
+net_pcb_owners {pcb, tid}.  Names come from the thread table.
 """
 from __future__ import annotations
 
@@ -43,11 +50,58 @@ def sockets(prog) -> list[dict]:
     accepts_pending.  [] for a kernel without lwIP (see has_stack)."""
     if not has_stack(prog):
         return []
-    out = [_listener(p) for p in _chain(prog["tcp_listen_pcbs"].listen_pcbs)]
+    side = _side_owners(prog)
+    out = [_listener(p) | _tcp_owner(p) for p in _chain(prog["tcp_listen_pcbs"].listen_pcbs)]
     for lst, name in _TCP_LISTS:
-        out += [_tcp(p, lst) for p in _chain(prog[name])]
-    out += [_udp(p) for p in _chain(prog["udp_pcbs"])]
+        out += [_tcp(p, lst) | _tcp_owner(p) for p in _chain(prog[name])]
+    out += [_udp(p) | {"owner_tid": side.get(p.address_)} for p in _chain(prog["udp_pcbs"])]
+    out += [_raw(p) | {"owner_tid": side.get(p.address_)} for p in _raw_pcbs(prog)]
+    names = _thread_names(prog) if any(r["owner_tid"] for r in out) else {}
+    for r in out:
+        tid = r.pop("owner_tid")
+        r["owner"] = {"tid": tid, "name": names.get(tid, "?")} if tid else None
     return out
+
+
+def _tcp_owner(pcb) -> dict:
+    """owner_tid of a TCP pcb from its ext arg (None: not seen yet, or a
+    kernel without the PCB watch)."""
+    try:
+        w = int(pcb.ext_args[0].data)
+    except (UnikError, KeyError, AttributeError, IndexError, TypeError):
+        return {"owner_tid": None}
+    if w >> 32 != pcb.address_:
+        return {"owner_tid": None}
+    return {"owner_tid": (w >> 8) & 0xFFFFFF or None}
+
+
+def _side_owners(prog) -> dict[int, int]:
+    """pcb address -> tid from net_pcb_owners (raw and UDP pcbs)."""
+    try:
+        return {int(o.pcb): int(o.tid) for o in prog["net_pcb_owners"] if int(o.pcb)}
+    except (KeyError, UnikError):
+        return {}
+
+
+def _thread_names(prog) -> dict[int, str]:
+    try:
+        return {t.tid: t.name for t in prog.threads()}
+    except (KeyError, UnikError):
+        return {}
+
+
+def _raw_pcbs(prog):
+    try:
+        head = prog["raw_pcbs"]
+    except KeyError:
+        return iter(())
+    return _chain(head)
+
+
+def owner_text(r: dict) -> str:
+    """netstat -p's column: 'tid/name', '-' when unknown."""
+    o = r.get("owner")
+    return f"{o['tid']}/{o['name']}" if o else "-"
 
 
 def _chain(head):
@@ -142,6 +196,15 @@ def _udp(pcb) -> dict:
     return row
 
 
+def _raw(pcb) -> dict:
+    """A raw pcb as netstat shows one: its IP protocol in the port column."""
+    proto, local = int(pcb.protocol), ip4(int(pcb.local_ip.addr))
+    return {"proto": "raw", "list": "raw", "state": "", "address": pcb.address_,
+            "local_addr": local, "local_port": proto, "local": f"{local}:{proto}",
+            "remote_addr": "0.0.0.0", "remote_port": 0, "remote": "0.0.0.0:*",
+            "protocol": proto, "recv_q": 0, "send_q": 0}
+
+
 def _udp_queued(pcb) -> int:
     """Bytes waiting in a UDP socket's receive mailbox (netbufs posted by
     lwIP's recv_udp; the socket layer's netconn is the pcb's recv_arg).
@@ -168,7 +231,7 @@ def _udp_queued(pcb) -> int:
 
 def table(rows: list[dict]) -> list[str]:
     """The socket table as text lines (unik core, examples)."""
-    out = [f"{'proto':<5} {'local':<21} {'remote':<21} {'state':<12} "
+    out = [f"{'proto':<5} {'local':<21} {'remote':<21} {'state':<12} {'thread':<16} "
            f"{'sndq':>4} {'sndwnd':>6} {'rcvwnd':>6} {'rtt':>6} {'rto':>6} {'nrtx':>4}"]
     for r in rows:
         if r["list"] == "listen":
@@ -180,5 +243,5 @@ def table(rows: list[dict]) -> list[str]:
         else:
             extra = ""
         out.append(f"{r['proto']:<5} {r['local']:<21} {r['remote']:<21} "
-                   f"{r['state']:<12} {extra}".rstrip())
+                   f"{r['state']:<12} {owner_text(r):<16} {extra}".rstrip())
     return out

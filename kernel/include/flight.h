@@ -30,7 +30,7 @@ enum flight_kind {
     FLIGHT_CHAN_REQUEST = 32,   /* a type, b id, c payload length */
     FLIGHT_CHAN_REJECT = 33,    /* a reason (wire RejectReason), b type */
     FLIGHT_CHAN_CONNECT = 34,   /* a 1: a host client connected, 0: it left */
-    /* network (reserved for kernel/net/) */
+    /* network (kernel/net/lwip/: netif.c, pcbwatch.c) */
     FLIGHT_NET_RX = 48,         /* a bytes, b ethertype */
     FLIGHT_NET_TX = 49,         /* a bytes, b ethertype */
     FLIGHT_TCP_STATE = 50,      /* a pcb, b old state, c new state */

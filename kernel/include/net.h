@@ -71,4 +71,27 @@ bool net_ping_next(struct net_ping_ev *ev) __attribute__((weak));
 bool net_ping_busy(void) __attribute__((weak));
 /* Stop the ping (waits for its thread to finish) and give its totals. */
 void net_ping_stop(struct net_ping_totals *t) __attribute__((weak));
+/* --- the PCB watch (net/lwip/pcbwatch.c): TCP state transitions into the
+ * flight recorder, each PCB's owning thread for netstat's owner column ---
+ * A TCP PCB is owned by the thread whose lwIP call created it (an accepted
+ * connection by its listener's owner); net_pcb_set_owner moves it (core
+ * held).  Raw and UDP PCBs are kept in a side table, net_pcb_owners:
+ * net_pcb_note_owner(pcb, tid) (tid 0 forgets; false when full). */
+struct tcp_pcb;
+struct net_pcb_owner {
+    u64 pcb;                           /* 0: a free slot */
+    u32 tid;
+    u32 unused;
+};
+extern struct net_pcb_owner net_pcb_owners[];
+/* The watch's own counters (a benchmark reads them from memory). */
+struct net_pcbwatch_stats {
+    u64 releases;                      /* core-lock releases, each one walk of the lists */
+    u64 pcbs;                          /* PCBs compared over all walks */
+    u64 tsc;                           /* TSC ticks in the walks (instructions under -icount shift=0) */
+    u64 transitions;                   /* TCP_STATE events recorded */
+};
+extern struct net_pcbwatch_stats net_pcbwatch;
+void net_pcb_set_owner(struct tcp_pcb *pcb, u32 tid);
+bool net_pcb_note_owner(const void *pcb, u32 tid);
 #endif

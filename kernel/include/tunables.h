@@ -94,4 +94,5 @@
 #define PING_EVENTS 64                /* events queued for the channel (more: counted drops) */
 #define PING_DRAIN_MS 10              /* how often the channel sends a running ping's events */
 #define PING_STOP_WAIT_MS 2000        /* how long NET_PING_STOP waits for the ping thread */
+#define NET_PCB_OWNERS 8              /* raw/UDP PCBs whose owning thread netstat shows (pcbwatch.c) */
 #endif

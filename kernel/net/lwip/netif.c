@@ -17,6 +17,7 @@
 #include "lwip/stats.h"
 #include "lwip/tcpip.h"
 #include "netif/ethernet.h"
+#include "flight.h"
 #include "kernel.h"
 #include "kprintf.h"
 #include "lib.h"
@@ -27,6 +28,14 @@
 #include "tunables.h"
 
 static struct netif net_if;
+
+/* The flight recorder's NET_RX / NET_TX (one event per frame): its length
+ * and ethertype.  net_rx and net_linkoutput, beside the capture tap. */
+static inline void net_flight(enum flight_kind kind, const u8 *frame, u32 len)
+{
+    flight_record(kind, len, len >= 14 ? (u32)frame[12] << 8 | frame[13] : 0, 0);
+}
+
 static struct net_if_stats net_stats;
 static bool net_is_up;
 /* TCP's receive window when nothing waits for the application: netstat's
@@ -49,6 +58,7 @@ static void net_rx(void *arg, const u8 *frame, u32 len)
     /* ---- CAPTURE TAP (in): every frame the driver receives, before lwIP ---- */
     if (capture_tap)
         capture_tap(CAPTURE_DIR_IN, frame, len);
+    net_flight(FLIGHT_NET_RX, frame, len);
     u16_t plen = len < NET_ETH_MIN ? NET_ETH_MIN : (u16_t)len;
     struct pbuf *p = pbuf_alloc(PBUF_RAW, plen, PBUF_POOL);
     if (!p) {
@@ -86,6 +96,7 @@ static err_t net_linkoutput(struct netif *nif, struct pbuf *p)
     /* ---- CAPTURE TAP (out): every frame lwIP sends, before the driver ---- */
     if (capture_tap)
         capture_tap(CAPTURE_DIR_OUT, frame, len);
+    net_flight(FLIGHT_NET_TX, frame, len);
     for (u32 tries = 0; !netdev_send(frame, len); tries++) {
         if (tries == NET_TX_RETRIES) {
             net_stats.tx_drop_dev++;

@@ -198,6 +198,7 @@ static void ping_main(void *arg)
     LOCK_TCPIP_CORE();
     raw_remove(ping.pcb);
     UNLOCK_TCPIP_CORE();
+    net_pcb_note_owner(ping.pcb, 0);
     u64 f = irq_save();
     ping.pcb = NULL;
     ping.tot.elapsed_ns = time_ns() - ping.start_ns;
@@ -249,7 +250,10 @@ int net_ping_start(u32 dst, u32 count, u32 interval_ms, u32 size, u32 timeout_ms
     irq_restore(f);
     *ident = ping.ident;
     *src = ip4_addr_get_u32(netif_ip4_addr(nif));
-    if (!thread_spawn("ping", ping_main, NULL, THREAD_F_SERVICE, 0)) {
+    struct thread *t = thread_spawn("ping", ping_main, NULL, THREAD_F_SERVICE, 0);
+    if (t)
+        net_pcb_note_owner(pcb, thread_id(t));    /* netstat: the raw socket is ping's */
+    if (!t) {
         LOCK_TCPIP_CORE();
         raw_remove(pcb);
         UNLOCK_TCPIP_CORE();

@@ -94,6 +94,15 @@
 /* --- hooks (net_hooks.h): unpredictable TCP initial sequence numbers --- */
 #define LWIP_HOOK_FILENAME "net_hooks.h"
 
+/* --- PCB watch (net/lwip/pcbwatch.c): TCP state transitions for the flight
+ * recorder and each PCB's owning thread for netstat, without patching lwIP:
+ * one ext arg slot per TCP PCB, and every release of the core lock looks at
+ * the PCB lists before it lets go. --- */
+#define LWIP_TCP_PCB_NUM_EXT_ARGS 1
+void net_core_unlock(void);
+#define LOCK_TCPIP_CORE() sys_mutex_lock(&lock_tcpip_core)
+#define UNLOCK_TCPIP_CORE() net_core_unlock()
+
 /* --- checks --- */
 #define LWIP_DEBUG 0
 #endif
