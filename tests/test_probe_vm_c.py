@@ -1,5 +1,5 @@
 """The kernel's probe VM (kernel/probe/verify.c, vm.c, vmstr.c, agg.c,
-dyn.c), built for the host with UBSan (tests/probe_vm_shim.c plays the
+dyn.c), built for the host with UBSan (introspect/corevm_shim.c plays the
 engine) and driven through ctypes: programs assembled with tests/isa_asm.py
 run and their registers (via records), records, aggregations, variables
 and faults are checked against Python models; the hostile corpus
@@ -543,11 +543,11 @@ def test_string_keys_snapshot_in_chunks_and_clear(mk):
     assert total == 200 and len(whole) == 13
     assert whole[(0, tuple_key("probe-chan", 1))] == [len([i for i in range(200)
                                                            if i % 4 == 1 and i % 3 == 1])]
-    vm.L.vshim_agg_clear(vm.h, 0)
+    vm.L.corevm_agg_clear(vm.h, 0)
     cleared = vm.aggs()
     assert all(w == [0] for (a, _), w in cleared.items() if a == 0)
     assert cleared[(1, b"")] == [0] and len(cleared) == 13
-    vm.L.vshim_agg_clear(vm.h, -1)
+    vm.L.corevm_agg_clear(vm.h, -1)
     assert vm.aggs()[(1, b"")] == [(1 << 63) - 1]
 
 
