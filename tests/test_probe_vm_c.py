@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import random
-import shutil
 import struct
 import subprocess
 
@@ -18,7 +17,7 @@ import pytest
 
 import vm_corpus
 import vmhost
-from cpure import ROOT
+from cpure import build_fuzzer
 from isa_asm import AggFunc, Prog, Scope, VarKind, tuple_key
 from probes import isa
 from probes.isa import Builtin, Fault
@@ -609,20 +608,7 @@ def test_verifier_errors_name_the_pc(mk):
 
 
 def _fuzz_binary(tmp_path):
-    cc = shutil.which("gcc") or shutil.which("cc")
-    gen = tmp_path / "gen"
-    gen.mkdir(exist_ok=True)
-    from probes import isagen
-    (gen / "isa.h").write_text(isagen.render())
-    out = tmp_path / "fuzz_vm"
-    srcs = [ROOT / s for s in vmhost.SOURCES] + [ROOT / "tests" / "fuzz_vm.c"]
-    cmd = [cc, "-std=gnu11", "-O1", "-g", "-Wall", "-Wextra", "-Werror",
-           "-fno-strict-aliasing", "-fsanitize=address,undefined",
-           "-fno-sanitize-recover=all", "-I", str(ROOT / "kernel" / "include"),
-           "-I", str(gen), "-o", str(out), *map(str, srcs)]
-    r = subprocess.run(cmd, capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
-    return out
+    return build_fuzzer(tmp_path, [*vmhost.SOURCES, "tests/fuzz_vm.c"], "fuzz_vm")
 
 
 def test_fuzz_verify_then_run(tmp_path):
