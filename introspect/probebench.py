@@ -93,31 +93,29 @@ class Slopes:
         return self.site - self.empty
 
 
-def slopes(r: dict) -> Slopes:
-    """Slopes between the round's two loop lengths (fixed costs cancel)."""
+def _per_iter(r: dict, key: str) -> float:
+    """Counter `key`'s growth per iteration between the round's two loop
+    lengths (key1 at n1, key2 at n2): fixed costs cancel."""
     dn = r["n2"] - r["n1"]
     if dn <= 0:
         raise ValueError(f"bad round: n1={r['n1']} n2={r['n2']}")
-    return Slopes((r["empty2"] - r["empty1"]) / dn, (r["site2"] - r["site1"]) / dn,
-                  bool(r["enabled"]))
+    return (r[key + "2"] - r[key + "1"]) / dn
+
+
+def slopes(r: dict) -> Slopes:
+    """Slopes between the round's two loop lengths (fixed costs cancel)."""
+    return Slopes(_per_iter(r, "empty"), _per_iter(r, "site"), bool(r["enabled"]))
 
 
 def fbt_slopes(r: dict) -> Slopes:
     """The same for pb_fbt against pb_fbt_base (the identical function
     without its fbt nop): `probe` is 1 disabled, else one firing."""
-    dn = r["n2"] - r["n1"]
-    if dn <= 0:
-        raise ValueError(f"bad round: n1={r['n1']} n2={r['n2']}")
-    return Slopes((r["fbtbase2"] - r["fbtbase1"]) / dn, (r["fbt2"] - r["fbt1"]) / dn,
-                  bool(r["fbt_enabled"]))
+    return Slopes(_per_iter(r, "fbtbase"), _per_iter(r, "fbt"), bool(r["fbt_enabled"]))
 
 
 def pong_slope(r: dict) -> float:
     """Instructions per ping-pong iteration (two switches) of a round."""
-    dn = r["n2"] - r["n1"]
-    if dn <= 0:
-        raise ValueError(f"bad round: n1={r['n1']} n2={r['n2']}")
-    return (r["pong2"] - r["pong1"]) / dn
+    return _per_iter(r, "pong")
 
 
 def switch_cost(on: dict, off: dict) -> float:
