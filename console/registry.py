@@ -33,6 +33,9 @@ class Command:
     aliases: tuple = ()
     shell: bool = True                     # offered inside `unik shell`
     epilog: str | None = None
+    # parse(parser, argv, ctx) -> Namespace, instead of parse_intermixed_args
+    # (unik py: what follows the script is the script's own)
+    parse: Callable | None = None
 
 
 @dataclass
@@ -137,6 +140,10 @@ def make_parser(cmd: Command, prog: str, ctx: Context | None = None) -> Parser:
 
 def run_command(cmd: Command, argv: list[str], ctx: Context, prog: str) -> int:
     """Parse argv for `cmd` and run it.  UnikError propagates to the caller."""
-    args = make_parser(cmd, prog, ctx).parse_intermixed_args(argv)
+    parser = make_parser(cmd, prog, ctx)
+    if cmd.parse:
+        args = cmd.parse(parser, list(argv), ctx)
+    else:
+        args = parser.parse_intermixed_args(argv)
     rc = cmd.run(ctx, args)
     return 0 if rc is None else int(rc)

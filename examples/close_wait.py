@@ -4,7 +4,7 @@ lists through introspect/helpers/sockets.py.  `--all` lists every socket;
 `--state NAME` another state.
 
     unik py NAME examples/close_wait.py
-    unik py --core CORE examples/close_wait.py -- --all   (after --: the script's own options)
+    unik py --core CORE examples/close_wait.py --all   (after the script: its own options)
 """
 import sys
 

@@ -2,7 +2,7 @@
 introspect/helpers/heap.py).  `--json` prints the rows as JSON.
 
     unik py NAME examples/heap_by_class.py
-    unik py --core CORE examples/heap_by_class.py -- --json
+    unik py --core CORE examples/heap_by_class.py --json
 """
 import json
 import sys

@@ -16,7 +16,6 @@ received + counters["dropped"] == counters["matched"], exactly.
 """
 from __future__ import annotations
 
-import struct
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -177,15 +176,7 @@ class Capture:
         return self.cid
 
     def _collect(self, out: list) -> None:
-        ev, keep = self.ch.events, deque()
-        while ev:
-            fr = ev.popleft()
-            if fr.type != P.MsgType.CAPTURE_DATA or len(fr.payload) < 4:
-                keep.append(fr)
-                continue
-            cid = struct.unpack_from("<I", fr.payload)[0]
-            self._queues.setdefault(cid, deque()).append(fr)
-        ev.extend(keep)
+        self.ch.route_events((P.MsgType.CAPTURE_DATA,), self._queues)
         q = self._queues.get(self.cid)
         while q:
             h, pkts = self.ch._decode(decode_data, q.popleft().payload)

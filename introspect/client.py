@@ -174,6 +174,22 @@ class Channel:
                                 "host and kernel disagree on the protocol: rebuild")
             return fr
 
+    def route_events(self, types, queues: dict) -> None:
+        """Move the unsolicited frames of `types` out of self.events into
+        queues[their id] (a deque each; the id is the payload's first u32,
+        a trace session's or a capture's), in order; other frames, and
+        ones too short to name an id, stay.  So several TraceSessions or
+        Captures share one channel.  Called by their _collect."""
+        keep: deque = deque()
+        while self.events:
+            fr = self.events.popleft()
+            key = codec.trace_data_session(fr.payload) if fr.type in types else None
+            if key is None:
+                keep.append(fr)
+            else:
+                queues.setdefault(key, deque()).append(fr)
+        self.events.extend(keep)
+
     def next_event(self, timeout: float | None = None) -> codec.Frame:
         """The next unsolicited frame (after MUX_SUBSCRIBE)."""
         if self.events:

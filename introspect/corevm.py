@@ -42,7 +42,7 @@ _SYNTH = {isa.SynthProbe.BEGIN: "BEGIN", isa.SynthProbe.END: "END",
           isa.SynthProbe.ERROR: "ERROR"}
 
 
-class _VErr(ctypes.Structure):
+class VErr(ctypes.Structure):
     _fields_ = [("pc", ctypes.c_int64), ("msg", ctypes.c_char * 64)]
 
 
@@ -66,6 +66,7 @@ def library_path() -> Path:
     for k in sorted(heads):
         h.update(heads[k].encode())
     h.update((ROOT / "kernel/probe/vm.h").read_bytes())
+    h.update((ROOT / "introspect/corevm_shim.h").read_bytes())
     for inc in sorted((ROOT / "kernel/include").glob("*.h")):
         h.update(inc.read_bytes())
     tag = h.hexdigest()[:16]
@@ -103,24 +104,40 @@ def _build(d: Path, tag: str, heads: dict[str, str]) -> Path:
     return so
 
 
-def _lib():
-    L = ctypes.CDLL(str(library_path()))
-    P, U32, U64 = ctypes.c_void_p, ctypes.c_uint32, ctypes.c_uint64
-    for name, a, res in [
-            ("corevm_new", [U32, U32, LOADFN], P), ("corevm_free", [P], None),
-            ("corevm_load", [P, ctypes.c_char_p, U32, ctypes.POINTER(_VErr)], ctypes.c_int),
-            ("corevm_run", [P, U32, U32, U32, ctypes.POINTER(U64), U32], U32),
-            ("corevm_set_builtin", [P, U32, U64], None),
-            ("corevm_set_str", [P, U32, ctypes.c_char_p], None),
-            ("corevm_stage", [P, ctypes.POINTER(U32)], P),
-            ("corevm_fault", [P, ctypes.POINTER(U32), ctypes.POINTER(U64)], U32),
-            ("corevm_exited", [P], ctypes.c_int), ("corevm_timestamp", [P], U64),
-            ("corevm_agg_read", [P, ctypes.POINTER(U32), ctypes.c_char_p, U32], U32),
-            ("corevm_agg_clear", [P, ctypes.c_int32], None),
-            ("corevm_agg_drops", [P], U64), ("corevm_dyn_drops", [P], U64)]:
+P, U32, U64 = ctypes.c_void_p, ctypes.c_uint32, ctypes.c_uint64
+# corevm_shim.h's functions: name -> (argument types, result type).
+SIGNATURES = {
+    "corevm_new": ([U32, U32, U32, U32], P), "corevm_free": ([P], None),
+    "corevm_load": ([P, ctypes.c_char_p, U32, ctypes.POINTER(VErr)], ctypes.c_int),
+    "corevm_run": ([P, U32, U32, U32, ctypes.POINTER(U64), U32], U32),
+    "corevm_set_load": ([P, LOADFN], None),
+    "corevm_set_ram": ([P, U64, ctypes.c_char_p, U32], None),
+    "corevm_set_builtin": ([P, U32, U64], None),
+    "corevm_set_str": ([P, U32, ctypes.c_char_p], None),
+    "corevm_set_stack": ([P, ctypes.POINTER(U64), U32], None),
+    "corevm_stage": ([P, ctypes.POINTER(U32)], P),
+    "corevm_fault": ([P, ctypes.POINTER(U32), ctypes.POINTER(U64)], U32),
+    "corevm_exit": ([P], U64), "corevm_timestamp": ([P], U64),
+    "corevm_agg_read": ([P, ctypes.POINTER(U32), ctypes.c_char_p, U32], U32),
+    "corevm_agg_clear": ([P, ctypes.c_int32], None),
+    "corevm_agg_drops": ([P], U64), "corevm_dyn_drops": ([P], U64),
+    "corevm_dyn_live": ([P], U32), "corevm_agg_keys": ([P], U32),
+    "corevm_arena": ([P, U32], U64), "corevm_loads": ([P], U64),
+    "corevm_count1": ([P, U32], U32), "corevm_key1": ([P, U32], U32),
+}
+
+
+def bind(L):
+    """L (a loaded build of SOURCES) with SIGNATURES applied; also used by
+    tests/vmhost.py, which builds the same sources with the sanitizers."""
+    for name, (a, res) in SIGNATURES.items():
         fn = getattr(L, name)
         fn.argtypes, fn.restype = a, res
     return L
+
+
+def _lib():
+    return bind(ctypes.CDLL(str(library_path())))
 
 
 def check_probes(compiled) -> None:
@@ -146,11 +163,12 @@ class CoreVM:
         self._loadfn = LOADFN(self._load)
         opts = {**DEFAULTS, **(compiled.options or {})}
         self.h = self.L.corevm_new(parse_size(opts["aggsize"]), parse_size(opts["dynvarsize"]),
-                                   self._loadfn)
+                                   0, 0)
         if not self.h:
             raise UnikError("out of memory for the aggregation arenas",
                             "ask for less with -x aggsize=... -x dynvarsize=...")
-        e = _VErr()
+        self.L.corevm_set_load(self.h, self._loadfn)
+        e = VErr()
         if not self.L.corevm_load(self.h, compiled.blob, len(compiled.blob), ctypes.byref(e)):
             from .trace import TraceVerifyError
             raise TraceVerifyError(e.pc, e.msg.decode(errors="replace"))
@@ -223,7 +241,7 @@ class CoreVM:
             p = self.L.corevm_stage(self.h, ctypes.byref(n))
             if n.value:
                 events.append(("records", ctypes.string_at(p, n.value)))
-            if self.L.corevm_exited(self.h):
+            if self.L.corevm_exit(self.h) >> 63:
                 self.exiting = True
         return events
 

@@ -39,19 +39,21 @@ def build_id(path: str | Path) -> str:
 def _build_id_cached(path: str, _mtime: int) -> str:
     f, elf = _open(Path(path))
     with f:
-        for sec in elf.iter_sections():
-            if sec.header.sh_type != "SHT_NOTE":
-                continue
-            for note in sec.iter_notes():
-                if note["n_type"] == "NT_GNU_BUILD_ID":
-                    return note["n_desc"]
-        for seg in elf.iter_segments():
-            if seg.header.p_type != "PT_NOTE":
-                continue
-            for note in seg.iter_notes():
-                if note["n_type"] == "NT_GNU_BUILD_ID":
-                    return note["n_desc"]
+        for note in _notes(elf):
+            if note["n_type"] == "NT_GNU_BUILD_ID":
+                return note["n_desc"]
     return ""
+
+
+def _notes(elf):
+    """Every ELF note: the note sections' (a kernel), then the note
+    segments' (a stripped file or a core)."""
+    for sec in elf.iter_sections():
+        if sec.header.sh_type == "SHT_NOTE":
+            yield from sec.iter_notes()
+    for seg in elf.iter_segments():
+        if seg.header.p_type == "PT_NOTE":
+            yield from seg.iter_notes()
 
 
 def symbols(path: str | Path) -> dict[str, tuple[int, int]]:

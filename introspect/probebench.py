@@ -93,31 +93,29 @@ class Slopes:
         return self.site - self.empty
 
 
-def slopes(r: dict) -> Slopes:
-    """Slopes between the round's two loop lengths (fixed costs cancel)."""
+def _per_iter(r: dict, key: str) -> float:
+    """Counter `key`'s growth per iteration between the round's two loop
+    lengths (key1 at n1, key2 at n2): fixed costs cancel."""
     dn = r["n2"] - r["n1"]
     if dn <= 0:
         raise ValueError(f"bad round: n1={r['n1']} n2={r['n2']}")
-    return Slopes((r["empty2"] - r["empty1"]) / dn, (r["site2"] - r["site1"]) / dn,
-                  bool(r["enabled"]))
+    return (r[key + "2"] - r[key + "1"]) / dn
+
+
+def slopes(r: dict) -> Slopes:
+    """Slopes between the round's two loop lengths (fixed costs cancel)."""
+    return Slopes(_per_iter(r, "empty"), _per_iter(r, "site"), bool(r["enabled"]))
 
 
 def fbt_slopes(r: dict) -> Slopes:
     """The same for pb_fbt against pb_fbt_base (the identical function
     without its fbt nop): `probe` is 1 disabled, else one firing."""
-    dn = r["n2"] - r["n1"]
-    if dn <= 0:
-        raise ValueError(f"bad round: n1={r['n1']} n2={r['n2']}")
-    return Slopes((r["fbtbase2"] - r["fbtbase1"]) / dn, (r["fbt2"] - r["fbt1"]) / dn,
-                  bool(r["fbt_enabled"]))
+    return Slopes(_per_iter(r, "fbtbase"), _per_iter(r, "fbt"), bool(r["fbt_enabled"]))
 
 
 def pong_slope(r: dict) -> float:
     """Instructions per ping-pong iteration (two switches) of a round."""
-    dn = r["n2"] - r["n1"]
-    if dn <= 0:
-        raise ValueError(f"bad round: n1={r['n1']} n2={r['n2']}")
-    return (r["pong2"] - r["pong1"]) / dn
+    return _per_iter(r, "pong")
 
 
 def switch_cost(on: dict, off: dict) -> float:
@@ -237,51 +235,46 @@ class Bench:
         raise UnikError(f"probebench: no {'enabled' if enabled else 'disabled'} round "
                         f"within {timeout:.0f}s", "is the probebench app running?")
 
+    def _traced_round(self, kind: str, field: str, bad: tuple, hint: str) -> tuple[dict, dict]:
+        """The first round with SCRIPTS[kind] running throughout (round_after's
+        `field` enabled) and the session's final status; UnikError when a
+        status counter in `bad` is not 0 (drops or faults would make the
+        firing look cheaper).  Called by the measure_* methods."""
+        with TraceSession(self.ch, compile_bench(kind, self.probes)) as s:
+            s.start()
+            r = self.round_after(self.result()["seq"], True, field=field)
+            s.stop()
+            st = s.status()
+        if any(st[k] for k in bad):
+            raise UnikError(f"probebench {kind}: the session dropped or faulted ({st})", hint)
+        return r, st
+
     def measure(self, kind: str | None) -> tuple[Slopes, dict | None]:
         """Slopes with no session (kind None) or with SCRIPTS[kind] running;
         the session's final status (no drops allowed: they would make the
         firing cheaper)."""
-        seq = self.result()["seq"]
         if kind is None:
-            return slopes(self.round_after(seq, False)), None
-        with TraceSession(self.ch, compile_bench(kind, self.probes)) as s:
-            s.start()
-            r = self.round_after(self.result()["seq"], True)
-            s.stop()
-            st = s.status()
-        if st["drops_buf"] or st["drops_agg"] or st["errors"]:
-            raise UnikError(f"probebench {kind}: the session dropped or faulted ({st})",
-                            "a bigger bufsize, or fewer calls per round")
+            return slopes(self.round_after(self.result()["seq"], False)), None
+        r, st = self._traced_round(kind, "enabled", ("drops_buf", "drops_agg", "errors"),
+                                   "a bigger bufsize, or fewer calls per round")
         return slopes(r), st
 
     def measure_fbt(self, kind: str | None) -> tuple[Slopes, dict | None]:
         """fbt_slopes with no session (kind None) or with SCRIPTS[kind]
         (an fbt script on pb_fbt) running, and the session's status."""
-        seq = self.result()["seq"]
         if kind is None:
-            return fbt_slopes(self.round_after(seq, False, field="fbt_enabled")), None
-        with TraceSession(self.ch, compile_bench(kind, self.probes)) as s:
-            s.start()
-            r = self.round_after(self.result()["seq"], True, field="fbt_enabled")
-            s.stop()
-            st = s.status()
-        if st["drops_agg"] or st["drops_dyn"] or st["errors"]:
-            raise UnikError(f"probebench {kind}: the session dropped or faulted ({st})",
-                            "a bigger aggsize or dynvarsize")
+            return fbt_slopes(self.round_after(self.result()["seq"], False,
+                                               field="fbt_enabled")), None
+        r, st = self._traced_round(kind, "fbt_enabled", ("drops_agg", "drops_dyn", "errors"),
+                                   "a bigger aggsize or dynvarsize")
         return fbt_slopes(r), st
 
     def measure_switch(self) -> tuple[float, dict]:
         """What one firing of SCRIPTS["switch"] costs on the ping-pong
         (instructions), and the session's final status."""
         off = self.round_after(self.result()["seq"], False, field="switch_enabled")
-        with TraceSession(self.ch, compile_bench("switch", self.probes)) as s:
-            s.start()
-            on = self.round_after(self.result()["seq"], True, field="switch_enabled")
-            s.stop()
-            st = s.status()
-        if st["drops_agg"] or st["errors"]:
-            raise UnikError(f"probebench switch: the session dropped or faulted ({st})",
-                            "a bigger aggsize")
+        on, st = self._traced_round("switch", "switch_enabled", ("drops_agg", "errors"),
+                                    "a bigger aggsize")
         return switch_cost(on, off), st
 
     def flood(self, seconds: float) -> dict:

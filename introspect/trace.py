@@ -250,16 +250,7 @@ class TraceSession:
     def _collect(self, events: list) -> None:
         """Sort the channel's unsolicited frames into sessions; turn ours
         into events."""
-        ev = self.ch.events
-        keep = deque()
-        while ev:
-            fr = ev.popleft()
-            if fr.type not in (P.MsgType.TRACE_DATA, P.MsgType.TRACE_ABORT):
-                keep.append(fr)
-                continue
-            sid = codec.trace_data_session(fr.payload)
-            self._queues.setdefault(sid, deque()).append(fr)
-        ev.extend(keep)
+        self.ch.route_events((P.MsgType.TRACE_DATA, P.MsgType.TRACE_ABORT), self._queues)
         q = self._queues.get(self.session)
         while q:
             self._frame(q.popleft(), events)

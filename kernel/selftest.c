@@ -166,8 +166,9 @@ static void selftest_spinner(void *arg)
         selftest_spins++;
 }
 
-/* Thread records for the two children, by name. */
-static bool selftest_find(const char *name, struct thread_info *out)
+/* The thread_info of thread `name`; false if it is not listed.  The
+ * thread checks here and in selftest_sync.c call it. */
+bool selftest_find(const char *name, struct thread_info *out)
 {
     static struct thread_info list[THREAD_MAX];
     u32 total, n = thread_list(list, THREAD_MAX, &total);

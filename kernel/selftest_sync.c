@@ -23,24 +23,11 @@ static volatile u32 sst_order[4];       /* who got the mutex, in order */
 static volatile u32 sst_norder;
 static volatile u64 sst_counter;        /* incremented under sst_mutex */
 
-/* The thread_info of thread `name`; false if it is not listed. */
-static bool sync_find(const char *name, struct thread_info *out)
-{
-    static struct thread_info list[THREAD_MAX];
-    u32 total, n = thread_list(list, THREAD_MAX, &total);
-    for (u32 i = 0; i < n; i++)
-        if (!strcmp(list[i].name, name)) {
-            *out = list[i];
-            return true;
-        }
-    return false;
-}
-
 /* True when thread `name` sleeps with wait channel wchan. */
 static bool sync_waits_on(const char *name, const char *wchan)
 {
     struct thread_info ti;
-    return sync_find(name, &ti) && ti.state == THREAD_SLEEPING && !strcmp(ti.wchan, wchan);
+    return selftest_find(name, &ti) && ti.state == THREAD_SLEEPING && !strcmp(ti.wchan, wchan);
 }
 
 /* Child: wait for the semaphore, then count itself done. */

@@ -15,17 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include "../kernel/probe/vm.h"
-
-struct vshim;
-struct vshim *vshim_new(u32 aggsize, u32 dynsize, u32 scratch, u32 stage);
-void vshim_free(struct vshim *s);
-int vshim_load(struct vshim *s, const u8 *buf, u32 len, struct probe_verr *e);
-u32 vshim_run(struct vshim *s, u32 clause, const u64 *args, u32 nargs, u32 probe);
-void vshim_set_ram(struct vshim *s, u64 addr, const u8 *ram, u32 size);
-void vshim_set_builtin(struct vshim *s, u32 id, u64 v);
-const u8 *vshim_stage(struct vshim *s, u32 *len);
-u64 vshim_arena(struct vshim *s, u32 which);
+#include "../introspect/corevm_shim.h"
 
 #define RAM_ADDR 0x200000ull
 #define MAXSEEDS 4096
@@ -219,11 +209,11 @@ static void load_seeds(const char *path)
 }
 
 /* After a run: records well-formed and inside REC_MAX; none after a fault. */
-static u64 check_stage(struct vshim *s, u32 fault)
+static u64 check_stage(struct corevm *s, u32 fault)
 {
     u32 len, off = 0;
     u64 n = 0;
-    const u8 *st = vshim_stage(s, &len);
+    const u8 *st = corevm_stage(s, &len);
     if (fault && len) {
         fprintf(stderr, "fault %u left %u staged bytes\n", fault, len);
         abort();
@@ -247,13 +237,13 @@ int main(int argc, char **argv)
     rng_state = argc > 2 ? strtoull(argv[2], NULL, 0) * 0x9e3779b97f4a7c15ull + 1 : 1;
     if (argc > 3)
         load_seeds(argv[3]);
-    struct vshim *s = vshim_new(16384, 16384, 4096, 8192);
+    struct corevm *s = corevm_new(16384, 16384, 4096, 8192);
     static u8 buf[BUF];
     u64 verified = 0, ran = 0, faults = 0, records = 0;
     struct probe_verr e;
     for (u32 i = 0; i < sizeof ram; i++)
         ram[i] = (u8)(i * 7 + 1);
-    vshim_set_ram(s, RAM_ADDR, ram, sizeof ram);
+    corevm_set_ram(s, RAM_ADDR, ram, sizeof ram);
     clock_t t0 = clock();
     for (u64 i = 0; i < n; i++) {
         u32 len;
@@ -266,7 +256,7 @@ int main(int argc, char **argv)
         }
         if (rn(3) == 0)
             len = mutate(buf, len);
-        if (!vshim_load(s, buf, len, &e)) {
+        if (!corevm_load(s, buf, len, &e)) {
             if (memchr(e.msg, 0, sizeof e.msg) == NULL || !e.msg[0])
                 abort();                /* every refusal says why */
             continue;
@@ -280,11 +270,11 @@ int main(int argc, char **argv)
                 for (u32 a = 0; a < VM_NARGS; a++) {
                     u32 pick = rn(5);
                     args[a] = pick == 0 ? RAM_ADDR + rn(sizeof ram + 16) :
-                              pick == 1 ? vshim_arena(s, rn(4)) + rn(64) :
+                              pick == 1 ? corevm_arena(s, rn(4)) + rn(64) :
                               pick == 2 ? rn(3) : rnd();
                 }
-                vshim_set_builtin(s, ISA_B_TID, rn(4));
-                u32 f = vshim_run(s, c, args, rn(VM_NARGS + 1), ISA_FIRST_STATIC_PROBE);
+                corevm_set_builtin(s, ISA_B_TID, rn(4));
+                u32 f = corevm_run(s, c, ISA_FIRST_STATIC_PROBE, c << 16, args, rn(VM_NARGS + 1));
                 ran++;
                 faults += f != 0;
                 records += check_stage(s, f);
@@ -294,7 +284,7 @@ int main(int argc, char **argv)
     printf("programs=%llu verified=%llu ran=%llu faults=%llu records=%llu seconds=%.2f\n",
            (unsigned long long)n, (unsigned long long)verified, (unsigned long long)ran,
            (unsigned long long)faults, (unsigned long long)records, secs);
-    vshim_free(s);
+    corevm_free(s);
     for (u32 i = 0; i < nseeds; i++)
         free(seeds[i]);
     return 0;

@@ -259,3 +259,11 @@ def assert_closed_when_client_leaves(inst, sid: int, raw, within: float = 1.0) -
             assert time.monotonic() - t0 < within, \
                 f"session still open {within:g} s after its client left"
             time.sleep(0.01)
+
+
+# ------------------------------------------------------------------ trace events (dedupe)
+
+def records_in(events) -> list[bytes]:
+    """Every record of a TraceSession's events (poll(), stop()), in order."""
+    from introspect import codec
+    return [r for e in events if e[0] == "records" for r in codec.split_records(e[1])]

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import ctypes
 import os
-import shutil
 import struct
 import subprocess
 from pathlib import Path
@@ -16,7 +15,7 @@ from pathlib import Path
 import pytest
 
 import pktcorpus
-from cpure import build_shared
+from cpure import build_fuzzer, build_shared
 from introspect import pcapfilter
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -137,18 +136,10 @@ def test_loads_outside_the_packet_reject(lib):
 
 
 def fuzz_binary(tmp_path):
-    cc = shutil.which("gcc") or shutil.which("cc")
     lp = next((Path(p) for p in ("/usr/lib/x86_64-linux-gnu/libpcap.so.0.8",
                                  "/usr/lib/libpcap.so.0.8") if Path(p).exists()), None)
     assert lp, "libpcap0.8 is not installed (make deps)"
-    out = tmp_path / "fuzz_cbpf"
-    cmd = [cc, "-std=gnu11", "-O1", "-g", "-Wall", "-Wextra", "-Werror",
-           "-fsanitize=address,undefined", "-fno-sanitize-recover=all",
-           "-I", str(ROOT / "kernel" / "include"), "-o", str(out),
-           str(ROOT / "tests" / "fuzz_cbpf.c"), str(ROOT / "kernel" / "net" / "cbpf.c"), str(lp)]
-    r = subprocess.run(cmd, capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
-    return out
+    return build_fuzzer(tmp_path, ["tests/fuzz_cbpf.c", "kernel/net/cbpf.c", lp], "fuzz_cbpf")
 
 
 def test_fuzz_verify_then_run(tmp_path):

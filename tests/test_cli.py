@@ -258,3 +258,27 @@ def test_boot_rebuilt_kernel_mismatch_refused(capsys, state, fake_qemu, monkeypa
     rc, _, err = run(capsys, "ps")
     assert_one_line_error(rc, err, "build-id mismatch")
     run(capsys, "stop")
+
+
+@pytest.mark.parametrize("argv, core, command, words", [
+    (["N", "s.py", "--opt", "x"], None, None, ["N", "s.py", "--opt", "x"]),
+    (["N", "script", "-c", "1", "--core", "C"], None, None, ["N", "script", "-c", "1", "--core", "C"]),
+    (["--core", "C", "s", "-v"], "C", None, ["s", "-v"]),
+    (["--core=C", "s.py", "--kernel", "K"], "C", None, ["s.py", "--kernel", "K"]),
+    (["N", "-c", "CODE", "a", "--b"], None, "CODE", ["N", "a", "--b"]),
+    (["N", "-c", "CODE"], None, "CODE", ["N"]),
+    (["N", "s.py", "--", "--state", "X"], None, None, ["N", "s.py", "--state", "X"]),   # the old way
+    (["N", "--", "s.py", "--x"], None, None, ["N", "s.py", "--x"]),
+    (["s.py", "--json"], None, None, ["s.py", "--json"]),             # a .py first: no NAME
+])
+def test_py_options_after_the_script_are_the_scripts(argv, core, command, words):
+    """`unik py NAME SCRIPT --opt`: what follows the script is its own,
+    unik's options before it are unik's."""
+    cmd = registry.commands()["py"]
+    args = cmd.parse(registry.make_parser(cmd, "unik py"), list(argv), registry.Context())
+    assert (args.core, args.command, args.words) == (core, command, words)
+
+
+def test_py_unknown_option_before_the_script_is_refused(capsys):
+    rc, _, err = run(capsys, "py", "--nosuch", "N", "s.py")
+    assert_one_line_error(rc, err, "unrecognized arguments: --nosuch")

@@ -12,39 +12,23 @@ import re
 
 import pytest
 
-from instances import booted, ls, unik, wait_until
+import crashcores
+from crashcores import live_core, panicked_core
+from instances import unik
 from introspect.helpers.report import parse_panic, reason
 
 
-def _panicked_core(tmp_path_factory, app: str, name: str):
-    """(instance, core) of `app` after it panicked (`unik ls` says so)."""
-    state = tmp_path_factory.mktemp("state")
-    with booted(app, state=state, name=name) as inst:
-        wait_until(lambda: any(r["name"] == name and r["state"] == "panicked"
-                               for r in ls(inst.env)),
-                   timeout=60, interval=0.5, what=f"{app} to panic")
-        core = tmp_path_factory.mktemp("cores") / f"{name}.core"
-        unik(inst.env, "dump", name, "-o", core)
-        yield inst, core
-
-
-@pytest.fixture(scope="module")
-def null_core(tmp_path_factory):
-    yield from _panicked_core(tmp_path_factory, "crash-null", "cn")
+null_core = crashcores.null_core         # crash-null, dumped (a module fixture)
 
 
 @pytest.fixture(scope="module")
 def div0_core(tmp_path_factory):
-    yield from _panicked_core(tmp_path_factory, "crash-div0", "cd")
+    yield from panicked_core(tmp_path_factory, "crash-div0", "cd")
 
 
 @pytest.fixture(scope="module")
 def demo_core(tmp_path_factory):
-    state = tmp_path_factory.mktemp("state")
-    with booted("demo", state=state, name="dm") as inst:
-        core = tmp_path_factory.mktemp("cores") / "dm.core"
-        unik(inst.env, "dump", "dm", "-o", core)
-        yield inst, core
+    yield from live_core(tmp_path_factory, "demo", "dm")
 
 
 def core_json(inst, core, *extra) -> dict:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from crashcores import auto_core
 from instances import booted, ls, unik, wait_until
 from introspect import autocore
 from introspect import protocol as P
@@ -25,29 +26,19 @@ from introspect.helpers.report import from_record, reason
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _auto_core(tmp_path_factory, app: str, name: str):
-    """(instance, `unik ls --json` row) once the mux took its core."""
-    state = tmp_path_factory.mktemp("state")
-    with booted(app, state=state, name=name) as inst:
-        wait_until(lambda: any(r["name"] == name and r.get("core") for r in ls(inst.env)),
-                   timeout=60, interval=0.25, what=f"{app}'s automatic core")
-        row = next(r for r in ls(inst.env) if r["name"] == name)
-        yield inst, row
-
-
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    yield from _auto_core(tmp_path_factory, "crash-stack", "cs")
+    yield from auto_core(tmp_path_factory, "crash-stack", "cs")
 
 
 @pytest.fixture(scope="module")
 def assertion(tmp_path_factory):
-    yield from _auto_core(tmp_path_factory, "crash-assert", "ca")
+    yield from auto_core(tmp_path_factory, "crash-assert", "ca")
 
 
 @pytest.fixture(scope="module")
 def heap(tmp_path_factory):
-    yield from _auto_core(tmp_path_factory, "crash-heap", "ch")
+    yield from auto_core(tmp_path_factory, "crash-heap", "ch")
 
 
 def core_json(inst, *argv) -> dict:

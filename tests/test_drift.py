@@ -13,11 +13,28 @@ from probes import isa as I
 from probes import isagen
 
 
-def _dwarf_types(elf_path, prefix="wire_"):
-    """{struct name: (byte_size, {member: offset})}, {enum name: {k: v}} for
-    the types whose name starts with prefix."""
+def _assert_dwarf_matches(elf_path, prefix: str, layouts, enums, source: str) -> dict:
+    """Every layout and enum of source (protocol.py or isa.py) as the kernel
+    compiled it: the struct `<prefix>_<name>` has the layout's size and
+    offsets, the enum `<prefix>_<name>` its members and the _COUNT_ the
+    generator adds.  Returns the structs found ({name: (size, offsets)})."""
     db = TypeDB.from_elf(elf_path)
-    return db.struct_layouts(prefix), db.enums(prefix)
+    structs, kenums = db.struct_layouts(prefix + "_"), db.enums(prefix + "_")
+    for lay in layouts:
+        cname = f"{prefix}_{lay.name}"
+        assert cname in structs, f"struct {cname} missing from the kernel's DWARF"
+        size, members = structs[cname]
+        assert size == lay.size, f"{cname}: kernel {size} bytes, {source} {lay.size}"
+        assert members == lay.offsets(), f"{cname}: member offsets differ"
+    for eprefix, enum in enums:
+        cname = f"{prefix}_{eprefix.lower()}"
+        assert cname in kenums, f"enum {cname} missing from the kernel's DWARF"
+        up = f"{prefix.upper()}_{eprefix}_"
+        want = {up + m.name: int(m) for m in enum}
+        want[up + "COUNT_"] = len(enum)
+        got = {k: v & 0xFFFFFFFF for k, v in kenums[cname].items()}
+        assert got == want, f"enum {cname} differs"
+    return structs
 
 
 def test_generated_header_is_current(demo_elf):
@@ -26,20 +43,7 @@ def test_generated_header_is_current(demo_elf):
 
 
 def test_kernel_dwarf_matches_protocol(demo_elf):
-    structs, enums = _dwarf_types(demo_elf)
-    for lay in P.LAYOUTS:
-        cname = "wire_" + lay.name
-        assert cname in structs, f"struct {cname} missing from the kernel's DWARF"
-        size, members = structs[cname]
-        assert size == lay.size, f"{cname}: kernel {size} bytes, protocol {lay.size}"
-        assert members == lay.offsets(), f"{cname}: member offsets differ"
-    for prefix, enum in P.ENUMS:
-        cname = "wire_" + prefix.lower()
-        assert cname in enums, f"enum {cname} missing from the kernel's DWARF"
-        want = {f"WIRE_{prefix}_{m.name}": int(m) for m in enum}
-        want[f"WIRE_{prefix}_COUNT_"] = len(enum)
-        got = {k: v & 0xFFFFFFFF for k, v in enums[cname].items()}
-        assert got == want, f"enum {cname} differs"
+    _assert_dwarf_matches(demo_elf, "wire", P.LAYOUTS, P.ENUMS, "protocol")
 
 
 def test_protocol_doc_is_current(root):
@@ -55,21 +59,8 @@ def test_generated_isa_header_is_current(demo_elf):
 def test_kernel_dwarf_matches_isa(demo_elf):
     """Every isa layout and enum as the kernel compiled it (kernel/probe/
     isa_dwarf.c keeps them all in the DWARF) matches probes/isa.py."""
-    structs, enums = _dwarf_types(demo_elf, "isa_")
-    for lay in I.LAYOUTS:
-        cname = "isa_" + lay.name
-        assert cname in structs, f"struct {cname} missing from the kernel's DWARF"
-        size, members = structs[cname]
-        assert size == lay.size, f"{cname}: kernel {size} bytes, isa.py {lay.size}"
-        assert members == lay.offsets(), f"{cname}: member offsets differ"
+    structs = _assert_dwarf_matches(demo_elf, "isa", I.LAYOUTS, I.ENUMS, "isa.py")
     assert structs["isa_insn"][0] == I.INSN_SIZE
-    for prefix, enum in I.ENUMS:
-        cname = "isa_" + prefix.lower()
-        assert cname in enums, f"enum {cname} missing from the kernel's DWARF"
-        want = {f"ISA_{prefix}_{m.name}": int(m) for m in enum}
-        want[f"ISA_{prefix}_COUNT_"] = len(enum)
-        got = {k: v & 0xFFFFFFFF for k, v in enums[cname].items()}
-        assert got == want, f"enum {cname} differs"
 
 
 def test_probe_table_records_match_isa(demo_elf):

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from conftest import build_kernel
-from instances import booted, ls, unik, wait_until
+import crashcores
+from instances import booted, unik, wait_until
 from introspect import protocol as P
 from introspect.dwarf import TypeDB
 from introspect.helpers import flight
@@ -47,16 +48,7 @@ def demo(tmp_path_factory):
         yield inst
 
 
-@pytest.fixture(scope="module")
-def null_core(tmp_path_factory):
-    state = tmp_path_factory.mktemp("state")
-    with booted("crash-null", state=state, name="fn") as inst:
-        wait_until(lambda: any(r["name"] == "fn" and r["state"] == "panicked"
-                               for r in ls(inst.env)),
-                   timeout=60, interval=0.5, what="crash-null to panic")
-        core = tmp_path_factory.mktemp("cores") / "fn.core"
-        unik(inst.env, "dump", "fn", "-o", core)
-        yield inst, core
+null_core = crashcores.null_core         # crash-null, dumped (a module fixture)
 
 
 def _poke(inst) -> None:

@@ -32,20 +32,33 @@ def free_port() -> int:
     return port
 
 
+def booted_http(tmp_path_factory, append: str, hold: bool = False):
+    """The http app booted as "web" (8M, -append `append`) on a free host
+    port (.port), once it listens; hold: with a connection from the test
+    held open (.client_port).  Also the web fixtures of test_netstat and
+    test_sockets."""
+    port = free_port()
+    args = ["--port", f"{port}:80", "--mem", "8M", "--append", append]
+    with booted("http", state=tmp_path_factory.mktemp("state"), name="web",
+                boot_args=args) as inst:
+        inst.port = port
+        wait_until(lambda: "http: listening" in unik(inst.env, "log", "web").stdout, 30,
+                   "the http app to listen")
+        if not hold:
+            yield inst
+            return
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            inst.client_port = s.getsockname()[1]
+            yield inst
+
+
 @pytest.fixture(scope="module")
 def web(tmp_path_factory):
     """The booted http instance; .url is its base URL, .port the host port."""
     if not shutil.which("curl"):
         pytest.fail("curl not found: `make test` installs it (apt-get install curl)")
-    port = free_port()
-    args = ["--port", str(port), "--mem", "8M",
-            "--append", f"http.idle_ms={IDLE_MS} http.req_ms={REQ_MS}"]
-    with booted("http", state=tmp_path_factory.mktemp("state"), name="web",
-                boot_args=args) as inst:
-        inst.port = port
-        inst.url = f"http://127.0.0.1:{port}"
-        wait_until(lambda: "http: listening" in unik(inst.env, "log", "web").stdout, 30,
-                   "the http app to listen")
+    for inst in booted_http(tmp_path_factory, f"http.idle_ms={IDLE_MS} http.req_ms={REQ_MS}"):
+        inst.url = f"http://127.0.0.1:{inst.port}"
         yield inst
 
 

@@ -8,28 +8,19 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import urllib.request
 
 import pytest
 
 from instances import booted, unik, wait_until
-from test_http import free_port
+from test_http import booted_http
 
 
 @pytest.fixture(scope="module")
 def web(tmp_path_factory):
     """An http instance (idle connections kept a minute) with a connection
     from the test held open: the instance, with .port and .client_port."""
-    port = free_port()
-    args = ["--port", f"{port}:80", "--mem", "8M", "--append", "http.idle_ms=60000"]
-    with booted("http", state=tmp_path_factory.mktemp("state"), name="web",
-                boot_args=args) as inst:
-        wait_until(lambda: "http: listening" in unik(inst.env, "log", "web").stdout, 30,
-                   "the http app to listen")
-        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
-            inst.port, inst.client_port = port, s.getsockname()[1]
-            yield inst
+    yield from booted_http(tmp_path_factory, "http.idle_ms=60000", hold=True)
 
 
 def _ns(inst, *a) -> dict:

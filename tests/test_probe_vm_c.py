@@ -1,5 +1,5 @@
 """The kernel's probe VM (kernel/probe/verify.c, vm.c, vmstr.c, agg.c,
-dyn.c), built for the host with UBSan (tests/probe_vm_shim.c plays the
+dyn.c), built for the host with UBSan (introspect/corevm_shim.c plays the
 engine) and driven through ctypes: programs assembled with tests/isa_asm.py
 run and their registers (via records), records, aggregations, variables
 and faults are checked against Python models; the hostile corpus
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import random
-import shutil
 import struct
 import subprocess
 
@@ -18,7 +17,7 @@ import pytest
 
 import vm_corpus
 import vmhost
-from cpure import ROOT
+from cpure import build_fuzzer
 from isa_asm import AggFunc, Prog, Scope, VarKind, tuple_key
 from probes import isa
 from probes.isa import Builtin, Fault
@@ -543,11 +542,11 @@ def test_string_keys_snapshot_in_chunks_and_clear(mk):
     assert total == 200 and len(whole) == 13
     assert whole[(0, tuple_key("probe-chan", 1))] == [len([i for i in range(200)
                                                            if i % 4 == 1 and i % 3 == 1])]
-    vm.L.vshim_agg_clear(vm.h, 0)
+    vm.L.corevm_agg_clear(vm.h, 0)
     cleared = vm.aggs()
     assert all(w == [0] for (a, _), w in cleared.items() if a == 0)
     assert cleared[(1, b"")] == [0] and len(cleared) == 13
-    vm.L.vshim_agg_clear(vm.h, -1)
+    vm.L.corevm_agg_clear(vm.h, -1)
     assert vm.aggs()[(1, b"")] == [(1 << 63) - 1]
 
 
@@ -609,20 +608,7 @@ def test_verifier_errors_name_the_pc(mk):
 
 
 def _fuzz_binary(tmp_path):
-    cc = shutil.which("gcc") or shutil.which("cc")
-    gen = tmp_path / "gen"
-    gen.mkdir(exist_ok=True)
-    from probes import isagen
-    (gen / "isa.h").write_text(isagen.render())
-    out = tmp_path / "fuzz_vm"
-    srcs = [ROOT / s for s in vmhost.SOURCES] + [ROOT / "tests" / "fuzz_vm.c"]
-    cmd = [cc, "-std=gnu11", "-O1", "-g", "-Wall", "-Wextra", "-Werror",
-           "-fno-strict-aliasing", "-fsanitize=address,undefined",
-           "-fno-sanitize-recover=all", "-I", str(ROOT / "kernel" / "include"),
-           "-I", str(gen), "-o", str(out), *map(str, srcs)]
-    r = subprocess.run(cmd, capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
-    return out
+    return build_fuzzer(tmp_path, [*vmhost.SOURCES, "tests/fuzz_vm.c"], "fuzz_vm")
 
 
 def test_fuzz_verify_then_run(tmp_path):

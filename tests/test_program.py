@@ -118,9 +118,10 @@ def test_same_script_live_and_core(demo, tmp_path):
     inst, core, _ = demo
     script = tmp_path / "threads.py"
     script.write_text(SCRIPT)
-    live = unik(inst.env, "py", "pd", script, "x", "y").stdout
-    post = unik(inst.env, "py", "--core", core, "--kernel", inst.kernel, script, "x", "y").stdout
-    assert live == post and "worker-2" in live and "['x', 'y']" in live
+    live = unik(inst.env, "py", "pd", script, "x", "--flag", "y").stdout
+    post = unik(inst.env, "py", "--core", core, "--kernel", inst.kernel, script, "x", "--flag",
+                "y").stdout
+    assert live == post and "worker-2" in live and "['x', '--flag', 'y']" in live
     found = unik(inst.env, "py", "--core", core, script).stdout   # kernel found by build-id
     assert found.splitlines()[:5] == live.splitlines()[:5]
 

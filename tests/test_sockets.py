@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 from pathlib import Path
 
 import pytest
 
 from instances import booted, ls, unik, wait_until
-from test_http import free_port
+from test_http import booted_http
 
 ROOT = Path(__file__).resolve().parent.parent
 EX = ROOT / "examples"
@@ -26,15 +25,7 @@ EX = ROOT / "examples"
 def web(tmp_path_factory):
     """A booted http instance (idle connections kept a minute) with a TCP
     connection from the test held open: (instance, client's port)."""
-    port = free_port()
-    args = ["--port", f"{port}:80", "--mem", "8M", "--append", "http.idle_ms=60000"]
-    with booted("http", state=tmp_path_factory.mktemp("state"), name="web",
-                boot_args=args) as inst:
-        wait_until(lambda: "http: listening" in unik(inst.env, "log", "web").stdout, 30,
-                   "the http app to listen")
-        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
-            inst.client_port = s.getsockname()[1]
-            yield inst
+    yield from booted_http(tmp_path_factory, "http.idle_ms=60000", hold=True)
 
 
 def _table(inst, *where) -> list[dict]:

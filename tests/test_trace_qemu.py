@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from instances import assert_closed_when_client_leaves, booted
+from instances import assert_closed_when_client_leaves, booted, records_in
 from isa_asm import AggFunc, Prog
 from introspect import codec
 from introspect import protocol as P
@@ -45,24 +45,16 @@ def begin_and_tick():
     return p.build()
 
 
-def _records(events):
-    out = []
-    for e in events:
-        if e[0] == "records":
-            out += codec.split_records(e[1])
-    return out
-
-
 def test_round_trip_begin_and_tick(inst):
     prog = program(begin_and_tick(), [(0, BEGIN, 0), (1, TICK, 10_000_000)],
                    switchrate="50hz")
     with Channel.for_instance(inst) as ch, TraceSession(ch, prog) as s:
         s.start()
         events, end = [], time.monotonic() + 20
-        while len(_records(events)) < 11 and time.monotonic() < end:
+        while len(records_in(events)) < 11 and time.monotonic() < end:
             events += s.poll(0.5)
         events += s.stop()
-        recs = _records(events)
+        recs = records_in(events)
         heads = [isa.REC_HDR.unpack(r) for r in recs]
         assert heads[0]["desc"] == 0 and heads[0]["probe"] == BEGIN
         assert struct.unpack_from("<Q", recs[0], 16)[0] == 42
@@ -143,7 +135,7 @@ def test_log_stream_next_to_a_session(inst):
                 continue
             got += codec.decode_log(fr.payload)[1]
         assert b"demo: uptime" in got
-        assert _records(s.poll(1.0))
+        assert records_in(s.poll(1.0))
 
 
 def test_flood_drops_are_counted_exactly(inst):
@@ -159,6 +151,6 @@ def test_flood_drops_are_counted_exactly(inst):
         st = s.status()
         reported = sum(n for e in events if e[0] == "drops" for n in e[1].values())
         assert st["drops_buf"] > 0 and reported == st["drops_buf"] + st["drops_chan"]
-        assert len(_records(events)) == s.delivered
+        assert len(records_in(events)) == s.delivered
         assert s.delivered + st["drops_chan"] == st["records"]
         assert st["records"] + st["drops_buf"] == st["fired"]

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from instances import assert_closed_when_client_leaves
+from instances import assert_closed_when_client_leaves, records_in
 from introspect import codec, protocol as P
 from introspect.client import Channel, wait_ready
 from introspect.errors import ChannelError, MissingFeature
@@ -38,14 +38,6 @@ def fake_ready(fake):
     return start
 
 
-def _records(events):
-    out = []
-    for e in events:
-        if e[0] == "records":
-            out += codec.split_records(e[1])
-    return out
-
-
 def _poll_until(s, cond, timeout=10.0):
     events = []
     end = time.monotonic() + timeout
@@ -60,9 +52,9 @@ def test_round_trip(fake_ready):
     prog = program([(0, BEGIN, 0), (1, TICK, 5_000_000), (2, END, 0)], switchrate="100hz")
     with Channel.for_instance(inst) as ch, TraceSession(ch, prog) as s:
         s.start()
-        events = _poll_until(s, lambda ev: len(_records(ev)) >= 10)
+        events = _poll_until(s, lambda ev: len(records_in(ev)) >= 10)
         events += s.stop()
-        recs = _records(events)
+        recs = records_in(events)
         descs = [isa.REC_HDR.unpack(r)["desc"] for r in recs]
         assert descs[0] == 0 and descs[-1] == 2 and set(descs[1:-1]) == {1}
         st = s.status()
@@ -120,8 +112,8 @@ def test_trace_data_goes_only_to_the_owner(fake_ready):
         sa.start()
         sb.start()
         assert sa.session != sb.session
-        _poll_until(sa, lambda ev: len(_records(ev)) >= 5)
-        _poll_until(sb, lambda ev: len(_records(ev)) >= 5)
+        _poll_until(sa, lambda ev: len(records_in(ev)) >= 5)
+        _poll_until(sb, lambda ev: len(records_in(ev)) >= 5)
         assert set(a._trace_frames) == {sa.session}
         assert set(b._trace_frames) == {sb.session}
         c.chanstat()
@@ -157,7 +149,7 @@ def test_drops_are_counted_exactly(fake_ready):
         st = s.status()
         dropped = sum(v for e in events if e[0] == "drops" for k, v in e[1].items())
         assert dropped == st["drops_buf"] > 0
-        assert len(_records(events)) + st["drops_buf"] == st["fired"]
+        assert len(records_in(events)) + st["drops_buf"] == st["fired"]
 
 
 def test_exit_is_an_event(fake_ready):
@@ -165,7 +157,7 @@ def test_exit_is_an_event(fake_ready):
     with Channel.for_instance(inst) as ch, TraceSession(ch, program([(0, TICK, 1_000_000)])) as s:
         s.start()
         events = _poll_until(s, lambda ev: ("exit",) in ev)
-        assert len(_records(events)) == 3
+        assert len(records_in(events)) == 3
         assert s.status()["exiting"] == 1
 
 
@@ -197,7 +189,7 @@ def test_sessions_table_pure():
     assert s.drop_client("b") == []
 
 
-def test_decode_trace_data_checks_records():
+def test_decode_trace_data_checksrecords_in():
     rec = isa.REC_HDR.pack(size=24, desc=1, probe=4, timestamp=9) + bytes(8)
     head = dict(session=2, seq=0, flags=0, drops_buf=0, drops_chan=0, drops_agg=0,
                 drops_dyn=0, errors=0)

@@ -1,5 +1,7 @@
-"""The kernel's probe VM built for the host (tests/probe_vm_shim.c with
-kernel/probe/{verify,vm,vmstr,agg,dyn}.c), wrapped for the tests.
+"""The kernel's probe VM built for the host (introspect/corevm_shim.c, the
+engine's part that `unik trace --core` also uses, with
+kernel/probe/{verify,vm,vmstr,agg,dyn}.c), built with the sanitizers and
+wrapped for the tests.
 
     lib = build(tmpdir)
     vm = VM(lib)
@@ -13,49 +15,20 @@ import ctypes
 import struct
 
 from cpure import build_shared
+from introspect import corevm
+from introspect.corevm import VErr
 from probes import isa
 
-SOURCES = ["kernel/probe/verify.c", "kernel/probe/vm.c", "kernel/probe/vmstr.c",
-           "kernel/probe/agg.c", "kernel/probe/dyn.c", "kernel/lib/string.c",
-           "tests/probe_vm_shim.c"]
-
-
-class VErr(ctypes.Structure):
-    _fields_ = [("pc", ctypes.c_int64), ("msg", ctypes.c_char * 64)]
+SOURCES = corevm.SOURCES
+# The builtins' strings until a test sets them: a sched:::switch firing.
+DEFAULT_STRS = {isa.Builtin.THREAD: "main", isa.Builtin.PROBEPROV: "sched",
+                isa.Builtin.PROBEMOD: "sched", isa.Builtin.PROBEFUNC: "sched_switch",
+                isa.Builtin.PROBENAME: "switch"}
 
 
 def build(outdir):
     so = build_shared(outdir, SOURCES, name="probevm.so")
-    L = ctypes.CDLL(str(so))
-    P, U32, U64 = ctypes.c_void_p, ctypes.c_uint32, ctypes.c_uint64
-    sig = {
-        "vshim_new": ([U32, U32, U32, U32], P),
-        "vshim_free": ([P], None),
-        "vshim_load": ([P, ctypes.c_char_p, U32, ctypes.POINTER(VErr)], ctypes.c_int),
-        "vshim_run": ([P, U32, ctypes.POINTER(U64), U32, U32], U32),
-        "vshim_set_builtin": ([P, U32, U64], None),
-        "vshim_set_str": ([P, U32, ctypes.c_char_p], None),
-        "vshim_set_ram": ([P, U64, ctypes.c_char_p, U32], None),
-        "vshim_set_stack": ([P, ctypes.POINTER(U64), U32], None),
-        "vshim_stage": ([P, ctypes.POINTER(U32)], P),
-        "vshim_fault": ([P, ctypes.POINTER(U32), ctypes.POINTER(U64)], U32),
-        "vshim_exit": ([P], U64),
-        "vshim_agg_read": ([P, ctypes.POINTER(U32), ctypes.c_char_p, U32], U32),
-        "vshim_agg_clear": ([P, ctypes.c_int32], None),
-        "vshim_agg_drops": ([P], U64),
-        "vshim_dyn_drops": ([P], U64),
-        "vshim_dyn_live": ([P], U32),
-        "vshim_agg_keys": ([P], U32),
-        "vshim_arena": ([P, U32], U64),
-        "vshim_loads": ([P], U64),
-        "vshim_count1": ([P, U32], U32),
-        "vshim_key1": ([P, U32], U32),
-    }
-    for name, (args, res) in sig.items():
-        fn = getattr(L, name)
-        fn.argtypes = args
-        fn.restype = res
-    return L
+    return corevm.bind(ctypes.CDLL(str(so)))
 
 
 class VM:
@@ -63,53 +36,55 @@ class VM:
 
     def __init__(self, L, aggsize=65536, dynsize=65536, scratch=8192, stage=8192):
         self.L = L
-        self.h = L.vshim_new(aggsize, dynsize, scratch, stage)
+        self.h = L.corevm_new(aggsize, dynsize, scratch, stage)
         assert self.h
         self._ram = None
+        for b, v in DEFAULT_STRS.items():
+            self.builtin(b, v)
 
     def close(self):
-        self.L.vshim_free(self.h)
+        self.L.corevm_free(self.h)
         self.h = None
 
     def load(self, blob: bytes):
         e = VErr()
-        if self.L.vshim_load(self.h, blob, len(blob), ctypes.byref(e)):
+        if self.L.corevm_load(self.h, blob, len(blob), ctypes.byref(e)):
             return None
         return e.pc, e.msg.decode()
 
     def set_ram(self, addr: int, data: bytes):
         self._ram = ctypes.create_string_buffer(data, len(data))
-        self.L.vshim_set_ram(self.h, addr, self._ram, len(data))
+        self.L.corevm_set_ram(self.h, addr, self._ram, len(data))
 
     def set_stack(self, pcs):
         """What stack() walks: pcs, innermost first."""
         a = (ctypes.c_uint64 * max(1, len(pcs)))(*pcs)
-        self.L.vshim_set_stack(self.h, a, len(pcs))
+        self.L.corevm_set_stack(self.h, a, len(pcs))
 
     def builtin(self, b, value):
         if isinstance(value, str):
-            self.L.vshim_set_str(self.h, int(b), value.encode())
+            self.L.corevm_set_str(self.h, int(b), value.encode())
         else:
-            self.L.vshim_set_builtin(self.h, int(b), value & (2**64 - 1))
+            self.L.corevm_set_builtin(self.h, int(b), value & (2**64 - 1))
 
     def run(self, clause=0, args=(), probe=isa.FIRST_STATIC_PROBE) -> int:
         a = (ctypes.c_uint64 * max(1, len(args)))(*[x & (2**64 - 1) for x in args])
-        return self.L.vshim_run(self.h, clause, a, len(args), probe)
+        return self.L.corevm_run(self.h, clause, probe, clause << 16, a, len(args))
 
     @property
     def fault(self):
         pc, addr = ctypes.c_uint32(), ctypes.c_uint64()
-        f = self.L.vshim_fault(self.h, ctypes.byref(pc), ctypes.byref(addr))
+        f = self.L.corevm_fault(self.h, ctypes.byref(pc), ctypes.byref(addr))
         return f, pc.value, addr.value
 
     @property
     def exit_code(self):
-        v = self.L.vshim_exit(self.h)
+        v = self.L.corevm_exit(self.h)
         return None if not v >> 63 else v & ((1 << 63) - 1)
 
     def records(self) -> list:
         n = ctypes.c_uint32()
-        p = self.L.vshim_stage(self.h, ctypes.byref(n))
+        p = self.L.corevm_stage(self.h, ctypes.byref(n))
         raw = ctypes.string_at(p, n.value) if n.value else b""
         out, i = [], 0
         while i < len(raw):
@@ -125,7 +100,7 @@ class VM:
         out, cur = {}, ctypes.c_uint32(0)
         buf = ctypes.create_string_buffer(cap)
         while True:
-            n = self.L.vshim_agg_read(self.h, ctypes.byref(cur), buf, cap)
+            n = self.L.corevm_agg_read(self.h, ctypes.byref(cur), buf, cap)
             data = buf.raw[:n]
             i = 0
             while i < n:
@@ -141,30 +116,30 @@ class VM:
             assert n > 0, "agg_read made no progress"
 
     def arena(self, which: int) -> int:
-        return self.L.vshim_arena(self.h, which)
+        return self.L.corevm_arena(self.h, which)
 
     def count1(self, clause: int) -> int:
         """The verifier's vm_clause.count1 of clause: agg + 1 when the
         clause is exactly one keyless count(), else 0."""
-        return self.L.vshim_count1(self.h, clause)
+        return self.L.corevm_count1(self.h, clause)
 
     def key1(self, clause: int) -> tuple | None:
         """The verifier's vm_clause.key1 of clause: (agg, builtin, is a
         string) when the clause is exactly `@[builtin] = count()`, else None."""
-        v = self.L.vshim_key1(self.h, clause)
+        v = self.L.corevm_key1(self.h, clause)
         return ((v & 0xFF) - 1, (v >> 8) & 0xFFFF, bool(v >> 24)) if v else None
 
     @property
     def agg_drops(self):
-        return self.L.vshim_agg_drops(self.h)
+        return self.L.corevm_agg_drops(self.h)
 
     @property
     def dyn_drops(self):
-        return self.L.vshim_dyn_drops(self.h)
+        return self.L.corevm_dyn_drops(self.h)
 
     @property
     def dyn_live(self):
-        return self.L.vshim_dyn_live(self.h)
+        return self.L.corevm_dyn_live(self.h)
 
 
 def strval(payload: bytes, off: int = 0):

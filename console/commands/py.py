@@ -22,6 +22,37 @@ def args(p):
                         "script and its arguments")
 
 
+def parse(parser, argv: list[str], ctx):
+    """unik's options and words up to the script, then everything from the
+    script on for the script: `unik py NAME SCRIPT --opt` passes --opt to
+    SCRIPT (with -c, what follows the first argument word is the code's).
+    A `--` before that point separates by hand, as argparse does; one
+    right after the script (the old way to pass options) is dropped."""
+    need, nwords, i = 1, 0, 0
+    while i < len(argv):
+        a = argv[i]
+        if a == "--":
+            return parser.parse_intermixed_args(argv)
+        if a.startswith("-") and a != "-":
+            act = parser._option_string_actions.get(a.split("=", 1)[0])
+            if act is not None and act.dest == "core":
+                need = 0                # no NAME with a core
+            i += 2 if act is not None and act.nargs != 0 and "=" not in a else 1
+            continue
+        if nwords == 0 and (ctx.instance is not None or a.endswith(".py")):
+            need = 0                    # open_program takes no NAME either
+        if nwords == need:
+            tail = argv[i:]
+            if tail[1:2] == ["--"]:
+                del tail[1]             # the old `SCRIPT -- --opt`
+            args = parser.parse_intermixed_args(argv[:i])
+            args.words += tail
+            return args
+        nwords += 1
+        i += 1
+    return parser.parse_intermixed_args(argv)
+
+
 def open_program(ctx, args):
     """(Program, rest of the words) for --core or NAME."""
     from introspect.program import Program
@@ -103,6 +134,6 @@ def interact(ns: dict) -> int:
 
 
 COMMAND = Command("py", "run a Python script with `prog` (a core or a live instance)", run,
-                  args=args, shell=False,
+                  args=args, shell=False, parse=parse,
                   epilog="forms: unik py --core CORE [--kernel ELF] [SCRIPT [ARGS]]\n"
                          "       unik py NAME [SCRIPT [ARGS]]   (no script: a prompt)")

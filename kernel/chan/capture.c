@@ -47,14 +47,6 @@ static struct chan_capture *capture_req_get(u16 type, u32 id, const u8 *p, u32 *
     return NULL;
 }
 
-/* An empty reply (the request succeeded). */
-static void capture_ok(u16 type, u32 id)
-{
-    u32 cap;
-    chan_payload(&cap);
-    chan_reply(type | WIRE_REPLY, id, 0);
-}
-
 /* CAPTURE_OPEN: a capture with the sizes asked for. */
 void chan_serve_capture_open(u16 type, u32 id, const u8 *p, u32 len)
 {
@@ -75,12 +67,9 @@ void chan_serve_capture_open(u16 type, u32 id, const u8 *p, u32 len)
     struct chan_capture *c = &chan_captures[cid];
     memset(c, 0, sizeof(*c));
     c->open = true;
-    u64 us = rq.rate_us ? rq.rate_us : CAPTURE_RATE_US;
-    c->period_ns = MAX(us, (u64)CAPTURE_MIN_RATE_US) * 1000;
+    c->period_ns = chan_period_ns(rq.rate_us, CAPTURE_RATE_US, CAPTURE_MIN_RATE_US);
     struct wire_capture_open_rep r = { .capture = cid };
-    u32 cap;
-    memcpy(chan_payload(&cap), &r, sizeof(r));
-    chan_reply(type | WIRE_REPLY, id, sizeof(r));
+    chan_answer(type, id, &r, sizeof(r));
 }
 
 /* CAPTURE_PROG: instructions of the program at an index. */
@@ -98,7 +87,7 @@ void chan_serve_capture_prog(u16 type, u32 id, const u8 *p, u32 len)
     else if (err != CAPTURE_OK)
         chan_error(type, id, WIRE_ERR_NO_SESSION, "capture %u already started", cid);
     else
-        capture_ok(type, id);
+        chan_answer(type, id, NULL, 0);
 }
 
 /* CAPTURE_START: verify and start; a refusal is a normal reply with the
@@ -127,9 +116,7 @@ void chan_serve_capture_start(u16 type, u32 id, const u8 *p, u32 len)
         c->active = true;
         c->due_ns = time_ns() + c->period_ns;
     }
-    u32 cap;
-    memcpy(chan_payload(&cap), &r, sizeof(r));
-    chan_reply(type | WIRE_REPLY, id, sizeof(r));
+    chan_answer(type, id, &r, sizeof(r));
 }
 
 /* Captured packet bytes in a drained batch of capture_pkt records.
@@ -191,9 +178,7 @@ static void capture_status_reply(u16 type, u32 id, u32 cid, const struct chan_ca
         .dropped = st.dropped + c->drops_chan, .delivered = c->delivered,
         .waiting = st.waiting, .frames = c->frames, .bytes = c->bytes, .tap_ns = st.tap_ns,
     };
-    u32 cap;
-    memcpy(chan_payload(&cap), &r, sizeof(r));
-    chan_reply(type | WIRE_REPLY, id, sizeof(r));
+    chan_answer(type, id, &r, sizeof(r));
 }
 
 /* CAPTURE_STATUS: the counters so far. */
@@ -232,7 +217,7 @@ void chan_serve_capture_close(u16 type, u32 id, const u8 *p, u32 len)
         return;
     capture_close(cid);
     memset(c, 0, sizeof(*c));
-    capture_ok(type, id);
+    chan_answer(type, id, NULL, 0);
 }
 
 /* CAPTURE_INJECT (debug): one frame through the tap, as if the network
@@ -248,7 +233,7 @@ void chan_serve_capture_inject(u16 type, u32 id, const u8 *p, u32 len)
         return;
     }
     capture_tap_wire((int)rq.dir, p + sizeof(rq), n, wire);
-    capture_ok(type, id);
+    chan_answer(type, id, NULL, 0);
 }
 
 /* Drain every active capture that is due.  Called by chan_stream_run. */

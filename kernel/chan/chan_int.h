@@ -17,6 +17,10 @@ u8 *chan_payload(u32 *cap);
 u8 *chan_stream_payload(u32 *cap);
 /* server.c: frame and queue the payload built; false if it was dropped. */
 bool chan_reply(u16 type, u32 id, u32 len);
+/* server.c: answer a request with one fixed-size reply (len 0: empty). */
+void chan_answer(u16 type, u32 id, const void *rep, u32 len);
+/* server.c: a stream's drain period from the host's rate (0: dflt_us). */
+u64 chan_period_ns(u32 rate_us, u32 dflt_us, u32 min_us);
 /* server.c: answer a request with an ERROR reply. */
 void chan_error(u16 req_type, u32 id, u32 code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));

@@ -110,6 +110,26 @@ void chan_send_crash(const void *rec, u32 len)
     }
 }
 
+/* Answer request type/id with the len bytes at rep (len 0: an empty
+ * reply, the request succeeded).  Called by the handlers whose reply is
+ * one fixed-size struct. */
+void chan_answer(u16 type, u32 id, const void *rep, u32 len)
+{
+    u32 cap;
+    u8 *pl = chan_payload(&cap);
+    if (len)
+        memcpy(pl, rep, len);
+    chan_reply(type | WIRE_REPLY, id, len);
+}
+
+/* A stream's drain period: rate_us as the host asked (0: dflt_us), no
+ * faster than min_us.  Called by the TRACE_OPEN and CAPTURE_OPEN handlers. */
+u64 chan_period_ns(u32 rate_us, u32 dflt_us, u32 min_us)
+{
+    u64 us = rate_us ? rate_us : dflt_us;
+    return MAX(us, (u64)min_us) * 1000;
+}
+
 /* Answer request req_type/id with an ERROR reply: code and a message.
  * Called by chan_serve and the handlers that refuse a request. */
 void chan_error(u16 req_type, u32 id, u32 code, const char *fmt, ...)
@@ -154,9 +174,7 @@ static void chan_serve_hello(u16 type, u32 id, const u8 *p, u32 len)
     r.tsc_entry = kernel_tsc_entry();
     r.tsc_ready = chan_tsc_ready;
     r.features = WIRE_FEATURES_ALL;
-    u32 cap;
-    memcpy(chan_payload(&cap), &r, sizeof(r));
-    chan_reply(type | WIRE_REPLY, id, sizeof(r));
+    chan_answer(type, id, &r, sizeof(r));
 }
 
 /* The wire's ThreadState for a kernel thread state.  Called by
@@ -303,9 +321,7 @@ static void chan_serve_chanstat(u16 type, u32 id, const u8 *p, u32 len)
 {
     (void)p;
     (void)len;
-    u32 cap;
-    memcpy(chan_payload(&cap), &chan_stats, sizeof(chan_stats));
-    chan_reply(type | WIRE_REPLY, id, sizeof(chan_stats));
+    chan_answer(type, id, &chan_stats, sizeof(chan_stats));
 }
 
 /* One well-formed frame from the decoder (frame_feed's callback): reject

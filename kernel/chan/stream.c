@@ -28,9 +28,7 @@ void chan_serve_log_subscribe(u16 type, u32 id, const u8 *p, u32 len)
         stream_log_next = log_head();
     stream_log_on = rq.on != 0;
     struct wire_log_subscribe_rep r = { .head = stream_log_next };
-    u32 cap;
-    memcpy(chan_payload(&cap), &r, sizeof(r));
-    chan_reply(type | WIRE_REPLY, id, sizeof(r));
+    chan_answer(type, id, &r, sizeof(r));
 }
 
 /* One LOG_DATA frame with the log bytes from the stream's cursor; the

@@ -69,12 +69,14 @@ static struct chan_trace *trace_get(u16 type, u32 id, u32 sid)
     return NULL;
 }
 
-/* An empty reply (the request succeeded).  Called by the handlers. */
-static void trace_ok(u16 type, u32 id)
+/* The reply to a request the engine did (err == PROBE_OK: an empty
+ * reply) or refused.  Called by the handlers. */
+static void trace_done(u16 type, u32 id, int err, u32 sid)
 {
-    u32 cap;
-    chan_payload(&cap);
-    chan_reply(type | WIRE_REPLY, id, 0);
+    if (err != PROBE_OK)
+        trace_refuse(type, id, err, sid);
+    else
+        chan_answer(type, id, NULL, 0);
 }
 
 /* The session a trace_session_req payload names (TRACE_LOAD, GO, STOP,
@@ -112,12 +114,9 @@ void chan_serve_trace_open(u16 type, u32 id, const u8 *p, u32 len)
     struct chan_trace *t = &chan_traces[sid];
     memset(t, 0, sizeof(*t));
     t->open = true;
-    u64 us = rq.switchrate_us ? rq.switchrate_us : CHAN_TRACE_RATE_US;
-    t->period_ns = MAX(us, (u64)CHAN_TRACE_MIN_RATE_US) * 1000;
+    t->period_ns = chan_period_ns(rq.switchrate_us, CHAN_TRACE_RATE_US, CHAN_TRACE_MIN_RATE_US);
     struct wire_trace_open_rep r = { .session = sid };
-    u32 cap;
-    memcpy(chan_payload(&cap), &r, sizeof(r));
-    chan_reply(type | WIRE_REPLY, id, sizeof(r));
+    chan_answer(type, id, &r, sizeof(r));
 }
 
 /* TRACE_CHUNK: bytes of the program container at an offset. */
@@ -128,10 +127,7 @@ void chan_serve_trace_chunk(u16 type, u32 id, const u8 *p, u32 len)
     if (!trace_get(type, id, rq.session))
         return;
     int err = probe_load_chunk(rq.session, rq.offset, p + sizeof(rq), len - sizeof(rq));
-    if (err != PROBE_OK)
-        trace_refuse(type, id, err, rq.session);
-    else
-        trace_ok(type, id);
+    trace_done(type, id, err, rq.session);
 }
 
 /* TRACE_LOAD: verify the uploaded program; a refusal is a normal reply
@@ -155,9 +151,7 @@ void chan_serve_trace_load(u16 type, u32 id, const u8 *p, u32 len)
     r.pc = err == PROBE_OK ? 0 : e.pc;
     if (err != PROBE_OK)
         str_copy(r.msg, e.msg, sizeof(r.msg));
-    u32 cap;
-    memcpy(chan_payload(&cap), &r, sizeof(r));
-    chan_reply(type | WIRE_REPLY, id, sizeof(r));
+    chan_answer(type, id, &r, sizeof(r));
 }
 
 /* TRACE_ENABLE: a batch of enablings, all or up to the first refused
@@ -182,7 +176,7 @@ void chan_serve_trace_enable(u16 type, u32 id, const u8 *p, u32 len)
             return;
         }
     }
-    trace_ok(type, id);
+    chan_answer(type, id, NULL, 0);
 }
 
 /* TRACE_GO: start; the session's buffer is drained from now on. */
@@ -200,7 +194,7 @@ void chan_serve_trace_go(u16 type, u32 id, const u8 *p, u32 len)
     }
     t->active = true;
     t->due_ns = time_ns() + t->period_ns;
-    trace_ok(type, id);
+    chan_answer(type, id, NULL, 0);
 }
 
 /* Records of a TRACE_DATA payload (whole records, u16 size first). */
@@ -273,7 +267,7 @@ void chan_serve_trace_stop(u16 type, u32 id, const u8 *p, u32 len)
     while (trace_frame(sid, true))
         ;
     t->active = false;
-    trace_ok(type, id);
+    chan_answer(type, id, NULL, 0);
 }
 
 /* TRACE_CLOSE: free the session (stopping it if needed). */
@@ -286,7 +280,7 @@ void chan_serve_trace_close(u16 type, u32 id, const u8 *p, u32 len)
         return;
     probe_close(sid);
     memset(t, 0, sizeof(*t));
-    trace_ok(type, id);
+    chan_answer(type, id, NULL, 0);
 }
 
 /* The wire's Deadman reason for the engine's PROBE_DM_* (TRACE_ABORT,
@@ -323,9 +317,7 @@ void chan_serve_trace_status(u16 type, u32 id, const u8 *p, u32 len)
         .deadman = trace_reason(ab.reason), .deadman_budget = ab.budget,
         .deadman_used_ns = ab.used_ns, .deadman_window_ns = ab.window_ns,
     };
-    u32 cap;
-    memcpy(chan_payload(&cap), &r, sizeof(r));
-    chan_reply(type | WIRE_REPLY, id, sizeof(r));
+    chan_answer(type, id, &r, sizeof(r));
 }
 
 /* AGG_READ: a page of aggregation entries from a cursor. */
@@ -356,10 +348,7 @@ void chan_serve_agg_clear(u16 type, u32 id, const u8 *p, u32 len)
     if (!trace_get(type, id, rq.session))
         return;
     int err = probe_agg_clear(rq.session, rq.agg == WIRE_AGG_ALL ? -1 : (i32)rq.agg);
-    if (err != PROBE_OK)
-        trace_refuse(type, id, err, rq.session);
-    else
-        trace_ok(type, id);
+    trace_done(type, id, err, rq.session);
 }
 
 /* TRACE_DEADMAN: set a session's deadman limits. */
@@ -376,10 +365,8 @@ void chan_serve_trace_deadman(u16 type, u32 id, const u8 *p, u32 len)
     if (err == PROBE_E_RANGE)
         chan_error(type, id, WIRE_ERR_RANGE, "deadman timeout %u ms or window %u ms "
                    "outside %u..%u", rq.timeout_ms, rq.window_ms, DEADMAN_MIN_MS, DEADMAN_MAX_MS);
-    else if (err != PROBE_OK)
-        trace_refuse(type, id, err, rq.session);
     else
-        trace_ok(type, id);
+        trace_done(type, id, err, rq.session);
 }
 
 /* Tell the host that the deadman aborted session sid (once, when the

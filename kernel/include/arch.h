@@ -86,6 +86,9 @@ void panic_halt(void) __attribute__((noreturn));
 
 /* arch/ksyms.c: function name for an address (from the .ksyms table). */
 const char *ksyms_lookup(u64 addr, u64 *offset);
+/* The {addr, name} entry of a {count; {addr, name}[count]} table sorted by
+ * address that holds addr (the last <= addr); NULL if none. */
+const u64 *ksyms_entry(const u64 *table, u64 addr);
 
 /* arch/apictimer.c: the local APIC timer as a second, separate periodic
  * interrupt (the profile provider's; the PIT stays the scheduler tick). */

@@ -9,6 +9,9 @@ void selftest_main(void *arg);
 /* Record one check: counted, and printed with its line when it fails. */
 void selftest_check(bool ok, const char *what, int line);
 #define CHECK(cond) selftest_check((cond), #cond, __LINE__)
+/* The thread_info of thread `name` into *out; false if it is not listed. */
+struct thread_info;
+bool selftest_find(const char *name, struct thread_info *out);
 /* Static probe sites: patching round trips and firings (selftest_sites.c). */
 void selftest_sites(void);
 /* The probe engine's part (kernel/probe/probetest.c). */

@@ -399,20 +399,10 @@ void fbt_return(u64 *slot, u64 rax)
  * by address); "" without it (the first link). */
 static const char *fbt_module(u64 addr)
 {
-    if (__fbtmods_end - __fbtmods_start < 1 || !__fbtmods_start[0])
+    if (__fbtmods_end - __fbtmods_start < 1)
         return "";
-    const u64 *e = __fbtmods_start + 1;
-    u64 lo = 0, hi = __fbtmods_start[0] - 1;
-    if (addr < e[0])
-        return "";
-    while (lo < hi) {                   /* the last entry <= addr */
-        u64 mid = (lo + hi + 1) / 2;
-        if (e[2 * mid] <= addr)
-            lo = mid;
-        else
-            hi = mid - 1;
-    }
-    return (const char *)e[2 * lo + 1];
+    const u64 *e = ksyms_entry(__fbtmods_start, addr);
+    return e ? (const char *)e[1] : "";
 }
 
 /* Provider, module, function or name of fbt probe `probe` (engine.c's

@@ -55,6 +55,15 @@ sys_thread_t sys_thread_new(const char *name, lwip_thread_fn fn, void *arg,
     return t;
 }
 
+/* What a wait that succeeded returns: the ms since t0 (time_ns), kept
+ * below SYS_ARCH_TIMEOUT, which means it timed out.  Called by
+ * sys_arch_sem_wait and sys_arch_mbox_fetch. */
+static u32_t sys_waited_ms(u64 t0)
+{
+    u64 ms = (time_ns() - t0) / 1000000;
+    return ms >= SYS_ARCH_TIMEOUT ? SYS_ARCH_TIMEOUT - 1 : (u32_t)ms;
+}
+
 /* --- semaphores --- */
 
 err_t sys_sem_new(sys_sem_t *sem, u8_t count)
@@ -83,8 +92,7 @@ u32_t sys_arch_sem_wait(sys_sem_t *sem, u32_t timeout)
     u64 t0 = time_ns();
     if (!sem_wait(&sem->s, timeout))
         return SYS_ARCH_TIMEOUT;
-    u64 ms = (time_ns() - t0) / 1000000;
-    return ms >= SYS_ARCH_TIMEOUT ? SYS_ARCH_TIMEOUT - 1 : (u32_t)ms;
+    return sys_waited_ms(t0);
 }
 
 /* --- mutexes --- */
@@ -188,8 +196,7 @@ u32_t sys_arch_mbox_fetch(sys_mbox_t *mbox, void **msg, u32_t timeout)
         return SYS_ARCH_TIMEOUT;
     if (msg)
         *msg = m;
-    u64 ms = (time_ns() - t0) / 1000000;
-    return ms >= SYS_ARCH_TIMEOUT ? SYS_ARCH_TIMEOUT - 1 : (u32_t)ms;
+    return sys_waited_ms(t0);
 }
 
 u32_t sys_arch_mbox_tryfetch(sys_mbox_t *mbox, void **msg)
