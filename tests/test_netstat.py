@@ -18,9 +18,9 @@ from test_http import booted_http
 
 @pytest.fixture(scope="module")
 def web(tmp_path_factory):
-    """An http instance (idle connections kept a minute) with a connection
+    """An http instance (idle connections kept an hour: the held one must outlive the module under load) with a connection
     from the test held open: the instance, with .port and .client_port."""
-    yield from booted_http(tmp_path_factory, "http.idle_ms=60000", hold=True)
+    yield from booted_http(tmp_path_factory, "http.idle_ms=3600000", hold=True)
 
 
 def _ns(inst, *a) -> dict:

@@ -23,9 +23,9 @@ EX = ROOT / "examples"
 
 @pytest.fixture(scope="module")
 def web(tmp_path_factory):
-    """A booted http instance (idle connections kept a minute) with a TCP
+    """A booted http instance (idle connections kept an hour) with a TCP
     connection from the test held open: (instance, client's port)."""
-    yield from booted_http(tmp_path_factory, "http.idle_ms=60000", hold=True)
+    yield from booted_http(tmp_path_factory, "http.idle_ms=3600000", hold=True)
 
 
 def _table(inst, *where) -> list[dict]:
