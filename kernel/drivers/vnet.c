@@ -8,7 +8,8 @@
  * each frame to the receiver and posts the buffer again at once.
  * Transmit: NET_TX_BUFS buffers in a ring; netdev_send copies the frame
  * into a free one and queues it; the completion interrupt (or the next
- * send) takes used ones back.  A full ring is a counted drop, never a wait.
+ * send) takes used ones back.  A full ring is a counted drop, never a wait
+ * (netdev_tx_room lets a sender wait for room instead).
  * Everything runs with interrupts off (single CPU).
  *
  * Without a routable interrupt the driver polls from a service thread.
@@ -178,6 +179,21 @@ bool netdev_send(const void *frame, u32 len)
 out:
     irq_restore(f);
     return ok;
+}
+
+/* Free transmit buffers after taking back the used ones (see netdev.h).
+ * Called by the netif's linkoutput before it sends. */
+u32 netdev_tx_room(void)
+{
+    if (!vnet.present)
+        return 0;
+    u64 f = irq_save();
+    vnet_tx_reclaim();
+    u32 n = 0;
+    for (u64 m = vnet.tx_free; m; m &= m - 1)   /* no popcnt: the CPU may lack it */
+        n++;
+    irq_restore(f);
+    return n;
 }
 
 /* Find the device, check it is modern and negotiate MAC and STATUS.

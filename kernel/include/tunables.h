@@ -60,7 +60,7 @@
 #define NET_POLL_MS 1                 /* without an interrupt: poll the device this often */
 
 /* --- lwIP glue (kernel/net/lwip/netif.c) --- */
-#define NET_TX_RETRIES 50             /* a frame the driver's full ring refuses is retried this often, then dropped */
+#define NET_TX_RETRIES 50             /* linkoutput waits this often for room in a full transmit ring, then drops */
 #define NET_TX_RETRY_MS 1             /* sleep between those retries (QEMU empties the ring meanwhile) */
 
 /* --- watchdog (kernel/sched/watchdog.c) --- */
