@@ -213,9 +213,10 @@ def memory_under_load(url: str, name: str, base: Path, seconds: float, conns: in
 
 def memory_summary(samples: list[tuple[dict, dict]]) -> dict:
     """The highest of each figure over the samples (pure): pages and heap
-    in use (unik mem), lwIP's heap and pools' high-water marks."""
+    in use (unik mem), lwIP's heap and pools' high-water marks; pools
+    map name -> (high-water, size, allocation failures)."""
     out = {"samples": len(samples), "pages_used": 0, "heap_used": 0, "mem_total": 0,
-           "lwip_heap_max": 0, "lwip_heap_avail": 0, "pools": {}}
+           "lwip_heap_max": 0, "lwip_heap_avail": 0, "lwip_heap_err": 0, "pools": {}}
     for mem, ns in samples:
         out["pages_used"] = max(out["pages_used"], mem["summary"]["pages_used"])
         out["heap_used"] = max(out["heap_used"], mem["heap_bytes_used"])
@@ -223,9 +224,10 @@ def memory_summary(samples: list[tuple[dict, dict]]) -> dict:
         st = ns["statistics"]
         out["lwip_heap_max"] = max(out["lwip_heap_max"], st["mem"]["max"])
         out["lwip_heap_avail"] = st["mem"]["avail"]
+        out["lwip_heap_err"] = st["mem"]["err"]
         for p in st["memp"]:
-            hi, avail = out["pools"].get(p["name"], (0, p["avail"]))
-            out["pools"][p["name"]] = (max(hi, p["max"]), p["avail"])
+            hi, _, _ = out["pools"].get(p["name"], (0, 0, 0))
+            out["pools"][p["name"]] = (max(hi, p["max"]), p["avail"], p["err"])
     return out
 
 

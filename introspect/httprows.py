@@ -95,14 +95,17 @@ def trace_row(m: dict) -> dict:
 def memory_row(m: dict) -> dict:
     mem = m["memory"]["memory"]
     pools = mem["pools"]
-    hot = ", ".join(f"{k} {hi}/{av}" for k, (hi, av) in sorted(pools.items()) if hi)
+    hot = ", ".join(f"{k} {hi}/{av}" + (f" ({err} failed)" if err else "")
+                    for k, (hi, av, err) in sorted(pools.items()) if hi or err)
+    fails = sum(err for _, _, err in pools.values()) + mem.get("lwip_heap_err", 0)
     n, errs = errors_text([m["memory"]])
     return _row("HTTP guest memory under load", round(mem["pages_used"] * 4096 / 1024), "KiB",
                 f"{errs}pages in use (highest of {mem['samples']} samples during a "
                 f"{m['seconds']:g} s wrk run, {m['memory']['rps']:.0f} req/s) of "
                 f"{mem['mem_total'] // 1024} KiB (`--mem 8M`); kernel heap {mem['heap_used']} B "
                 f"in use; lwIP heap high-water {mem['lwip_heap_max']} of "
-                f"{mem['lwip_heap_avail']} B; pool high-water/size: {hot}", failed=bool(n))
+                f"{mem['lwip_heap_avail']} B; pool high-water/size: {hot}; "
+                f"{fails} allocation failures", failed=bool(n))
 
 
 def anchor_row(m: dict) -> dict:
