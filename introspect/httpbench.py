@@ -3,7 +3,8 @@
 
 One instance of the http app, `--mem 8M`, QEMU user networking with a
 host port forwarded to its port 80.  wrk (Debian's) runs from the host
-over CONNS keep-alive connections for SECONDS, with --latency, against
+over CONNS keep-alive connections (a wrk thread each, started 30 ms
+apart: see STAGGER_LUA) for SECONDS, with --latency, against
 `GET /`, in each of these states of the instance:
 
   plain     nothing attached
@@ -43,7 +44,20 @@ from .elfinfo import build_id
 
 CONNS = 64
 SECONDS = 10.0
-THREADS = 2
+STAGGER_S = 0.03
+# wrk opens all of a thread's connections at once, and QEMU's user network
+# listens on the forwarded port with a backlog of 1: most of 64 SYNs at
+# once overflow the host's accept queue and wait for a retransmission (1 s,
+# then 3 s), and wrk counts a connection still connecting at its 2 s check
+# as a timeout.  So each connection gets its own wrk thread, and the
+# threads start STAGGER_S apart (wrk calls setup() for each thread just
+# before starting it).
+STAGGER_LUA = """\
+-- unik httpbench: start wrk's threads (one connection each) %g s apart
+function setup(thread)
+  os.execute("sleep %g")
+end
+"""
 TRACE_PROG = "fbt::tcp_*:entry { @[probefunc] = count(); }"
 NOMATCH = "udp port 9"
 STATES = ("plain", "capture", "nomatch", "trace", "anchor")
@@ -71,22 +85,44 @@ def _sigint_default():
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def run_wrk(url: str, seconds: float, conns: int, threads: int = THREADS) -> dict:
-    """One wrk run (--latency), parsed; 'text' keeps wrk's report."""
+def listen_overflows() -> int:
+    """The host's TcpExt ListenOverflows (SYNs dropped on a full accept
+    queue, every socket of the host): read before and after each run."""
+    try:
+        lines = Path("/proc/net/netstat").read_text().splitlines()
+    except OSError:
+        return 0
+    for head, vals in zip(lines[::2], lines[1::2]):
+        if head.startswith("TcpExt:"):
+            d = dict(zip(head.split()[1:], vals.split()[1:]))
+            return int(d.get("ListenOverflows", 0))
+    return 0
+
+
+def run_wrk(url: str, seconds: float, conns: int) -> dict:
+    """One wrk run (--latency; a thread per connection, started STAGGER_S
+    apart), parsed; 'text' keeps wrk's report, 'listen_overflows' the
+    host's accept-queue overflows meanwhile."""
     import shutil
+    import tempfile
     from .errors import UnikError
     if not shutil.which("wrk"):
         raise UnikError("wrk is not installed", "apt-get install wrk (or `make deps`)")
-    threads = max(1, min(threads, conns))
     secs = max(1, round(seconds))
-    r = subprocess.run(["wrk", f"-t{threads}", f"-c{conns}", f"-d{secs}s", "--latency",
-                        "--timeout", "5s", url], capture_output=True, text=True,
-                       timeout=secs + 60)
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", prefix="unik-wrk-") as lua:
+        lua.write(STAGGER_LUA % (STAGGER_S, STAGGER_S))
+        lua.flush()
+        ov = listen_overflows()
+        r = subprocess.run(["wrk", f"-t{conns}", f"-c{conns}", f"-d{secs}s", "--latency",
+                            "--timeout", "5s", "-s", lua.name, url], capture_output=True,
+                           text=True, timeout=secs + conns * STAGGER_S + 60)
+        ov = listen_overflows() - ov
     if r.returncode != 0:
         raise UnikError(f"wrk failed (exit {r.returncode}): {r.stderr.strip()[:200]}",
                         f"is {url} answering? try curl {url}")
     out = wrkout.parse_wrk(r.stdout)
     out["text"] = r.stdout
+    out["listen_overflows"] = ov
     return out
 
 

@@ -31,7 +31,12 @@ def errors_text(runs: list[dict]) -> tuple[int, str]:
             kinds[k] = kinds.get(k, 0) + v
         kinds["non-2xx/3xx"] = kinds.get("non-2xx/3xx", 0) + r["non2xx"]
     what = ", ".join(f"{k} {v}" for k, v in kinds.items() if v)
-    return total, f"{total} errors ({what}) over {sum(r['requests'] for r in runs)} requests; "
+    ov = sum(r.get("listen_overflows", 0) for r in runs)
+    why = (f", {ov} SYNs dropped meanwhile by full host accept queues (QEMU's "
+           "forwarded port listens with a backlog of 1; wrk counts a connection "
+           "still connecting after 2 s as a timeout)") if ov else ""
+    return total, (f"{total} errors ({what}) over {sum(r['requests'] for r in runs)} "
+                   f"requests{why}; ")
 
 
 def latency_text(runs: list[dict]) -> str:

@@ -202,6 +202,14 @@ def test_row_with_errors_is_failed_not_hidden():
     assert not any(r.get("failed") for r in rows if r is not tr)
 
 
+def test_failed_row_names_listen_overflows():
+    m = _measurement(trace_errors=2)
+    for r in m["runs"]["trace"]:
+        r["listen_overflows"] = 5
+    tr = next(r for r in httprows.build_rows(m) if "fbt" in r["name"])
+    assert "15 SYNs dropped meanwhile" in tr["detail"] and "backlog of 1" in tr["detail"]
+
+
 def test_rows_without_optional_states():
     m = _measurement()
     m["runs"] = {"plain": m["runs"]["plain"]}
@@ -261,7 +269,8 @@ def test_httpbench_smoke(tmp_path):
     for state, rs in runs.items():
         assert len(rs) == 1 and rs[0]["requests"] > 0, state
         assert rs[0]["errors"] == 0, (state, rs[0]["text"])
-        assert rs[0]["connections"] == 8
+        assert rs[0]["connections"] == 8 and rs[0]["threads"] == 8
+        assert rs[0]["listen_overflows"] >= 0
     cap, nom = runs["capture"][0]["side"], runs["nomatch"][0]["side"]
     # every request is at least its request and its response segment
     assert cap["captured"] >= 2 * runs["capture"][0]["requests"]
