@@ -59,6 +59,7 @@ function setup(thread)
 end
 """
 TRACE_PROG = "fbt::tcp_*:entry { @[probefunc] = count(); }"
+ARMED_CLAUSE = 'BEGIN { printf("armed\\n"); } '    # the session runs: fires once, at its start
 NOMATCH = "udp port 9"
 STATES = ("plain", "capture", "nomatch", "trace", "anchor")
 
@@ -128,9 +129,11 @@ def run_wrk(url: str, seconds: float, conns: int) -> dict:
 
 class Side:
     """A `unik tcpdump` or `unik trace` child running while wrk runs:
-    started, waited for until armed, stopped with SIGINT, its output kept."""
+    started, waited for until `armed` appears in its output (the capture
+    or the session is then running in the kernel), stopped with SIGINT,
+    its output kept."""
 
-    def __init__(self, argv: list[str], env: dict, armed: str | None, settle: float):
+    def __init__(self, argv: list[str], env: dict, armed: str, settle: float):
         self.argv, self.env, self.armed, self.settle = argv, env, armed, settle
         self.out = self.err = ""
 
@@ -140,11 +143,11 @@ class Side:
         self.p = subprocess.Popen(self.argv, stdout=self.outf, stderr=self.errf,
                                   stdin=subprocess.DEVNULL, env=self.env,
                                   preexec_fn=_sigint_default)
-        end = time.monotonic() + 30
+        end = time.monotonic() + 90          # a loaded 2-core host: the CLI's start is slow
         while time.monotonic() < end:
             if self.p.poll() is not None:
                 break
-            if self.armed is None or self.armed in Path(self.errf.name).read_text():
+            if self.armed in Path(self.outf.name).read_text() + Path(self.errf.name).read_text():
                 break
             time.sleep(0.05)
         time.sleep(self.settle)           # the kernel side takes effect
@@ -190,7 +193,8 @@ def side_for(state: str, name: str, base: Path, pcap: Path) -> Side | None:
         return Side(unik_cmd("tcpdump", name, "-w", str(pcap), *NOMATCH.split()), env,
                     "listening on", 0.3)
     if state == "trace":
-        return Side(unik_cmd("trace", name, "--json", "-e", TRACE_PROG), env, None, 2.0)
+        return Side(unik_cmd("trace", name, "--json", "-e", ARMED_CLAUSE + TRACE_PROG), env,
+                    '"text": "armed', 0.3)
     return None
 
 

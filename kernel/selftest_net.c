@@ -85,7 +85,7 @@ static bool stn_tx_drained(void)
     struct netdev_stats a, b;
     netdev_get_stats(&a);
     u32 room = 0;
-    for (u32 ms = 0; ms < 1000 && (room = netdev_tx_room()) != NET_TX_BUFS; ms++)
+    for (u32 ms = 0; ms < 1000 && (room = netdev_tx_room(0)) != NET_TX_BUFS; ms++)
         thread_sleep_ms(1, "st-txroom");
     netdev_get_stats(&b);
     return room == NET_TX_BUFS && b.tx_drop_ring == a.tx_drop_ring &&

@@ -20,6 +20,7 @@
 #include "lib.h"
 #include "mm.h"
 #include "netdev.h"
+#include "sync.h"
 #include "thread.h"
 #include "tunables.h"
 #include "virtio_mmio.h"
@@ -60,6 +61,7 @@ struct vnet_state {
     u8 *rx_bufs;                       /* NET_RX_BUFS * NET_BUF_SIZE */
     u8 *tx_bufs;                       /* NET_TX_BUFS * NET_BUF_SIZE */
     u64 tx_free;                       /* bit i: tx buffer i is ours */
+    struct waitq tx_wait;              /* senders waiting for a free tx buffer */
     netdev_rx_fn rx_fn;
     void *rx_arg;
     struct netdev_stats stats;
@@ -129,6 +131,8 @@ static void vnet_irq(void *arg, u32 status)
     vnet.stats.irqs++;
     vnet_rx();
     vnet_tx_reclaim();
+    if (vnet.tx_free && vnet.tx_wait.head)
+        waitq_wake_all(&vnet.tx_wait);
 }
 
 /* Polling fallback: a service thread doing the interrupt's work every
@@ -140,6 +144,8 @@ static void vnet_poll_main(void *arg)
         u64 f = irq_save();
         vnet_rx();
         vnet_tx_reclaim();
+        if (vnet.tx_free && vnet.tx_wait.head)
+            waitq_wake_all(&vnet.tx_wait);
         irq_restore(f);
         thread_sleep_ms(NET_POLL_MS, "vnet-poll");
     }
@@ -181,14 +187,19 @@ out:
     return ok;
 }
 
-/* Free transmit buffers after taking back the used ones (see netdev.h).
- * Called by the netif's linkoutput before it sends. */
-u32 netdev_tx_room(void)
+/* Free transmit buffers after taking back the used ones, waiting up to
+ * wait_ms for one when there are none (see netdev.h; vnet_irq wakes the
+ * waiter).  Called by the netif's linkoutput before it sends. */
+u32 netdev_tx_room(u32 wait_ms)
 {
     if (!vnet.present)
         return 0;
     u64 f = irq_save();
     vnet_tx_reclaim();
+    if (!vnet.tx_free && wait_ms) {
+        waitq_wait(&vnet.tx_wait, "vnet-txroom", wait_ms);
+        vnet_tx_reclaim();
+    }
     u32 n = 0;
     for (u64 m = vnet.tx_free; m; m &= m - 1)   /* no popcnt: the CPU may lack it */
         n++;
@@ -266,6 +277,7 @@ bool netdev_init(void)
 {
     if (!vnet_probe())
         return false;
+    waitq_init(&vnet.tx_wait, "vnet-tx");
     if (!vnet_setup())
         return false;
     if (vnet.dev.features & VNET_F_MAC)

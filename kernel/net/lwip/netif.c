@@ -60,9 +60,10 @@ static void net_rx(void *arg, const u8 *frame, u32 len)
  * interrupt).  A full transmit ring is usually QEMU not having run its
  * device yet (it empties the ring asynchronously): wait for room a few
  * times rather than drop, since a dropped SYN-ACK or FIN costs the peer a
- * retransmission timeout.  The waits ask netdev_tx_room, so only a frame
- * really refused is counted (once here in tx_drop_dev, once in the
- * driver's tx_drop_ring). */
+ * retransmission timeout.  The waits block in netdev_tx_room until the
+ * device's transmit completion frees a buffer, so only a frame really
+ * refused is counted (once here in tx_drop_dev, once in the driver's
+ * tx_drop_ring). */
 static err_t net_linkoutput(struct netif *nif, struct pbuf *p)
 {
     static u8 frame[NETDEV_FRAME_MAX];    /* serialised by the core lock */
@@ -76,9 +77,9 @@ static err_t net_linkoutput(struct netif *nif, struct pbuf *p)
     /* ---- CAPTURE TAP (out): every frame lwIP sends, before the driver ---- */
     if (capture_tap)
         capture_tap(CAPTURE_DIR_OUT, frame, len);
-    for (u32 tries = 0; tries < NET_TX_RETRIES && netdev_tx_room() == 0; tries++) {
+    for (u32 tries = 0; tries < NET_TX_RETRIES && netdev_tx_room(0) == 0; tries++) {
         net_stats.tx_ring_waits++;        /* QEMU has not taken the ring yet: let it run */
-        thread_sleep_ms(NET_TX_RETRY_MS, "net-txring");
+        netdev_tx_room(NET_TX_RETRY_MS);  /* until its completion interrupt frees a buffer */
     }
     if (!netdev_send(frame, len)) {
         net_stats.tx_drop_dev++;
