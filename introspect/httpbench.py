@@ -321,9 +321,57 @@ def measure(base: Path, seconds: float = SECONDS, conns: int = CONNS, rounds: in
             "anchor": A.DESCRIPTION if "anchor" in states else None}
 
 
+def _busy_ns(ch) -> int:
+    """Guest CPU time of every thread but idle (ns; under -icount
+    shift=0 one ns of guest time is one instruction)."""
+    _, threads = ch.threads()
+    return sum(t["cpu_ns"] for t in threads if t["name"] != "idle")
+
+
+def guest_cost(base: Path, seconds: float, conns: int, rounds: int,
+               states=("plain", "trace", "nomatch", "capture")) -> dict:
+    """Guest instructions per request in each state (the host's load does
+    not enter): the http app under -icount shift=0, its busy threads' CPU
+    time over a wrk run divided by the requests.  {state: [per request]}."""
+    from .client import Channel
+    elf = build.ensure_built("http", auto=True)
+    port = free_port()
+    opts = qemu.BootOptions(mem="8M", net="user", ports=[[port, 80]], icount=True)
+    inst = instance.boot(app="http", kernel=elf, build_id=build_id(elf),
+                         name="bench-http-icount", opts=opts, mux=True, base=base)
+    url, out = f"http://127.0.0.1:{port}/", {s: [] for s in states}
+    try:
+        wait_ready(inst, 60)
+        run_wrk(url, 1, conns)
+        with Channel.for_instance(inst, timeout=30) as ch:
+            for r in range(rounds):
+                for state in states:
+                    side = side_for(state, inst.name, base, base / "icount.pcap")
+                    with side if side else _Nothing():
+                        b0 = _busy_ns(ch)
+                        w = run_wrk(url, seconds, conns)
+                        b1 = _busy_ns(ch)
+                    if w["errors"] == 0 and w["requests"]:
+                        out[state].append((b1 - b0) / w["requests"])
+    finally:
+        instance.stop(inst)
+        (base / "icount.pcap").unlink(missing_ok=True)
+    return out
+
+
+class _Nothing:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
 def rows(base: Path, quick: bool = False) -> list[dict]:
     """The benchmark rows (introspect/bench.py's run_all)."""
     m = measure(base, seconds=2 if quick else SECONDS, conns=8 if quick else CONNS,
                 rounds=1 if quick else 3)
+    m["icount"] = guest_cost(base, 2 if quick else 5, 8 if quick else CONNS,
+                             1 if quick else 2)
     from .httprows import build_rows
     return build_rows(m)

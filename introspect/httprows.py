@@ -123,6 +123,22 @@ def anchor_row(m: dict) -> dict:
                 failed=bool(n))
 
 
+def icount_row(m: dict) -> dict:
+    """Guest instructions per request, each state against plain."""
+    ic = m["icount"]
+    base = median(ic["plain"])
+    parts = [f"{s} {median(v):,.0f} ({base / median(v):.3f}x)" for s, v in ic.items()
+             if s != "plain" and v]
+    tr = ic.get("trace") or []
+    return _row("guest instructions per HTTP request (icount)", round(base), "instructions",
+                f"the http app's busy threads' CPU over wrk runs under -icount shift=0, "
+                f"medians of {len(ic['plain'])}: plain {base:,.0f}; "
+                + "; ".join(parts) + " (plain / state: the throughput ratio a guest-bound "
+                "server would see, the host's load left out)"
+                + (f"; `fbt::tcp_*` {base / median(tr):.3f}x against target >= 0.95"
+                   if tr else ""))
+
+
 def build_rows(m: dict) -> list[dict]:
     """Every row the measurements support, in the README's order."""
     out = [plain_row(m)]
@@ -135,4 +151,6 @@ def build_rows(m: dict) -> list[dict]:
         out.append(memory_row(m))
     if m["runs"].get("anchor"):
         out.append(anchor_row(m))
+    if m.get("icount") and m["icount"].get("plain"):
+        out.append(icount_row(m))
     return out
