@@ -6,7 +6,8 @@ anchor.py).
   aggregation; the rows built from a measurement, a run with errors
   making its row FAILED; the anchor's initramfs format and command line.
 - QEMU smoke: every row measured for 1 s over 8 connections against a
-  booted http app (no anchor: its download is a bench-time step), the rows'
+  booted http app (no anchor: its download is a bench-time step), and the
+  icount instance's instructions per request plain and traced; the rows'
   structure and the side tools' figures checked, never a rate or a time.
 
 Fails (never skips) when QEMU or wrk is missing.
@@ -194,6 +195,17 @@ def test_build_rows():
     assert anc["value"] == 500 and "2.20x" in anc["detail"] and "nginx" in anc["name"]
 
 
+def test_icount_row():
+    m = _measurement()
+    m["icount"] = {"plain": [15000.0, 14000.0], "trace": [20000.0, 19000.0],
+                   "nomatch": [15500.0, 15300.0], "capture": []}
+    rows = httprows.build_rows(m)
+    ic = rows[-1]
+    assert ic["unit"] == "instructions" and ic["value"] == 14500
+    assert "trace 19,500 (0.744x)" in ic["detail"] and "nomatch 15,400" in ic["detail"]
+    assert "capture" not in ic["detail"] and "`fbt::tcp_*` 0.744x" in ic["detail"]
+
+
 def test_row_with_errors_is_failed_not_hidden():
     rows = httprows.build_rows(_measurement(trace_errors=3))
     tr = next(r for r in rows if "fbt" in r["name"])
@@ -287,6 +299,9 @@ def test_httpbench_smoke(tmp_path):
     drv, glue = m["iface"]["driver"], m["iface"]["netif"]
     assert drv["tx_drop_ring"] == glue["tx_drop_dev"] == 0
     assert drv["tx_packets"] == glue["tx_frames"]
+    m["icount"] = httpbench.guest_cost(tmp_path, 1, 8, 1, states=("plain", "trace"))
+    assert len(m["icount"]["plain"]) == len(m["icount"]["trace"]) == 1
+    assert all(v[0] > 0 for v in m["icount"].values())
     rows = httprows.build_rows(m)
-    assert len(rows) == 5 and not any(r.get("failed") for r in rows)
+    assert len(rows) == 6 and not any(r.get("failed") for r in rows)
     assert all(isinstance(r["value"], (int, float)) and r["value"] > 0 for r in rows)
