@@ -321,25 +321,29 @@ def measure(base: Path, seconds: float = SECONDS, conns: int = CONNS, rounds: in
             "anchor": A.DESCRIPTION if "anchor" in states else None}
 
 
-def _busy_ns(ch) -> int:
-    """Guest CPU time of every thread but idle (ns; under -icount
-    shift=0 one ns of guest time is one instruction)."""
+def _busy_ns(ch) -> tuple[int, int]:
+    """Guest CPU time of every thread but idle, and of probe-chan alone
+    (ns; under -icount shift=0 one ns of guest time is one instruction)."""
     _, threads = ch.threads()
-    return sum(t["cpu_ns"] for t in threads if t["name"] != "idle")
+    return (sum(t["cpu_ns"] for t in threads if t["name"] != "idle"),
+            sum(t["cpu_ns"] for t in threads if t["name"] == "probe-chan"))
 
 
 def guest_cost(base: Path, seconds: float, conns: int, rounds: int,
                states=("plain", "trace", "nomatch", "capture")) -> dict:
     """Guest instructions per request in each state (the host's load does
     not enter): the http app under -icount shift=0, its busy threads' CPU
-    time over a wrk run divided by the requests.  {state: [per request]}."""
+    time over a wrk run divided by the requests.  {state: [per request]},
+    and {state + "/chan": [...]}: the share of the probe channel's thread
+    (draining the capture or the trace session to the host)."""
     from .client import Channel
     elf = build.ensure_built("http", auto=True)
     port = free_port()
     opts = qemu.BootOptions(mem="8M", net="user", ports=[[port, 80]], icount=True)
     inst = instance.boot(app="http", kernel=elf, build_id=build_id(elf),
                          name="bench-http-icount", opts=opts, mux=True, base=base)
-    url, out = f"http://127.0.0.1:{port}/", {s: [] for s in states}
+    url = f"http://127.0.0.1:{port}/"
+    out = {k: [] for s in states for k in (s, s + "/chan")}
     try:
         wait_ready(inst, 60)
         run_wrk(url, 1, conns)
@@ -352,7 +356,8 @@ def guest_cost(base: Path, seconds: float, conns: int, rounds: int,
                         w = run_wrk(url, seconds, conns)
                         b1 = _busy_ns(ch)
                     if w["errors"] == 0 and w["requests"]:
-                        out[state].append((b1 - b0) / w["requests"])
+                        out[state].append((b1[0] - b0[0]) / w["requests"])
+                        out[state + "/chan"].append((b1[1] - b0[1]) / w["requests"])
     finally:
         instance.stop(inst)
         (base / "icount.pcap").unlink(missing_ok=True)

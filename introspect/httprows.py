@@ -127,8 +127,12 @@ def icount_row(m: dict) -> dict:
     """Guest instructions per request, each state against plain."""
     ic = m["icount"]
     base = median(ic["plain"])
-    parts = [f"{s} {median(v):,.0f} ({base / median(v):.3f}x)" for s, v in ic.items()
-             if s != "plain" and v]
+
+    def chan(s):
+        c = ic.get(s + "/chan")
+        return f", probe-chan {median(c):,.0f}" if c else ""
+    parts = [f"{s} {median(v):,.0f} ({base / median(v):.3f}x{chan(s)})"
+             for s, v in ic.items() if s != "plain" and "/" not in s and v]
     tr = ic.get("trace") or []
     return _row("guest instructions per HTTP request (icount)", round(base), "instructions",
                 f"the http app's busy threads' CPU over wrk runs under -icount shift=0, "

@@ -198,11 +198,12 @@ def test_build_rows():
 def test_icount_row():
     m = _measurement()
     m["icount"] = {"plain": [15000.0, 14000.0], "trace": [20000.0, 19000.0],
-                   "nomatch": [15500.0, 15300.0], "capture": []}
+                   "nomatch": [15500.0, 15300.0], "capture": [],
+                   "trace/chan": [900.0, 1100.0]}
     rows = httprows.build_rows(m)
     ic = rows[-1]
     assert ic["unit"] == "instructions" and ic["value"] == 14500
-    assert "trace 19,500 (0.744x)" in ic["detail"] and "nomatch 15,400" in ic["detail"]
+    assert "trace 19,500 (0.744x, probe-chan 1,000)" in ic["detail"] and "nomatch 15,400" in ic["detail"]
     assert "capture" not in ic["detail"] and "`fbt::tcp_*` 0.744x" in ic["detail"]
 
 
@@ -301,7 +302,8 @@ def test_httpbench_smoke(tmp_path):
     assert drv["tx_packets"] == glue["tx_frames"]
     m["icount"] = httpbench.guest_cost(tmp_path, 1, 8, 1, states=("plain", "trace"))
     assert len(m["icount"]["plain"]) == len(m["icount"]["trace"]) == 1
-    assert all(v[0] > 0 for v in m["icount"].values())
+    assert m["icount"]["plain"][0] > 0 and m["icount"]["trace"][0] > 0
+    assert 0 <= m["icount"]["trace/chan"][0] < m["icount"]["trace"][0]
     rows = httprows.build_rows(m)
     assert len(rows) == 6 and not any(r.get("failed") for r in rows)
     assert all(isinstance(r["value"], (int, float)) and r["value"] > 0 for r in rows)
