@@ -41,6 +41,7 @@ from pathlib import Path
 from . import build, instance, qemu, wrkout
 from .client import wait_ready
 from .elfinfo import build_id
+from .errors import UnikError
 
 CONNS = 64
 SECONDS = 10.0
@@ -295,10 +296,16 @@ def measure(base: Path, seconds: float = SECONDS, conns: int = CONNS, rounds: in
     runs: dict[str, list] = {s: [] for s in states}
     anc = None
     inst, url = boot_http(base)
+    anchor_error = None
+    from . import anchor as A
     try:
         if "anchor" in states:
-            from . import anchor as A
-            anc = A.boot(base)
+            try:
+                anc = A.boot(base)
+            except UnikError as e:             # no archive, no boot: the other rows go on
+                anchor_error = f"{e} ({e.hint})" if getattr(e, "hint", "") else str(e)
+                states.remove("anchor")
+                runs.pop("anchor")
         run_wrk(url, 1, conns)                       # warm-up: ARP, first connections
         if anc:
             run_wrk(anc.url, 1, conns)
@@ -317,7 +324,7 @@ def measure(base: Path, seconds: float = SECONDS, conns: int = CONNS, rounds: in
             anc.stop()
         instance.stop(inst)
     return {"runs": runs, "memory": mem, "iface": iface, "seconds": seconds,
-            "conns": conns, "rounds": rounds,
+            "conns": conns, "rounds": rounds, "anchor_error": anchor_error,
             "anchor": A.DESCRIPTION if "anchor" in states else None}
 
 

@@ -155,6 +155,9 @@ def build_rows(m: dict) -> list[dict]:
         out.append(memory_row(m))
     if m["runs"].get("anchor"):
         out.append(anchor_row(m))
+    elif m.get("anchor_error"):
+        out.append(_row("anchor: nginx on Linux under the same QEMU", 0, "req/s",
+                        f"not measured: {m['anchor_error']}", failed=True))
     if m.get("icount") and m["icount"].get("plain"):
         out.append(icount_row(m))
     return out

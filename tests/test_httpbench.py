@@ -223,6 +223,14 @@ def test_failed_row_names_listen_overflows():
     assert "15 SYNs dropped meanwhile" in tr["detail"] and "backlog of 1" in tr["detail"]
 
 
+def test_anchor_that_could_not_boot_is_a_failed_row():
+    m = _measurement()
+    del m["runs"]["anchor"]
+    m["anchor_error"] = "apt-get download nginx failed: 404"
+    anc = httprows.build_rows(m)[-1]
+    assert anc["failed"] and anc["detail"] == "FAILED: not measured: apt-get download nginx failed: 404"
+
+
 def test_rows_without_optional_states():
     m = _measurement()
     m["runs"] = {"plain": m["runs"]["plain"]}
