@@ -12,7 +12,8 @@ UNIK := $(VENV)/bin/unik
 PYTEST_ARGS ?=
 # Debian packages and the command that proves each one is there.
 DEPS := qemu-system-x86:qemu-system-x86_64 gcc:gcc binutils:ld make:make \
-        xz-utils:xz curl:curl gdb:gdb tshark:tshark tcpdump:tcpdump nodejs:node python3-venv:python3
+        xz-utils:xz curl:curl gdb:gdb tshark:tshark tcpdump:tcpdump nodejs:node python3-venv:python3 \
+        wrk:wrk
 # libpcap0.8 (the library unik tcpdump compiles filters with) is checked with ldconfig.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 

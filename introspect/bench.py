@@ -321,6 +321,8 @@ def run_all(base: Path, app: str = "demo", quick: bool = False) -> list[dict]:
     rows += flightbench.rows(base, quick=quick)
     from . import profilebench          # profile provider: share spent sampling
     rows += profilebench.rows(base, quick=quick)
+    from . import httpbench             # HTTP with wrk (issue 7 §7; issue 6's fbt::tcp_* row)
+    rows += httpbench.rows(base, quick=quick)
     return rows
 
 

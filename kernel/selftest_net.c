@@ -13,6 +13,7 @@
 #include "selftest.h"
 #include "sync.h"
 #include "thread.h"
+#include "tunables.h"
 #include "x86.h"
 
 #define STN_ETH_ARP 0x0806
@@ -76,6 +77,21 @@ static bool stn_resolve(const u8 mac[6])
     return false;
 }
 
+/* The transmit ring empties once the device has sent what was queued:
+ * netdev_tx_room comes back to NET_TX_BUFS (within a second), and asking
+ * counts nothing.  Called by selftest_net after the ARP exchange. */
+static bool stn_tx_drained(void)
+{
+    struct netdev_stats a, b;
+    netdev_get_stats(&a);
+    u32 room = 0;
+    for (u32 ms = 0; ms < 1000 && (room = netdev_tx_room(0)) != NET_TX_BUFS; ms++)
+        thread_sleep_ms(1, "st-txroom");
+    netdev_get_stats(&b);
+    return room == NET_TX_BUFS && b.tx_drop_ring == a.tx_drop_ring &&
+           b.tx_packets == a.tx_packets;
+}
+
 /* Every driver check; called by selftest_main. */
 void selftest_net(void)
 {
@@ -110,6 +126,7 @@ void selftest_net(void)
     CHECK(s1.tx_packets > s0.tx_packets && s1.tx_bytes >= s0.tx_bytes + 60);
     CHECK(s1.rx_packets > s0.rx_packets && s1.rx_packets - s0.rx_packets >= stn_frames);
     CHECK(s1.irqs > s0.irqs);
+    CHECK(stn_tx_drained());
     kprintf("selftest: net: rx %lu tx %lu irqs %lu\n", (unsigned long)s1.rx_packets,
             (unsigned long)s1.tx_packets, (unsigned long)s1.irqs);
 }

@@ -4,6 +4,8 @@ from ..registry import Command
 def args(p):
     p.add_argument("--app", default="demo", help="application to measure (default demo)")
     p.add_argument("--quick", action="store_true", help="fewer repetitions (smoke run)")
+    p.add_argument("--http", action="store_true",
+                   help="only the HTTP rows: wrk against the http app (docs/httpbench.md)")
 
 
 def run(ctx, args):
@@ -13,7 +15,11 @@ def run(ctx, args):
 
     from introspect import bench
     with tempfile.TemporaryDirectory(prefix="unik-bench-", dir="/tmp") as d:
-        rows = bench.run_all(Path(d), app=args.app, quick=args.quick)
+        if args.http:
+            from introspect import httpbench
+            rows = httpbench.rows(Path(d), quick=args.quick)
+        else:
+            rows = bench.run_all(Path(d), app=args.app, quick=args.quick)
     if args.json:
         ctx.json(rows)
     else:

@@ -8,7 +8,8 @@
  * each frame to the receiver and posts the buffer again at once.
  * Transmit: NET_TX_BUFS buffers in a ring; netdev_send copies the frame
  * into a free one and queues it; the completion interrupt (or the next
- * send) takes used ones back.  A full ring is a counted drop, never a wait.
+ * send) takes used ones back.  A full ring is a counted drop, never a wait
+ * (netdev_tx_room lets a sender wait for room instead).
  * Everything runs with interrupts off (single CPU).
  *
  * Without a routable interrupt the driver polls from a service thread.
@@ -19,6 +20,7 @@
 #include "lib.h"
 #include "mm.h"
 #include "netdev.h"
+#include "sync.h"
 #include "thread.h"
 #include "tunables.h"
 #include "virtio_mmio.h"
@@ -59,6 +61,7 @@ struct vnet_state {
     u8 *rx_bufs;                       /* NET_RX_BUFS * NET_BUF_SIZE */
     u8 *tx_bufs;                       /* NET_TX_BUFS * NET_BUF_SIZE */
     u64 tx_free;                       /* bit i: tx buffer i is ours */
+    struct waitq tx_wait;              /* senders waiting for a free tx buffer */
     netdev_rx_fn rx_fn;
     void *rx_arg;
     struct netdev_stats stats;
@@ -128,6 +131,8 @@ static void vnet_irq(void *arg, u32 status)
     vnet.stats.irqs++;
     vnet_rx();
     vnet_tx_reclaim();
+    if (vnet.tx_free && vnet.tx_wait.head)
+        waitq_wake_all(&vnet.tx_wait);
 }
 
 /* Polling fallback: a service thread doing the interrupt's work every
@@ -139,6 +144,8 @@ static void vnet_poll_main(void *arg)
         u64 f = irq_save();
         vnet_rx();
         vnet_tx_reclaim();
+        if (vnet.tx_free && vnet.tx_wait.head)
+            waitq_wake_all(&vnet.tx_wait);
         irq_restore(f);
         thread_sleep_ms(NET_POLL_MS, "vnet-poll");
     }
@@ -178,6 +185,26 @@ bool netdev_send(const void *frame, u32 len)
 out:
     irq_restore(f);
     return ok;
+}
+
+/* Free transmit buffers after taking back the used ones, waiting up to
+ * wait_ms for one when there are none (see netdev.h; vnet_irq wakes the
+ * waiter).  Called by the netif's linkoutput before it sends. */
+u32 netdev_tx_room(u32 wait_ms)
+{
+    if (!vnet.present)
+        return 0;
+    u64 f = irq_save();
+    vnet_tx_reclaim();
+    if (!vnet.tx_free && wait_ms) {
+        waitq_wait(&vnet.tx_wait, "vnet-txroom", wait_ms);
+        vnet_tx_reclaim();
+    }
+    u32 n = 0;
+    for (u64 m = vnet.tx_free; m; m &= m - 1)   /* no popcnt: the CPU may lack it */
+        n++;
+    irq_restore(f);
+    return n;
 }
 
 /* Find the device, check it is modern and negotiate MAC and STATUS.
@@ -250,6 +277,7 @@ bool netdev_init(void)
 {
     if (!vnet_probe())
         return false;
+    waitq_init(&vnet.tx_wait, "vnet-tx");
     if (!vnet_setup())
         return false;
     if (vnet.dev.features & VNET_F_MAC)

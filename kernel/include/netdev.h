@@ -38,5 +38,11 @@ bool netdev_link_up(void);
 void netdev_set_rx(netdev_rx_fn fn, void *arg);
 /* Queue one frame (copied); false if dropped (counted). Any context. */
 bool netdev_send(const void *frame, u32 len);
+/* Free transmit buffers (used ones taken back first): a sender that would
+ * rather wait than drop asks this before netdev_send, so waiting for room
+ * is not counted as a drop.  With none free and wait_ms > 0, block until
+ * the device's transmit completion frees one or wait_ms passes (threads
+ * only); wait_ms == 0 never blocks (any context). */
+u32 netdev_tx_room(u32 wait_ms);
 void netdev_get_stats(struct netdev_stats *out);
 #endif

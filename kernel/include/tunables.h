@@ -60,8 +60,8 @@
 #define NET_POLL_MS 1                 /* without an interrupt: poll the device this often */
 
 /* --- lwIP glue (kernel/net/lwip/netif.c) --- */
-#define NET_TX_RETRIES 50             /* a frame the driver's full ring refuses is retried this often, then dropped */
-#define NET_TX_RETRY_MS 1             /* sleep between those retries (QEMU empties the ring meanwhile) */
+#define NET_TX_RETRIES 50             /* linkoutput waits this often for room in a full transmit ring, then drops */
+#define NET_TX_RETRY_MS 1             /* each wait: until a transmit completion frees a buffer, at most this */
 
 /* --- watchdog (kernel/sched/watchdog.c) --- */
 #define WATCHDOG_PERIOD_MS 250        /* how often the watchdog scans the threads */

@@ -79,10 +79,12 @@ static void net_rx(void *arg, const u8 *frame, u32 len)
 
 /* lwIP's linkoutput: one frame out (core lock held; a thread, never the
  * interrupt).  A full transmit ring is usually QEMU not having run its
- * device yet (it empties the ring asynchronously): wait for it a few
+ * device yet (it empties the ring asynchronously): wait for room a few
  * times rather than drop, since a dropped SYN-ACK or FIN costs the peer a
- * retransmission timeout.  Each failed netdev_send still counts in the
- * driver's tx_drop_ring. */
+ * retransmission timeout.  The waits block in netdev_tx_room until the
+ * device's transmit completion frees a buffer, so only a frame really
+ * refused is counted (once here in tx_drop_dev, once in the driver's
+ * tx_drop_ring). */
 static err_t net_linkoutput(struct netif *nif, struct pbuf *p)
 {
     static u8 frame[NETDEV_FRAME_MAX];    /* serialised by the core lock */
@@ -97,14 +99,14 @@ static err_t net_linkoutput(struct netif *nif, struct pbuf *p)
     if (capture_tap)
         capture_tap(CAPTURE_DIR_OUT, frame, len);
     net_flight(FLIGHT_NET_TX, frame, len);
-    for (u32 tries = 0; !netdev_send(frame, len); tries++) {
-        if (tries == NET_TX_RETRIES) {
-            net_stats.tx_drop_dev++;
-            LINK_STATS_INC(link.drop);
-            return ERR_IF;
-        }
+    for (u32 tries = 0; tries < NET_TX_RETRIES && netdev_tx_room(0) == 0; tries++) {
         net_stats.tx_ring_waits++;        /* QEMU has not taken the ring yet: let it run */
-        thread_sleep_ms(NET_TX_RETRY_MS, "net-txring");
+        netdev_tx_room(NET_TX_RETRY_MS);  /* until its completion interrupt frees a buffer */
+    }
+    if (!netdev_send(frame, len)) {
+        net_stats.tx_drop_dev++;
+        LINK_STATS_INC(link.drop);
+        return ERR_IF;
     }
     net_stats.tx_frames++;
     LINK_STATS_INC(link.xmit);
