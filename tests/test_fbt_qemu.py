@@ -58,6 +58,32 @@ def test_whole_kernel_entry_counts_are_exact_and_kernel_serves(inst):
     assert "0 enabled" in v.stdout and "text matches the ELF" in v.stdout
 
 
+def _agg_blocks(text: str) -> list[dict[str, int]]:
+    """The aggregations printed at exit, in order, as {key: count}."""
+    return [_counts(b) for b in re.split(r"\n\s*\n", text.strip("\n")) if b.strip()]
+
+
+def test_probe_keyed_counts_exact_across_aggregations_and_sessions(inst):
+    """`@[probefunc] = count()` is served from the session's key cache by
+    probe id (engine.c probe_count_key): two aggregations and two keys on
+    the same probes stay exact and apart, and a later session on the same
+    slot starts from an empty cache (no count lands in the old arena)."""
+    script = ("fbt::fbt_round:entry, fbt::fbt_fact:entry, fbt::fbt_answer:entry "
+              "{ @a[probefunc] = count(); @b[probename] = count(); } "
+              "fbt::fbt_fact:entry { @c[probefunc] = count(); } tick-2s { exit(0); }")
+    out = unik(inst.env, "trace", inst.name, "-q", "-e", script, timeout=120).stdout
+    a, b, c = _agg_blocks(out)
+    assert a["fbt_round"] >= 10
+    assert a["fbt_fact"] == 10 * a["fbt_round"] and a["fbt_answer"] == a["fbt_round"]
+    assert b == {"entry": sum(a.values())}
+    assert c == {"fbt_fact": a["fbt_fact"]}
+    again = unik(inst.env, "trace", inst.name, "-q", "-e",
+                 "fbt::fbt_answer:entry { @[probefunc] = count(); } tick-1s { exit(0); }",
+                 timeout=120).stdout
+    [d] = _agg_blocks(again)
+    assert list(d) == ["fbt_answer"] and d["fbt_answer"] >= 3
+
+
 def test_wildcard_enables_in_few_requests_and_fast(inst):
     probes = probetable.load(inst.kernel)
     prog = compile_script("fbt:::entry, fbt:::return { }", "-e", probes)

@@ -49,6 +49,7 @@
 #define PROBE_SCRATCH_BYTES 8192      /* string scratch space of one clause firing */
 #define PROBE_STAGE_BYTES 8192        /* records one clause firing may stage before commit */
 #define PROBE_TUPLE_BYTES 2048        /* bytes of one tuple key (aggregation or assoc array) */
+#define PROBE_KEYCACHE 128            /* per session: `@[probefunc] = count()` entries cached by probe id (power of 2) */
 #define PROBE_ARENA_MIN 4096          /* smallest bufsize / aggsize / dynvarsize accepted */
 #define PROBE_ARENA_MAX (8u << 20)    /* largest bufsize / aggsize / dynvarsize accepted */
 

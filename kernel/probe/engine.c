@@ -121,39 +121,105 @@ static u64 probe_builtin_cb(void *env, u32 id)
     return probe_builtin(env, id);
 }
 
-/* Enabling e's clause is `LDB r, b; TPUSH r, k; AGG a, r; RET` with a a
- * one-key count() (vm_clause.key1): read b, build the one-value tuple as
- * TPUSH would (a string: u16 length, the bytes, zeros to a word), and if
- * the aggregation's cache holds that key, bump it as the VM's AGG would.
- * Nothing here can fault or record; a miss (a new key, a key out of the
- * cache, a string too long) returns false and the VM runs the clause from
- * the start.  Called by probe_clause_run, interrupts off. */
-bool probe_count_key(const struct probe_enabling *e, struct probe_session *s)
+/* Is builtin b a function of the firing probe alone (its name parts)? */
+static inline bool probe_key_const(u32 b)
 {
-    const struct vm_clause *cl = &s->prog.cl[e->clause];
-    u8 *t = probe_st.ctx.tuple;
-    u64 v = probe_builtin_cb(s, cl->key1_builtin);
-    u32 len = 8;
-    if (cl->key1_str) {
-        const char *str = v ? (const char *)(uintptr_t)v : "";
-        u32 n = (u32)strnlen(str, s->prog.strsize - 1);
-        u64 zero = 0;
-        len = (u32)ALIGN_UP(2 + n, 8);
-        if (len > PROBE_TUPLE_BYTES)
-            return false;
-        u16 l16 = (u16)n;
-        __builtin_memcpy(t + len - 8, &zero, 8);
-        __builtin_memcpy(t, &l16, 2);
-        vm_copy(t + 2, (const u8 *)str, n);
-    } else {
+    return b == ISA_B_PROBEPROV || b == ISA_B_PROBEMOD || b == ISA_B_PROBEFUNC ||
+           b == ISA_B_PROBENAME;
+}
+
+/* Session s's key cache entry for (probe, key1, builtin).  fbt's ids
+ * are 2i / 2i+1 per function: entry and return of one function, and
+ * neighbouring functions, take different entries. */
+static inline struct probe_keyhit *probe_keyhit_of(struct probe_session *s, u32 probe, u32 key1)
+{
+    return &s->keyhit[(probe ^ (probe >> 7) ^ (key1 << 3)) & (PROBE_KEYCACHE - 1)];
+}
+
+/* Build the one-value tuple of builtin value v as TPUSH would (a string:
+ * u16 length, the bytes, zeros to a word) in t; its length, or 0 when it
+ * does not fit (the VM then runs the clause and says so). */
+static inline __attribute__((always_inline)) u32
+probe_key_tuple(u8 *t, u64 v, bool str, u32 strsize)
+{
+    if (!str) {
         __builtin_memcpy(t, &v, 8);
+        return 8;
     }
+    const char *p = v ? (const char *)(uintptr_t)v : "";
+    u32 n = (u32)strnlen(p, strsize - 1);
+    u64 zero = 0;
+    u32 len = (u32)ALIGN_UP(2 + n, 8);
+    if (len > PROBE_TUPLE_BYTES)
+        return 0;
+    u16 l16 = (u16)n;
+    __builtin_memcpy(t + len - 8, &zero, 8);
+    __builtin_memcpy(t, &l16, 2);
+    vm_copy(t + 2, (const u8 *)p, n);
+    return len;
+}
+
+/* The aggregation cache's entry for the one-value tuple t[0..len) of
+ * enabling e's key1 clause if it holds that key and is a one-key count(),
+ * else NULL. */
+static inline __attribute__((always_inline)) u64 *
+probe_count_entry(const struct probe_enabling *e, struct probe_session *s,
+                  const u8 *t, u32 len)
+{
     const struct agg_last *l = &s->agg.last[e->key1 - 1][agg_slot(t, len)];
     if (!l->w || !l->count || l->nkeys != 1 || l->keylen != len ||
         !agg_key_same(l->key, t, len))
+        return NULL;
+    return l->w;
+}
+
+/* Enabling e's clause is `LDB r, b; TPUSH r, k; AGG a, r; RET` with a a
+ * one-key count() (vm_clause.key1).  A key that depends on the probe only
+ * (probefunc, ...) is first looked up by probe id in the session's key
+ * cache; otherwise read b, build the tuple, and if the aggregation's cache
+ * holds that key, bump it as the VM's AGG would.  Nothing here can fault
+ * or record; a miss (a new key, a key out of the cache, a string too
+ * long) returns false and the VM runs the clause from the start.  Called
+ * by probe_clause_run, interrupts off. */
+bool probe_count_key(const struct probe_enabling *e, struct probe_session *s)
+{
+    const struct vm_clause *cl = &s->prog.cl[e->clause];
+    u32 probe = probe_st.ctx.probe;
+    if (probe_key_const(cl->key1_builtin)) {
+        const struct probe_keyhit *h = probe_keyhit_of(s, probe, e->key1);
+        if (h->w && h->probe == probe && h->key1 == e->key1 && h->builtin == cl->key1_builtin) {
+            h->w[0]++;
+            return true;
+        }
+    }
+    u8 *t = probe_st.ctx.tuple;
+    u32 len = probe_key_tuple(t, probe_builtin_cb(s, cl->key1_builtin), cl->key1_str,
+                              s->prog.strsize);
+    u64 *w = len ? probe_count_entry(e, s, t, len) : NULL;
+    if (!w)
         return false;
-    l->w[0]++;
+    w[0]++;
     return true;
+}
+
+/* After the VM ran enabling e's key1 clause (probe_count_key missed):
+ * when its key is the probe's alone, the entry the VM's AGG just updated
+ * is the aggregation cache's, so remember it by probe id, and the next
+ * firing of this probe skips the VM and the key.  Called by
+ * probe_clause_run, interrupts off. */
+void probe_count_learn(const struct probe_enabling *e, struct probe_session *s)
+{
+    const struct vm_clause *cl = &s->prog.cl[e->clause];
+    if (!probe_key_const(cl->key1_builtin))
+        return;
+    u32 probe = probe_st.ctx.probe;
+    u8 *t = probe_st.ctx.tuple;
+    u32 len = probe_key_tuple(t, probe_builtin_cb(s, cl->key1_builtin), cl->key1_str,
+                              s->prog.strsize);
+    u64 *w = len ? probe_count_entry(e, s, t, len) : NULL;
+    if (w)
+        *probe_keyhit_of(s, probe, e->key1) = (struct probe_keyhit){
+            .probe = probe, .key1 = e->key1, .builtin = cl->key1_builtin, .w = w };
 }
 
 /* stack() (vm_ctx.stack): the walk from the firing's origin. */

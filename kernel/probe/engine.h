@@ -38,6 +38,17 @@ struct probe_dm {
     struct probe_abort why;
 };
 
+/* One entry of a session's cache of probe-constant aggregation keys
+ * (probe_count_key): probe id, aggregation + 1 and builtin say whose count
+ * w[0] is.  Aggregation entries are never freed while the session lives, so w
+ * stays valid; the session's loading clears the cache. */
+struct probe_keyhit {
+    u32 probe;
+    u8 key1;
+    u16 builtin;
+    u64 *w;                     /* NULL: empty */
+};
+
 struct probe_session {
     enum probe_sstate state;
     bool exiting;               /* exit() ran: no more clauses but END */
@@ -57,6 +68,9 @@ struct probe_session {
     struct probe_stats st;
     u64 cycles;                 /* TSC cycles spent in its clauses (probe_clause; deadman) */
     struct probe_dm dm;
+    /* `@[probefunc] = count()` and its kin: a key that is a function of
+     * the probe alone, its entry found by probe id (probe_count_key) */
+    struct probe_keyhit keyhit[PROBE_KEYCACHE];
 };
 
 /* One (probe, clause) pair of a session.  While the session runs it is
@@ -118,6 +132,8 @@ void probe_leave(u64 flags);
 /* Enabling e's clause is `@[builtin] = count()` (vm_clause.key1): bump
  * the key's count if the aggregation's cache has it; false: run the VM. */
 bool probe_count_key(const struct probe_enabling *e, struct probe_session *s);
+/* After the VM ran it: remember a probe-constant key's entry by probe id. */
+void probe_count_learn(const struct probe_enabling *e, struct probe_session *s);
 /* Is [addr, addr+len) engine state (the deny-list's own part)? */
 bool probe_denied(u64 addr, u64 len);
 /* profile.c: (re)program the sampling timer for the linked profile-N
@@ -185,6 +201,8 @@ probe_clause_run(struct probe_enabling *e, struct probe_session *s)
         probe_error(s, e->sid, c->probe, e->clause, e->epid);
         return;
     }
+    if (e->key1)
+        probe_count_learn(e, s);
     if (__builtin_expect(c->stage_len != 0, 0)) {
         probe_commit_stage(s, c);
         if (c->exited) {

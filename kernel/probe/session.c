@@ -116,6 +116,7 @@ int probe_load(u32 sid, struct probe_verr *e)
     if (!session_alloc(&s->var_mem, (u64)s->prog.globals_bytes + s->prog.locals_bytes))
         return PROBE_E_NOSPACE;
     agg_init(&s->agg, s->agg_mem.base, s->agg_mem.pages * PAGE_SIZE);
+    memset(s->keyhit, 0, sizeof s->keyhit);
     dyn_init(&s->dyn, s->dyn_mem.base, s->dyn_mem.pages * PAGE_SIZE);
     s->state = PS_LOADED;
     return PROBE_OK;
