@@ -216,7 +216,7 @@ def boot(base: Path, timeout: float = 180.0) -> Anchor:
     serial log."""
     import urllib.request
     from .errors import UnikError
-    from .httpbench import free_port
+    from .netopts import free_port
     kernel, initrd = ensure_built()
     port, log = free_port(), base / "anchor-serial.log"
     log.unlink(missing_ok=True)

@@ -32,7 +32,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -42,6 +41,7 @@ from . import build, instance, qemu, wrkout
 from .client import wait_ready
 from .elfinfo import build_id
 from .errors import UnikError
+from .netopts import free_port
 
 CONNS = 64
 SECONDS = 10.0
@@ -63,14 +63,6 @@ TRACE_PROG = "fbt::tcp_*:entry { @[probefunc] = count(); }"
 ARMED_CLAUSE = 'BEGIN { printf("armed\\n"); } '    # the session runs: fires once, at its start
 NOMATCH = "udp port 9"
 STATES = ("plain", "capture", "nomatch", "trace", "anchor")
-
-
-def free_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def unik_cmd(*argv: str) -> list[str]:

@@ -114,3 +114,13 @@ def describe(boot: dict) -> str:
         q, p = boot.get("dgram") or ["?", "?"]
         return f"dgram:{q}<->{p}"
     return "-"
+
+
+def free_port() -> int:
+    """A TCP port on the host's loopback that is free now (for --port in
+    benchmarks and tests; someone may still take it before QEMU does)."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port

@@ -21,17 +21,10 @@ from pathlib import Path
 from . import build, instance, qemu
 from .client import Channel, wait_ready
 from .elfinfo import build_id
+from .netopts import free_port
 
 IDLE = 64                       # the wrk benchmark's connection count
 REQUESTS = 40
-
-
-def _free_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def _counters(ch, db) -> dict:
@@ -75,7 +68,7 @@ def measure(base: Path, n: int = REQUESTS) -> dict:
     from .dwarf import TypeDB
     elf = build.ensure_built("http", auto=True)
     db = TypeDB.from_elf(elf)
-    port = _free_port()
+    port = free_port()
     opts = qemu.BootOptions(mem="8M", icount=True, net="user", ports=[[port, 80]],
                             append="http.idle_ms=600000")
     inst = instance.boot(app="http", kernel=elf, build_id=build_id(elf),

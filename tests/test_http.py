@@ -20,16 +20,9 @@ import time
 import pytest
 
 from instances import booted, unik, wait_until
+from introspect.netopts import free_port
 
 IDLE_MS, REQ_MS = 4000, 1500
-
-
-def free_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def booted_http(tmp_path_factory, append: str, hold: bool = False):
