@@ -37,10 +37,11 @@ def test_sockets_table(web):
     lines = text.splitlines()
     assert lines[0] == "Active Internet connections (servers and established)"
     assert re.match(r"Proto Recv-Q Send-Q Local Address +Foreign Address +State +rtt +rto "
-                    r"+retr +snd_wnd +rcv_wnd +cwnd +mss$", lines[1]), lines[1]
+                    r"+retr +snd_wnd +rcv_wnd +cwnd +mss +bytes_acked +bytes_rcvd$", lines[1]), \
+        lines[1]
     assert re.search(r"^tcp +0 +32 0\.0\.0\.0:80 +0\.0\.0\.0:\* +LISTEN$", text, re.M), text
     est = re.search(rf"^tcp +0 +0 10\.0\.2\.15:80 +10\.0\.2\.2:{web.client_port} +ESTABLISHED"
-                    rf" +(\d+)/(\d+)ms +(\d+)ms +0 +(\d+) +(\d+) +(\d+) +1460$", text, re.M)
+                    rf" +(\d+)/(\d+)ms +(\d+)ms +0 +(\d+) +(\d+) +(\d+) +1460 +0 +0$", text, re.M)
     assert est, text
     assert int(est[3]) % 500 == 0 and int(est[4]) > 0 and int(est[5]) > 0
     # without -a: connections only; -l: listeners only; -u: no UDP socket here
@@ -118,6 +119,35 @@ def _tid(inst, name: str) -> int:
     ps = json.loads(unik(inst.env, "ps", "web", "--json").stdout)["threads"]
     [t] = [t for t in ps if t["name"] == name and t["state_name"] != "dead"]
     return t["tid"]
+
+
+def test_bytes_acked_and_received(web):
+    """ss -i's bytes_received and bytes_acked, from the sequence numbers
+    against the bases the PCB watch keeps at the passive open: exactly the
+    request's bytes in and the response's out, on a connection kept open;
+    the connection the fixture holds has moved none."""
+    import socket
+    req = b"PUT /kv/bytes HTTP/1.1\r\nHost: t\r\nContent-Length: 1000\r\n\r\n" + b"x" * 1000
+    with socket.create_connection(("127.0.0.1", web.port), timeout=10) as s:
+        s.sendall(req)
+        resp = b""
+        while b"\r\n\r\n" not in resp:
+            resp += s.recv(4096)
+        head, _, body = resp.partition(b"\r\n\r\n")
+        n = int(re.search(rb"(?i)content-length: *(\d+)", head)[1])
+        while len(body) < n:
+            body += s.recv(4096)
+        port, out = s.getsockname()[1], len(head) + 4 + n
+
+        def row():
+            rows = [r for r in _ns(web, "web", "-a")["sockets"] if r.get("remote_port") == port]
+            return rows[0] if rows and rows[0]["bytes_acked"] == out else None
+        r = wait_until(row, 10, "the response to be acked")
+        assert r["bytes_received"] == len(req)
+        text = unik(web.env, "netstat", "web").stdout
+        assert re.search(rf":{port} +ESTABLISHED .* {out} +{len(req)}$", text, re.M), text
+    [held] = [r for r in _established(web) if r["remote_port"] == web.client_port]
+    assert (held["bytes_received"], held["bytes_acked"]) == (0, 0)
 
 
 def test_owner_column(web):

@@ -5,7 +5,8 @@ read from lwIP's own tables (introspect/helpers/sockets.py, netstat.py).
 
 Without -i/-s/-r, the socket table as `netstat -tunw` prints it (-l: the
 listening sockets only, -a: all), with ss -ti's TCP details on each line
-(rtt, rto, retransmissions, windows, cwnd, mss); -p adds the owning
+(rtt, rto, retransmissions, windows, cwnd, mss, bytes acked and
+received); -p adds the owning
 thread as `tid/name` (netstat -p's PID/Program name; --json always has
 it as owner: {tid, name}).  A listener's Recv-Q
 and Send-Q are its accept queue and backlog, as in ss.  -i: interface
@@ -65,7 +66,8 @@ def render_sockets(rows: list[dict], a) -> list[str]:
         head += f"{'Thread':<16} "
     out = [f"Active Internet connections ({what})",
            head + f"{'rtt':>10} {'rto':>6} {'retr':>4} "
-           f"{'snd_wnd':>7} {'rcv_wnd':>7} {'cwnd':>6} {'mss':>5}"]
+           f"{'snd_wnd':>7} {'rcv_wnd':>7} {'cwnd':>6} {'mss':>5} "
+           f"{'bytes_acked':>11} {'bytes_rcvd':>10}"]
     for r in rows:
         line = (f"{r['proto']:<5} {r.get('recv_q', 0):>6} {r.get('send_q', 0):>6} "
                 f"{r['local']:<21} {r['remote']:<21} {r['state']:<11}")
@@ -75,9 +77,15 @@ def render_sockets(rows: list[dict], a) -> list[str]:
             rtt = f"{r['rtt_ms']}/{r.get('rttvar_ms', 0)}ms"
             line += (f" {rtt:>10} {str(r['rto_ms']) + 'ms':>6} {r['nrtx']:>4} "
                      f"{r['snd_wnd']:>7} {r['rcv_wnd']:>7} {r.get('cwnd', 0):>6} "
-                     f"{r.get('mss', 0):>5}")
+                     f"{r.get('mss', 0):>5} {_count(r.get('bytes_acked')):>11} "
+                     f"{_count(r.get('bytes_received')):>10}")
         out.append(line.rstrip())
     return out
+
+
+def _count(v) -> str:
+    """A byte count, or - where the kernel has no base for it."""
+    return "-" if v is None else str(v)
 
 
 def _live(name):

@@ -176,7 +176,34 @@ def _tcp(pcb, lst: str) -> dict:
         row["recv_q"] = max(wnd - row["rcv_wnd"], 0) if wnd else 0
     row.update(rttvar_ms=max(int(pcb.sv) >> 2, 0) * TCP_SLOW_INTERVAL_MS,
                cwnd=int(pcb.cwnd), ssthresh=int(pcb.ssthresh), mss=int(pcb.mss))
+    row.update(_tcp_bytes(pcb, row["state"]))
     return row
+
+
+# States in which the peer's FIN was received / ours was acked: each took
+# one sequence number that is not a byte.
+_FIN_IN = {"CLOSE_WAIT", "LAST_ACK", "CLOSING", "TIME_WAIT"}
+_FIN_ACKED = {"FIN_WAIT_2", "TIME_WAIT"}
+
+
+def _tcp_bytes(pcb, state: str) -> dict:
+    """ss -i's bytes_received and bytes_acked from the sequence numbers,
+    against the first data byte's each way that the kernel's PCB watch
+    kept in ext arg 1 at the passive open (kernel/net/lwip/pcbwatch.c);
+    None for a connection it has no base for (an active open, a kernel
+    without the watch).  Modulo 4 GiB: lwIP's sequence numbers are 32-bit."""
+    try:
+        w = int(pcb.ext_args[1].data)
+    except (UnikError, KeyError, AttributeError, IndexError, TypeError):
+        w = 0
+    if not w:
+        return {"bytes_received": None, "bytes_acked": None}
+    if state == "SYN_RCVD":                 # nothing but the SYN yet
+        return {"bytes_received": 0, "bytes_acked": 0}
+    rcv0, snd0 = w >> 32, w & 0xFFFFFFFF
+    got = (int(pcb.rcv_nxt) - rcv0 - (state in _FIN_IN)) & 0xFFFFFFFF
+    acked = (int(pcb.lastack) - snd0 - (state in _FIN_ACKED)) & 0xFFFFFFFF
+    return {"bytes_received": got, "bytes_acked": acked}
 
 
 def _tcp_wnd(prog) -> int:

@@ -29,7 +29,16 @@
  * a passive open to its listener's owner; net_pcb_set_owner moves one.
  * Raw and UDP PCBs have no ext args: net_pcb_note_owner keeps them in the
  * side table net_pcb_owners (ping's raw PCB).  The host reads both
- * (introspect/helpers/sockets.py), live or from a core. */
+ * (introspect/helpers/sockets.py), live or from a core.
+ *
+ * Bytes: lwIP keeps no per-connection byte totals, but its sequence
+ * numbers count bytes.  A second ext arg slot (NET_PCB_SEQ) keeps, for a
+ * passive open, the sequence number of the first data byte each way
+ * (irs + 1 << 32 | iss + 1, read in passive_open, where lwIP has just set
+ * rcv_nxt = irs + 1 and lastack = iss); the host gives ss -i's
+ * bytes_received (rcv_nxt - irs - 1) and bytes_acked (lastack - iss - 1),
+ * less a FIN, modulo 4 GiB.  Active opens (no application makes one) are
+ * left at 0: unknown. */
 #include "lwip/opt.h"
 #include "lwip/tcp.h"
 #include "lwip/tcpip.h"
@@ -42,7 +51,8 @@
 #include "x86.h"
 #include "tunables.h"
 
-#define NET_PCB_EXT 0                   /* our ext arg slot (lwipopts.h: 1 slot) */
+#define NET_PCB_EXT 0                   /* our ext arg slots (lwipopts.h: 2): owner and state, */
+#define NET_PCB_SEQ 1                   /* and the first data byte's sequence number each way */
 
 /* Side table of raw/UDP PCB owners (pcb 0: free slot). */
 struct net_pcb_owner net_pcb_owners[NET_PCB_OWNERS];
@@ -179,6 +189,8 @@ static err_t pcbwatch_passive_open(u8_t id, struct tcp_pcb_listen *lpcb, struct 
     cpcb->ext_args[id].callbacks = &pcbwatch_cb;
     u64 w = (u64)(uintptr_t)cpcb << 32 | owner | CLOSED;
     pcbwatch_set_word(cpcb, w);
+    cpcb->ext_args[NET_PCB_SEQ].data =
+        (void *)(uintptr_t)((u64)cpcb->rcv_nxt << 32 | (u32)(cpcb->lastack + 1));
     pcbwatch_transition(cpcb, w, cpcb->state);
     return ERR_OK;
 }

@@ -98,7 +98,7 @@
  * recorder and each PCB's owning thread for netstat, without patching lwIP:
  * one ext arg slot per TCP PCB, and every release of the core lock looks at
  * the PCB lists before it lets go. --- */
-#define LWIP_TCP_PCB_NUM_EXT_ARGS 1
+#define LWIP_TCP_PCB_NUM_EXT_ARGS 2      /* 0: owner and state; 1: byte counts' bases */
 void net_core_unlock(void);
 #define LOCK_TCPIP_CORE() sys_mutex_lock(&lock_tcpip_core)
 #define UNLOCK_TCPIP_CORE() net_core_unlock()
